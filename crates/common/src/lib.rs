@@ -1,0 +1,1 @@
+pub use fabric_protos;
