@@ -1,1 +1,13 @@
+//! Shared Fabric primitives used by the orderer, `configtxgen` and the client:
+//! block hashing and assembly ([`block`]), ECDSA P-256 signatures with
+//! Fabric's low-S rule ([`crypto`]), local MSP signing identities ([`msp`]),
+//! signed envelopes ([`envelope`]) and development crypto material in
+//! Fabric's MSP folder layout ([`devcrypto`]).
+
+pub mod block;
+pub mod crypto;
+pub mod devcrypto;
+pub mod envelope;
+pub mod msp;
+
 pub use fabric_protos;

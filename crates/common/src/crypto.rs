@@ -1,0 +1,216 @@
+//! ECDSA P-256 / SHA-256 signatures as Fabric's BCCSP makes and checks them:
+//! DER-encoded `(r, s)` with `s` in the lower half of the group order
+//! ("low-S"). Signing normalises `s`; verification rejects high-S.
+//! The arithmetic is done by `ring` (about 55 µs per verification).
+
+use ring::signature::{self, UnparsedPublicKey};
+
+/// Order `n` of the P-256 group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// `n >> 1`: the largest `s` Fabric accepts.
+const P256_HALF_N: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Why a signature was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Not a DER `SEQUENCE { INTEGER r, INTEGER s }` of P-256 size.
+    #[error("malformed ECDSA signature")]
+    Malformed,
+    /// `s` is greater than half the group order (Fabric: "Invalid S. Must be smaller than half the order").
+    #[error("invalid S: must be smaller than half the order")]
+    HighS,
+    /// The signature does not verify with this key.
+    #[error("signature verification failed")]
+    Invalid,
+}
+
+/// `(r, s)` as 32-byte big-endian integers.
+fn parse_der(sig: &[u8]) -> Result<([u8; 32], [u8; 32]), SignatureError> {
+    fn read_len(b: &[u8], i: &mut usize) -> Result<usize, SignatureError> {
+        let first = *b.get(*i).ok_or(SignatureError::Malformed)?;
+        *i += 1;
+        if first < 0x80 {
+            return Ok(first as usize);
+        }
+        if first != 0x81 {
+            return Err(SignatureError::Malformed);
+        }
+        let l = *b.get(*i).ok_or(SignatureError::Malformed)? as usize;
+        *i += 1;
+        Ok(l)
+    }
+    fn read_int(b: &[u8], i: &mut usize) -> Result<[u8; 32], SignatureError> {
+        if b.get(*i) != Some(&0x02) {
+            return Err(SignatureError::Malformed);
+        }
+        *i += 1;
+        let len = read_len(b, i)?;
+        let bytes = b.get(*i..*i + len).ok_or(SignatureError::Malformed)?;
+        *i += len;
+        if bytes.is_empty() || bytes[0] & 0x80 != 0 {
+            return Err(SignatureError::Malformed); // empty or negative
+        }
+        let trimmed: &[u8] = {
+            let z = bytes.iter().take_while(|x| **x == 0).count();
+            &bytes[z..]
+        };
+        if trimmed.len() > 32 {
+            return Err(SignatureError::Malformed);
+        }
+        let mut out = [0u8; 32];
+        out[32 - trimmed.len()..].copy_from_slice(trimmed);
+        Ok(out)
+    }
+    let mut i = 0;
+    if sig.first() != Some(&0x30) {
+        return Err(SignatureError::Malformed);
+    }
+    i += 1;
+    let len = read_len(sig, &mut i)?;
+    if i + len != sig.len() {
+        return Err(SignatureError::Malformed);
+    }
+    let r = read_int(sig, &mut i)?;
+    let s = read_int(sig, &mut i)?;
+    if i != sig.len() {
+        return Err(SignatureError::Malformed);
+    }
+    Ok((r, s))
+}
+
+fn encode_int(out: &mut Vec<u8>, v: &[u8; 32]) {
+    let z = v.iter().take_while(|x| **x == 0).count().min(31);
+    let body = &v[z..];
+    out.push(0x02);
+    if body[0] & 0x80 != 0 {
+        out.push(body.len() as u8 + 1);
+        out.push(0);
+    } else {
+        out.push(body.len() as u8);
+    }
+    out.extend_from_slice(body);
+}
+
+fn encode_der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(70);
+    encode_int(&mut body, r);
+    encode_int(&mut body, s);
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.push(0x30);
+    out.push(body.len() as u8);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// `a - b` for big-endian 256-bit numbers with `a >= b`.
+fn sub(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = a[i] as i16 - b[i] as i16 - borrow;
+        borrow = if d < 0 {
+            d += 256;
+            1
+        } else {
+            0
+        };
+        out[i] = d as u8;
+    }
+    out
+}
+
+/// Whether a DER signature has a low `s`.
+pub fn is_low_s(sig: &[u8]) -> Result<bool, SignatureError> {
+    let (_, s) = parse_der(sig)?;
+    Ok(s <= P256_HALF_N)
+}
+
+/// Rewrites a DER signature so that `s <= n/2` (an equivalent signature).
+pub fn to_low_s(sig: &[u8]) -> Result<Vec<u8>, SignatureError> {
+    let (r, s) = parse_der(sig)?;
+    if s <= P256_HALF_N {
+        return Ok(sig.to_vec());
+    }
+    if s >= P256_N {
+        return Err(SignatureError::Malformed);
+    }
+    Ok(encode_der(&r, &sub(&P256_N, &s)))
+}
+
+/// Verifies an ECDSA P-256 SHA-256 signature over `msg` with an uncompressed
+/// SEC1 public key (`04 || x || y`), rejecting high-S as Fabric does.
+pub fn verify_p256(public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
+    if !is_low_s(sig)? {
+        return Err(SignatureError::HighS);
+    }
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, public_key)
+        .verify(msg, sig)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+    fn key() -> EcdsaKeyPair {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+    }
+
+    #[test]
+    fn high_s_is_rejected_and_normalised_form_verifies() {
+        let k = key();
+        let rng = SystemRandom::new();
+        let mut saw_high = false;
+        for i in 0..64u32 {
+            let msg = i.to_be_bytes();
+            let sig = k.sign(&rng, &msg).unwrap().as_ref().to_vec();
+            let low = to_low_s(&sig).unwrap();
+            assert!(is_low_s(&low).unwrap());
+            verify_p256(k.public_key().as_ref(), &msg, &low).unwrap();
+            if !is_low_s(&sig).unwrap() {
+                saw_high = true;
+                assert_eq!(
+                    verify_p256(k.public_key().as_ref(), &msg, &sig),
+                    Err(SignatureError::HighS)
+                );
+            }
+            // The flipped twin of a low-S signature is high-S and rejected.
+            let (r, s) = parse_der(&low).unwrap();
+            let twin = encode_der(&r, &sub(&P256_N, &s));
+            assert_eq!(verify_p256(k.public_key().as_ref(), &msg, &twin), Err(SignatureError::HighS));
+            assert_eq!(
+                verify_p256(k.public_key().as_ref(), b"other", &low),
+                Err(SignatureError::Invalid)
+            );
+        }
+        // With 64 random signatures, about half are high-S.
+        assert!(saw_high);
+    }
+
+    #[test]
+    fn half_order_is_n_shifted() {
+        // (n - 1) / 2 == HALF_N; check n - HALF_N == HALF_N + 1.
+        let d = sub(&P256_N, &P256_HALF_N);
+        let mut plus_one = P256_HALF_N;
+        plus_one[31] += 1;
+        assert_eq!(d, plus_one);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(0u8.., 0..80)) {
+            let _ = is_low_s(&bytes);
+            let _ = to_low_s(&bytes);
+        }
+    }
+}
