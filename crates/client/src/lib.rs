@@ -1,1 +1,32 @@
+//! A client for the orderer's `AtomicBroadcast` service, usable both as the
+//! `orderer-client` command and as a library for end-to-end tests.
+//!
+//! * [`config`]: where to connect and whom to sign as (flags, or the embedded
+//!   development network's `devnet.json`);
+//! * [`conn`]: gRPC connections with Fabric's 100 MiB message limits;
+//! * [`verify`]: block signature checks (`addBlockSignature` / peers' `VerifyBlock`);
+//! * [`deliver`]: Deliver sessions, the chain follower and the `deliver` command;
+//! * [`broadcast`]: a pipelined Broadcast stream with a bounded in-flight window;
+//! * [`counter`]: the counter check (every value delivered once and in order);
+//! * [`bench`]: the Broadcast load generator with delivered-latency figures;
+//! * [`latency`]: latency histograms.
 
+pub mod bench;
+pub mod broadcast;
+pub mod config;
+pub mod conn;
+pub mod counter;
+pub mod deliver;
+pub mod latency;
+pub mod verify;
+
+/// The symbolic name of a Fabric `common.Status` code (`"SUCCESS"`, …), or the number.
+pub fn status_name(code: i32) -> String {
+    match fabric_protos::common::Status::try_from(code) {
+        Ok(s) => s.as_str_name().to_string(),
+        Err(_) => code.to_string(),
+    }
+}
+
+/// `common.Status::SUCCESS`.
+pub const SUCCESS: i32 = fabric_protos::common::Status::Success as i32;

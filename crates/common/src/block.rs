@@ -53,9 +53,8 @@ pub fn header_bytes(header: &BlockHeader) -> Vec<u8> {
     }
     int.extend_from_slice(&be[skip..]);
 
-    let mut body = Vec::with_capacity(
-        int.len() + header.previous_hash.len() + header.data_hash.len() + 12,
-    );
+    let mut body =
+        Vec::with_capacity(int.len() + header.previous_hash.len() + header.data_hash.len() + 12);
     body.push(0x02);
     der_len(&mut body, int.len());
     body.extend_from_slice(&int);
@@ -85,11 +84,17 @@ pub fn data_hash<T: AsRef<[u8]>>(data: &[T]) -> Vec<u8> {
 
 /// A new block with its header and data hash set and five empty metadata slots.
 pub fn new_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>) -> Block {
-    let header = BlockHeader { number, previous_hash, data_hash: data_hash(&data) };
+    let header = BlockHeader {
+        number,
+        previous_hash,
+        data_hash: data_hash(&data),
+    };
     Block {
         header: Some(header),
         data: Some(BlockData { data }),
-        metadata: Some(BlockMetadata { metadata: vec![Vec::new(); METADATA_SLOTS] }),
+        metadata: Some(BlockMetadata {
+            metadata: vec![Vec::new(); METADATA_SLOTS],
+        }),
     }
 }
 
@@ -112,7 +117,9 @@ pub fn last_config_index(block: &Block) -> Option<u64> {
         }
     }
     let md = metadata_at(block, LAST_CONFIG)?;
-    LastConfig::decode(md.value.as_slice()).ok().map(|lc| lc.index)
+    LastConfig::decode(md.value.as_slice())
+        .ok()
+        .map(|lc| lc.index)
 }
 
 /// The consenter metadata (`Metadata.value`) stored in the signed
@@ -126,7 +133,9 @@ pub fn consenter_metadata(block: &Block) -> Option<Vec<u8>> {
             }
         }
     }
-    metadata_at(block, ORDERER).map(|m| m.value).filter(|v| !v.is_empty())
+    metadata_at(block, ORDERER)
+        .map(|m| m.value)
+        .filter(|v| !v.is_empty())
 }
 
 /// Why a sequence of blocks is not a valid hash chain.
@@ -157,14 +166,21 @@ pub fn verify_link(prev: Option<&BlockHeader>, block: &Block) -> Result<(), Chai
     let header = block.header.as_ref().ok_or(ChainError::MissingHeader(0))?;
     let expected = prev.map_or(0, |p| p.number + 1);
     if header.number != expected {
-        return Err(ChainError::Number { expected, found: header.number });
+        return Err(ChainError::Number {
+            expected,
+            found: header.number,
+        });
     }
     if let Some(p) = prev {
         if header.previous_hash != header_hash(p) {
             return Err(ChainError::PreviousHash(header.number));
         }
     }
-    let data = block.data.as_ref().map(|d| d.data.as_slice()).unwrap_or(&[]);
+    let data = block
+        .data
+        .as_ref()
+        .map(|d| d.data.as_slice())
+        .unwrap_or(&[]);
     if header.data_hash != data_hash(data) {
         return Err(ChainError::DataHash(header.number));
     }
@@ -184,10 +200,16 @@ mod tests {
             hex::encode(&dh),
             "ae4b3280e56e2faf83f414a6e3dabe9d5fbe18976544c05fed121accb85b53fc"
         );
-        let header =
-            BlockHeader { number: 0, previous_hash: b"datahash".to_vec(), data_hash: dh.clone() };
+        let header = BlockHeader {
+            number: 0,
+            previous_hash: b"datahash".to_vec(),
+            data_hash: dh.clone(),
+        };
         let der = header_bytes(&header);
-        assert_eq!(hex::encode(&der[..17]), "302f020100040864617461686173680420");
+        assert_eq!(
+            hex::encode(&der[..17]),
+            "302f020100040864617461686173680420"
+        );
         assert_eq!(&der[17..], dh.as_slice());
         assert_eq!(
             hex::encode(header_hash(&header)),
@@ -198,7 +220,11 @@ mod tests {
     #[test]
     fn integer_encoding_is_minimal_twos_complement() {
         let enc = |n: u64| {
-            let h = BlockHeader { number: n, previous_hash: vec![], data_hash: vec![] };
+            let h = BlockHeader {
+                number: n,
+                previous_hash: vec![],
+                data_hash: vec![],
+            };
             let der = header_bytes(&h);
             // 30 len 02 ilen i... 04 00 04 00
             let ilen = der[3] as usize;
@@ -209,13 +235,24 @@ mod tests {
         assert_eq!(enc(128), "02020080");
         assert_eq!(enc(256), "02020100");
         assert_eq!(enc(u64::MAX), "020900ffffffffffffffff");
-        let h = BlockHeader { number: 0, previous_hash: vec![], data_hash: vec![] };
-        assert_eq!(hex::encode(header_bytes(&h)), "3007020100040004 00".replace(' ', ""));
+        let h = BlockHeader {
+            number: 0,
+            previous_hash: vec![],
+            data_hash: vec![],
+        };
+        assert_eq!(
+            hex::encode(header_bytes(&h)),
+            "3007020100040004 00".replace(' ', "")
+        );
     }
 
     #[test]
     fn long_form_lengths() {
-        let h = BlockHeader { number: 5, previous_hash: vec![7; 200], data_hash: vec![9; 32] };
+        let h = BlockHeader {
+            number: 5,
+            previous_hash: vec![7; 200],
+            data_hash: vec![9; 32],
+        };
         let der = header_bytes(&h);
         // body = 3 + (3 + 200) + 34 = 240 -> 0x81 0xf0
         assert_eq!(&der[..3], &[0x30, 0x81, 0xf0]);
@@ -234,15 +271,25 @@ mod tests {
     #[test]
     fn chain_links_verify_and_detect_tampering() {
         let b0 = new_block(0, vec![], vec![b"a".to_vec()]);
-        let b1 = new_block(1, header_hash(b0.header.as_ref().unwrap()), vec![b"b".to_vec()]);
+        let b1 = new_block(
+            1,
+            header_hash(b0.header.as_ref().unwrap()),
+            vec![b"b".to_vec()],
+        );
         assert_eq!(verify_link(None, &b0), Ok(()));
         assert_eq!(verify_link(b0.header.as_ref(), &b1), Ok(()));
         let mut bad = b1.clone();
         bad.data.as_mut().unwrap().data[0] = b"c".to_vec();
-        assert_eq!(verify_link(b0.header.as_ref(), &bad), Err(ChainError::DataHash(1)));
+        assert_eq!(
+            verify_link(b0.header.as_ref(), &bad),
+            Err(ChainError::DataHash(1))
+        );
         let mut bad = b1.clone();
         bad.header.as_mut().unwrap().previous_hash[0] ^= 1;
-        assert_eq!(verify_link(b0.header.as_ref(), &bad), Err(ChainError::PreviousHash(1)));
+        assert_eq!(
+            verify_link(b0.header.as_ref(), &bad),
+            Err(ChainError::PreviousHash(1))
+        );
     }
 
     proptest::proptest! {

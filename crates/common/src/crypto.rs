@@ -187,7 +187,10 @@ mod tests {
             // The flipped twin of a low-S signature is high-S and rejected.
             let (r, s) = parse_der(&low).unwrap();
             let twin = encode_der(&r, &sub(&P256_N, &s));
-            assert_eq!(verify_p256(k.public_key().as_ref(), &msg, &twin), Err(SignatureError::HighS));
+            assert_eq!(
+                verify_p256(k.public_key().as_ref(), &msg, &twin),
+                Err(SignatureError::HighS)
+            );
             assert_eq!(
                 verify_p256(k.public_key().as_ref(), b"other", &low),
                 Err(SignatureError::Invalid)

@@ -115,10 +115,17 @@ impl DevOrg {
         let ca_cert_pem = cert.pem();
         let ca_file = format!("ca.{domain}-cert.pem");
         write(&dir.join("ca").join(&ca_file), ca_cert_pem.as_bytes())?;
-        write(&dir.join("ca").join("priv_sk"), ca_key.serialize_pem().as_bytes())?;
+        write(
+            &dir.join("ca").join("priv_sk"),
+            ca_key.serialize_pem().as_bytes(),
+        )?;
         let msp = dir.join("msp");
         write(&msp.join("cacerts").join(&ca_file), ca_cert_pem.as_bytes())?;
-        write(&msp.join("tlscacerts").join(format!("tlsca.{domain}-cert.pem")), ca_cert_pem.as_bytes())?;
+        write(
+            &msp.join("tlscacerts")
+                .join(format!("tlsca.{domain}-cert.pem")),
+            ca_cert_pem.as_bytes(),
+        )?;
         fs::create_dir_all(msp.join("admincerts"))?;
         write(&msp.join("config.yaml"), node_ous_yaml(&ca_file).as_bytes())?;
         Ok(Self {
@@ -178,15 +185,29 @@ impl DevOrg {
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
         let cert = params.signed_by(&key, &issuer).map_err(io_err)?;
         let ca_file = format!("ca.{}-cert.pem", self.domain);
-        write(&base.join("signcerts").join(format!("{name}-cert.pem")), cert.pem().as_bytes())?;
-        write(&base.join("keystore").join("priv_sk"), key.serialize_pem().as_bytes())?;
-        write(&base.join("cacerts").join(&ca_file), self.ca_cert_pem.as_bytes())?;
         write(
-            &base.join("tlscacerts").join(format!("tlsca.{}-cert.pem", self.domain)),
+            &base.join("signcerts").join(format!("{name}-cert.pem")),
+            cert.pem().as_bytes(),
+        )?;
+        write(
+            &base.join("keystore").join("priv_sk"),
+            key.serialize_pem().as_bytes(),
+        )?;
+        write(
+            &base.join("cacerts").join(&ca_file),
+            self.ca_cert_pem.as_bytes(),
+        )?;
+        write(
+            &base
+                .join("tlscacerts")
+                .join(format!("tlsca.{}-cert.pem", self.domain)),
             self.ca_cert_pem.as_bytes(),
         )?;
         fs::create_dir_all(base.join("admincerts"))?;
-        write(&base.join("config.yaml"), node_ous_yaml(&ca_file).as_bytes())?;
+        write(
+            &base.join("config.yaml"),
+            node_ous_yaml(&ca_file).as_bytes(),
+        )?;
         Ok(base)
     }
 }

@@ -32,8 +32,14 @@ pub fn compute_txid(nonce: &[u8], creator: &[u8]) -> String {
 
 /// Seconds-resolution timestamp for now (Fabric's `MakeChannelHeader` uses nanos 0).
 pub fn now_timestamp() -> Timestamp {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Timestamp { seconds: secs as i64, nanos: 0 }
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Timestamp {
+        seconds: secs as i64,
+        nanos: 0,
+    }
 }
 
 /// A channel header like Fabric's `MakeChannelHeader`.
@@ -80,7 +86,10 @@ pub fn create_signed_envelope(
     ch.tls_cert_hash = opts.tls_cert_hash.clone();
     let sh = match signer {
         Some(s) => s.new_signature_header(),
-        None => fabric_protos::common::SignatureHeader { creator: vec![], nonce: new_nonce() },
+        None => fabric_protos::common::SignatureHeader {
+            creator: vec![],
+            nonce: new_nonce(),
+        },
     };
     if opts.with_txid {
         ch.tx_id = compute_txid(&sh.nonce, &sh.creator);
@@ -99,17 +108,23 @@ pub fn create_signed_envelope(
 
 /// A seek position for block `n`.
 pub fn seek_specified(n: u64) -> SeekPosition {
-    SeekPosition { r#type: Some(seek_position::Type::Specified(SeekSpecified { number: n })) }
+    SeekPosition {
+        r#type: Some(seek_position::Type::Specified(SeekSpecified { number: n })),
+    }
 }
 
 /// The oldest block.
 pub fn seek_oldest() -> SeekPosition {
-    SeekPosition { r#type: Some(seek_position::Type::Oldest(Default::default())) }
+    SeekPosition {
+        r#type: Some(seek_position::Type::Oldest(Default::default())),
+    }
 }
 
 /// The newest block.
 pub fn seek_newest() -> SeekPosition {
-    SeekPosition { r#type: Some(seek_position::Type::Newest(Default::default())) }
+    SeekPosition {
+        r#type: Some(seek_position::Type::Newest(Default::default())),
+    }
 }
 
 /// A signed DELIVER_SEEK_INFO envelope.
@@ -124,7 +139,10 @@ pub fn seek_envelope(
         channel_id,
         signer,
         seek.encode_to_vec(),
-        &EnvelopeOptions { tls_cert_hash, ..Default::default() },
+        &EnvelopeOptions {
+            tls_cert_hash,
+            ..Default::default()
+        },
     )
 }
 
@@ -158,13 +176,20 @@ pub enum EnvelopeError {
 
 /// Decodes `Payload`, `ChannelHeader` and `SignatureHeader` of an envelope.
 pub fn parse_envelope(env: &Envelope) -> Result<ParsedEnvelope, EnvelopeError> {
-    let payload =
-        Payload::decode(env.payload.as_slice()).map_err(|e| EnvelopeError::Payload(e.to_string()))?;
-    let header = payload.header.as_ref().ok_or(EnvelopeError::MissingHeader)?;
+    let payload = Payload::decode(env.payload.as_slice())
+        .map_err(|e| EnvelopeError::Payload(e.to_string()))?;
+    let header = payload
+        .header
+        .as_ref()
+        .ok_or(EnvelopeError::MissingHeader)?;
     let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
         .map_err(|e| EnvelopeError::ChannelHeader(e.to_string()))?;
     let signature_header =
         fabric_protos::common::SignatureHeader::decode(header.signature_header.as_slice())
             .map_err(|e| EnvelopeError::SignatureHeader(e.to_string()))?;
-    Ok(ParsedEnvelope { payload, channel_header, signature_header })
+    Ok(ParsedEnvelope {
+        payload,
+        channel_header,
+        signature_header,
+    })
 }

@@ -47,12 +47,17 @@ pub struct LocalSigner {
 
 impl fmt::Debug for LocalSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalSigner").field("mspid", &self.mspid).finish_non_exhaustive()
+        f.debug_struct("LocalSigner")
+            .field("mspid", &self.mspid)
+            .finish_non_exhaustive()
     }
 }
 
 fn read_dir_files(dir: &Path) -> Result<Vec<PathBuf>, MspError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| MspError::Io { path: dir.into(), source: e })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| MspError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -66,15 +71,24 @@ impl LocalSigner {
     /// Loads the identity from an MSP folder in Fabric's layout.
     pub fn load(msp_dir: &Path, mspid: &str) -> Result<Self, MspError> {
         let signcerts = msp_dir.join("signcerts");
-        let cert_file = read_dir_files(&signcerts)?.into_iter().next().ok_or_else(|| {
-            MspError::Invalid { path: signcerts.clone(), reason: "no certificate found".into() }
+        let cert_file = read_dir_files(&signcerts)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| MspError::Invalid {
+                path: signcerts.clone(),
+                reason: "no certificate found".into(),
+            })?;
+        let cert_pem = std::fs::read(&cert_file).map_err(|e| MspError::Io {
+            path: cert_file.clone(),
+            source: e,
         })?;
-        let cert_pem = std::fs::read(&cert_file)
-            .map_err(|e| MspError::Io { path: cert_file.clone(), source: e })?;
         let keystore = msp_dir.join("keystore");
         let mut keys = Vec::new();
         for f in read_dir_files(&keystore)? {
-            let bytes = std::fs::read(&f).map_err(|e| MspError::Io { path: f.clone(), source: e })?;
+            let bytes = std::fs::read(&f).map_err(|e| MspError::Io {
+                path: f.clone(),
+                source: e,
+            })?;
             keys.push((f, bytes));
         }
         let mut last_err = MspError::Invalid {
@@ -96,7 +110,10 @@ impl LocalSigner {
 
     /// Builds an identity from a PEM certificate and a PEM PKCS#8 P-256 key.
     pub fn from_pem(mspid: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, MspError> {
-        let invalid = |reason: String| MspError::Invalid { path: PathBuf::new(), reason };
+        let invalid = |reason: String| MspError::Invalid {
+            path: PathBuf::new(),
+            reason,
+        };
         let cert = pem::parse(cert_pem).map_err(|e| invalid(format!("certificate: {e}")))?;
         let key = pem::parse(key_pem).map_err(|e| invalid(format!("private key: {e}")))?;
         let rng = SystemRandom::new();
@@ -107,9 +124,19 @@ impl LocalSigner {
         if public != key.public_key().as_ref() {
             return Err(invalid("private key does not match the certificate".into()));
         }
-        let creator = SerializedIdentity { mspid: mspid.to_string(), id_bytes: cert_pem.to_vec() }
-            .encode_to_vec();
-        Ok(Self { mspid: mspid.into(), cert_pem: cert_pem.to_vec(), cert_der, key, creator, rng })
+        let creator = SerializedIdentity {
+            mspid: mspid.to_string(),
+            id_bytes: cert_pem.to_vec(),
+        }
+        .encode_to_vec();
+        Ok(Self {
+            mspid: mspid.into(),
+            cert_pem: cert_pem.to_vec(),
+            cert_der,
+            key,
+            creator,
+            rng,
+        })
     }
 
     /// The MSP ID.
@@ -134,7 +161,10 @@ impl LocalSigner {
 
     /// A fresh `SignatureHeader` (creator and 24-byte nonce).
     pub fn new_signature_header(&self) -> SignatureHeader {
-        SignatureHeader { creator: self.creator.clone(), nonce: new_nonce() }
+        SignatureHeader {
+            creator: self.creator.clone(),
+            nonce: new_nonce(),
+        }
     }
 
     /// ECDSA P-256 over SHA-256(msg), DER, low-S.

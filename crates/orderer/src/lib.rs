@@ -1,1 +1,31 @@
+//! A Kafka-based ordering service for Hyperledger Fabric (solo backend
+//! first). Modules in the order of the data path:
+//!
+//! | hop | what | module |
+//! |---|---|---|
+//! | ① | client → Broadcast (one response per envelope, in order) | [`service`], [`broadcast`] |
+//! | ② | policy check (classify, filters, writers policy seam) | [`policy`] |
+//! | ③④ | ordering backend: solo (Kafka produce/consume next) | [`consensus`] |
+//! | ⑤ | block cutter (pure) | [`blockcutter`] |
+//! | ⑥ | block assembly + signature, then the ledger | [`blockwriter`], `fabric-ledger` crate |
+//! | ⑦⑧ | ledger → Deliver → client | [`deliver`], [`service`] |
+//!
+//! Around it: [`channels`] (registrar), [`channelconfig`] (what the config
+//! block says), [`status`] (errors → Fabric status, in one place),
+//! [`server`] (start-up and bootstrap), [`devnet`] (the embedded default),
+//! [`limits`].
 
+pub mod blockcutter;
+pub mod blockwriter;
+pub mod broadcast;
+pub mod consensus;
+pub mod deliver;
+pub mod policy;
+pub mod service;
+
+pub mod channelconfig;
+pub mod channels;
+pub mod devnet;
+pub mod limits;
+pub mod server;
+pub mod status;

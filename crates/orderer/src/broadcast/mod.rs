@@ -1,0 +1,178 @@
+//! ① client → Broadcast. One `BroadcastResponse` per envelope, in order;
+//! the stream ends after the first non-SUCCESS status, as in Fabric
+//! (`orderer/common/broadcast/broadcast.go`).
+//!
+//! Envelopes of one stream are pipelined: each is validated and queued on
+//! its chain in arrival order, and the responses are sent in that same
+//! order as the envelopes become durable, with at most
+//! [`BROADCAST_WINDOW`](crate::limits::BROADCAST_WINDOW) in flight.
+
+use std::sync::Arc;
+
+use fabric_common::envelope::{parse_envelope, EnvelopeError};
+use fabric_protos::common::{Envelope, Status};
+use fabric_protos::orderer::BroadcastResponse;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::channels::Registrar;
+use crate::consensus::ChainError;
+use crate::limits::BROADCAST_WINDOW;
+use crate::policy::{self, FilterError, MsgClass, WriterPolicy};
+use crate::status::broadcast_status;
+
+/// Why an envelope was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    /// Payload, header or channel header does not decode.
+    #[error("could not determine channel ID: {0}")]
+    Header(#[from] EnvelopeError),
+    /// No such channel.
+    #[error("channel {0} does not exist")]
+    ChannelNotFound(String),
+    /// A CONFIG_UPDATE for an unknown channel, without a system channel.
+    #[error(
+        "channel creation request not allowed because the orderer system channel is not defined"
+    )]
+    NoSystemChannel,
+    /// CONFIG or ORDERER_TRANSACTION sent by a client.
+    #[error("message is of type that cannot be processed directly: {0}")]
+    NotDirect(i32),
+    /// A CONFIG_UPDATE that cannot be applied.
+    #[error("error applying config update to existing channel: {0}")]
+    ConfigUpdate(String),
+    /// A filter rule refused it.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// The chain did not take it.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// What Broadcast needs: the channels and the writer policy.
+#[derive(Debug, Clone)]
+pub struct Broadcaster {
+    registrar: Arc<Registrar>,
+    writers: Arc<dyn WriterPolicy>,
+}
+
+enum Slot {
+    Pending(oneshot::Receiver<Result<(), ChainError>>),
+    Done(BroadcastResponse),
+}
+
+fn response(err: &BroadcastError) -> BroadcastResponse {
+    BroadcastResponse {
+        status: broadcast_status(err) as i32,
+        info: err.to_string(),
+    }
+}
+
+impl Broadcaster {
+    /// A broadcaster over `registrar`.
+    pub fn new(registrar: Arc<Registrar>, writers: Arc<dyn WriterPolicy>) -> Self {
+        Self { registrar, writers }
+    }
+
+    /// Validates one envelope and queues it on its chain; returns the
+    /// receiver that resolves when it is durable.
+    pub async fn process(
+        &self,
+        env: Envelope,
+    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
+        let parsed = parse_envelope(&env)?;
+        let channel_id = &parsed.channel_header.channel_id;
+        let class = policy::classify(parsed.channel_header.r#type);
+        let Some(support) = self.registrar.get(channel_id) else {
+            return Err(match (class, self.registrar.system_channel()) {
+                (MsgClass::ConfigUpdate, None) => BroadcastError::NoSystemChannel,
+                (MsgClass::ConfigUpdate, Some(_)) => BroadcastError::ConfigUpdate(
+                    "channel creation through the system channel is not supported yet".into(),
+                ),
+                _ => BroadcastError::ChannelNotFound(channel_id.clone()),
+            });
+        };
+        match class {
+            MsgClass::Config => {
+                return Err(BroadcastError::NotDirect(parsed.channel_header.r#type))
+            }
+            MsgClass::ConfigUpdate => {
+                return Err(BroadcastError::ConfigUpdate(
+                    "config updates are not supported yet".into(),
+                ))
+            }
+            MsgClass::Normal => {}
+        }
+        let config = support.config();
+        policy::apply_filters(
+            &env,
+            &parsed,
+            config.batch_size.absolute_max_bytes,
+            &*self.writers,
+        )?;
+        support.chain.wait_ready()?;
+        let size = policy::message_size(&env);
+        let bytes = prost::Message::encode_to_vec(&env);
+        Ok(support.chain.submit(bytes, size, config.sequence).await?)
+    }
+
+    /// Serves one Broadcast stream: reads envelopes from `inbound` and
+    /// writes one response per envelope to `out`, in order.
+    pub async fn handle<S>(&self, mut inbound: S, out: mpsc::Sender<BroadcastResponse>)
+    where
+        S: futures::Stream<Item = Result<Envelope, tonic::Status>> + Unpin + Send,
+    {
+        use futures::StreamExt;
+        let (slot_tx, mut slot_rx) = mpsc::channel::<Slot>(BROADCAST_WINDOW);
+        let this = self.clone();
+        let reader = async move {
+            while let Some(item) = inbound.next().await {
+                let env = match item {
+                    Ok(env) => env,
+                    Err(status) => {
+                        debug!(%status, "broadcast stream receive error");
+                        break;
+                    }
+                };
+                match this.process(env).await {
+                    Ok(rx) => {
+                        if slot_tx.send(Slot::Pending(rx)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        warn!(error = %err, "rejecting broadcast");
+                        let _ = slot_tx.send(Slot::Done(response(&err))).await;
+                        break;
+                    }
+                }
+            }
+        };
+        let writer = async move {
+            while let Some(slot) = slot_rx.recv().await {
+                let resp = match slot {
+                    Slot::Done(r) => r,
+                    Slot::Pending(rx) => match rx.await {
+                        Ok(Ok(())) => BroadcastResponse {
+                            status: Status::Success as i32,
+                            info: String::new(),
+                        },
+                        Ok(Err(e)) => response(&BroadcastError::Chain(e)),
+                        Err(_) => response(&BroadcastError::Chain(ChainError::Enqueue(
+                            "chain stopped".into(),
+                        ))),
+                    },
+                };
+                let ok = resp.status == Status::Success as i32;
+                if out.send(resp).await.is_err() || !ok {
+                    break;
+                }
+            }
+        };
+        // The writer ending (client gone or a failure sent) ends the reader too.
+        tokio::select! {
+            _ = writer => {}
+            _ = async { reader.await; std::future::pending::<()>().await } => {}
+        }
+    }
+}

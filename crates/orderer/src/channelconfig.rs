@@ -1,0 +1,231 @@
+//! The channel configuration the orderer acts on, read from a CONFIG
+//! envelope (`ConfigEnvelope.config.channel_group`): batch size and timeout,
+//! consensus type, Kafka brokers, config sequence.
+
+use std::time::Duration;
+
+use fabric_common::envelope::parse_envelope;
+use fabric_protos::common::{Block, Config, ConfigEnvelope, ConfigGroup, Envelope, HeaderType};
+use fabric_protos::orderer::{BatchSize as PbBatchSize, BatchTimeout, ConsensusType, KafkaBrokers};
+use prost::Message;
+
+use crate::blockcutter::BatchSize;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChannelConfigError {
+    /// The block does not hold a CONFIG envelope.
+    #[error("not a config block: {0}")]
+    NotConfig(String),
+    /// A value is missing or malformed.
+    #[error("config value {path}: {reason}")]
+    Value {
+        /// e.g. `Orderer/BatchSize`
+        path: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The orderer-relevant part of a channel's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelConfig {
+    /// The channel ID from the config envelope's channel header.
+    pub channel_id: String,
+    /// `Config.sequence`.
+    pub sequence: u64,
+    /// `Orderer/ConsensusType.type` (`solo`, `kafka`, …).
+    pub consensus_type: String,
+    /// `Orderer/BatchSize`.
+    pub batch_size: BatchSize,
+    /// `Orderer/BatchTimeout`.
+    pub batch_timeout: Duration,
+    /// `Orderer/KafkaBrokers`.
+    pub kafka_brokers: Vec<String>,
+    /// Whether the channel group has a `Consortiums` group (system channel).
+    pub is_system_channel: bool,
+    /// The full config (for later policy evaluation).
+    pub config: Config,
+}
+
+/// Parses a Go duration string (`2s`, `500ms`, `1m30s`, `1.5h`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let mult = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * mult;
+    }
+    if !total.is_finite() || total < 0.0 || total > 1e12 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+fn value<M: Message + Default>(
+    group: &ConfigGroup,
+    key: &str,
+    path: &'static str,
+) -> Result<Option<M>, ChannelConfigError> {
+    match group.values.get(key) {
+        None => Ok(None),
+        Some(v) => M::decode(v.value.as_slice())
+            .map(Some)
+            .map_err(|e| ChannelConfigError::Value {
+                path,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+impl ChannelConfig {
+    /// Reads the config from a CONFIG envelope.
+    pub fn from_envelope(env: &Envelope) -> Result<Self, ChannelConfigError> {
+        let parsed =
+            parse_envelope(env).map_err(|e| ChannelConfigError::NotConfig(e.to_string()))?;
+        if parsed.channel_header.r#type != HeaderType::Config as i32 {
+            return Err(ChannelConfigError::NotConfig(format!(
+                "header type {} is not CONFIG",
+                parsed.channel_header.r#type
+            )));
+        }
+        let ce = ConfigEnvelope::decode(parsed.payload.data.as_slice())
+            .map_err(|e| ChannelConfigError::NotConfig(e.to_string()))?;
+        let config = ce
+            .config
+            .ok_or_else(|| ChannelConfigError::NotConfig("no config".into()))?;
+        Self::from_config(parsed.channel_header.channel_id, config)
+    }
+
+    /// Reads the config from a config block (its only envelope).
+    pub fn from_block(block: &Block) -> Result<Self, ChannelConfigError> {
+        let data = block
+            .data
+            .as_ref()
+            .and_then(|d| d.data.first())
+            .ok_or_else(|| ChannelConfigError::NotConfig("block has no data".into()))?;
+        let env = Envelope::decode(data.as_slice())
+            .map_err(|e| ChannelConfigError::NotConfig(e.to_string()))?;
+        Self::from_envelope(&env)
+    }
+
+    /// Reads the config from a `Config`.
+    pub fn from_config(channel_id: String, config: Config) -> Result<Self, ChannelConfigError> {
+        let root = config
+            .channel_group
+            .as_ref()
+            .ok_or_else(|| ChannelConfigError::NotConfig("no channel group".into()))?;
+        let orderer = root
+            .groups
+            .get("Orderer")
+            .ok_or(ChannelConfigError::Value {
+                path: "Orderer",
+                reason: "missing Orderer group".into(),
+            })?;
+        let bs: PbBatchSize =
+            value(orderer, "BatchSize", "Orderer/BatchSize")?.ok_or(ChannelConfigError::Value {
+                path: "Orderer/BatchSize",
+                reason: "missing".into(),
+            })?;
+        if bs.max_message_count == 0 {
+            return Err(ChannelConfigError::Value {
+                path: "Orderer/BatchSize",
+                reason: "MaxMessageCount must be greater than 0".into(),
+            });
+        }
+        if bs.absolute_max_bytes == 0 {
+            return Err(ChannelConfigError::Value {
+                path: "Orderer/BatchSize",
+                reason: "AbsoluteMaxBytes must be greater than 0".into(),
+            });
+        }
+        if bs.preferred_max_bytes > bs.absolute_max_bytes {
+            return Err(ChannelConfigError::Value {
+                path: "Orderer/BatchSize",
+                reason: format!(
+                    "PreferredMaxBytes ({}) must be at most AbsoluteMaxBytes ({})",
+                    bs.preferred_max_bytes, bs.absolute_max_bytes
+                ),
+            });
+        }
+        let bt: BatchTimeout = value(orderer, "BatchTimeout", "Orderer/BatchTimeout")?.ok_or(
+            ChannelConfigError::Value {
+                path: "Orderer/BatchTimeout",
+                reason: "missing".into(),
+            },
+        )?;
+        let batch_timeout = parse_go_duration(&bt.timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ChannelConfigError::Value {
+                path: "Orderer/BatchTimeout",
+                reason: format!("invalid duration {:?}", bt.timeout),
+            })?;
+        let ct: ConsensusType = value(orderer, "ConsensusType", "Orderer/ConsensusType")?.ok_or(
+            ChannelConfigError::Value {
+                path: "Orderer/ConsensusType",
+                reason: "missing".into(),
+            },
+        )?;
+        let kb: Option<KafkaBrokers> = value(orderer, "KafkaBrokers", "Orderer/KafkaBrokers")?;
+        Ok(Self {
+            channel_id,
+            sequence: config.sequence,
+            consensus_type: ct.r#type,
+            batch_size: BatchSize {
+                max_message_count: bs.max_message_count,
+                absolute_max_bytes: bs.absolute_max_bytes,
+                preferred_max_bytes: bs.preferred_max_bytes,
+            },
+            batch_timeout,
+            kafka_brokers: kb.map(|k| k.brokers).unwrap_or_default(),
+            is_system_channel: root.groups.contains_key("Consortiums"),
+            config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("2"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration("2x"), None);
+    }
+}

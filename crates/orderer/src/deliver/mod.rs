@@ -1,0 +1,248 @@
+//! ⑦–⑧ ledger → Deliver → client. For each `SeekInfo` envelope on the
+//! stream: check it (Fabric's order of checks, `common/deliver/deliver.go`),
+//! send the requested blocks exactly as stored, then one status. After
+//! SUCCESS the stream waits for the next `SeekInfo`; after any other status
+//! it ends.
+
+pub mod seek;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fabric_common::envelope::{parse_envelope, EnvelopeError};
+use fabric_protos::common::{Block, Envelope, Status};
+use fabric_protos::orderer::{deliver_response, seek_info, DeliverResponse, SeekInfo};
+use prost::Message;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::channels::{ChannelSupport, Registrar};
+use crate::consensus::ChainState;
+use crate::status::deliver_status;
+
+/// Why a Deliver request ended without SUCCESS.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The envelope's payload or headers do not decode.
+    #[error("bad envelope: {0}")]
+    Header(#[from] EnvelopeError),
+    /// Channel header timestamp missing or outside the time window.
+    #[error("{0}")]
+    Timestamp(String),
+    /// No such channel.
+    #[error("channel {0} not found")]
+    ChannelNotFound(String),
+    /// `Payload.data` is not a `SeekInfo`.
+    #[error("malformed seekInfo payload: {0}")]
+    SeekInfo(String),
+    /// The consenter is not serving and the client did not ask for BEST_EFFORT.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Access refused.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Start or stop missing.
+    #[error("seekInfo missing start or stop")]
+    MissingPosition,
+    /// Unknown or unsupported position type.
+    #[error("unsupported seek position for {0}")]
+    UnsupportedPosition(&'static str),
+    /// Stop before start.
+    #[error("ignoring out of order seek range: start {start} is after stop {stop}")]
+    StopBeforeStart {
+        /// Start block.
+        start: u64,
+        /// Stop block.
+        stop: u64,
+    },
+    /// The block is not there (FAIL_IF_NOT_READY, or start beyond height).
+    #[error("{0}")]
+    NotFound(String),
+    /// Reading or sending failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What Deliver needs: the channels and the time window.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    registrar: Arc<Registrar>,
+    time_window: Duration,
+}
+
+fn status_response(status: Status) -> DeliverResponse {
+    DeliverResponse {
+        r#type: Some(deliver_response::Type::Status(status as i32)),
+    }
+}
+
+impl Deliverer {
+    /// A deliverer over `registrar`; seek envelopes must be stamped within `time_window` of now.
+    pub fn new(registrar: Arc<Registrar>, time_window: Duration) -> Self {
+        Self {
+            registrar,
+            time_window,
+        }
+    }
+
+    /// Serves one Deliver stream.
+    pub async fn handle<S>(
+        &self,
+        mut inbound: S,
+        out: mpsc::Sender<Result<DeliverResponse, tonic::Status>>,
+    ) where
+        S: futures::Stream<Item = Result<Envelope, tonic::Status>> + Unpin + Send,
+    {
+        use futures::StreamExt;
+        while let Some(item) = inbound.next().await {
+            let env = match item {
+                Ok(env) => env,
+                Err(status) => {
+                    debug!(%status, "deliver stream receive error");
+                    return;
+                }
+            };
+            let status = match self.deliver_blocks(&env, &out).await {
+                Ok(()) => Status::Success,
+                Err(err) => {
+                    let st = deliver_status(&err);
+                    warn!(error = %err, status = ?st, "deliver request ended");
+                    st
+                }
+            };
+            if out.send(Ok(status_response(status))).await.is_err() || status != Status::Success {
+                return;
+            }
+        }
+    }
+
+    fn check_timestamp(&self, ts: Option<&fabric_protos::Timestamp>) -> Result<(), DeliverError> {
+        let ts = ts.ok_or_else(|| {
+            DeliverError::Timestamp("timestamp not found in channel header".into())
+        })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let then = Duration::new(
+            ts.seconds.max(0) as u64,
+            ts.nanos.clamp(0, 999_999_999) as u32,
+        );
+        let skew = if now > then { now - then } else { then - now };
+        if ts.seconds < 0 || skew > self.time_window {
+            return Err(DeliverError::Timestamp(format!(
+                "envelope timestamp {}s is more than {:?} apart from the current server time",
+                ts.seconds, self.time_window
+            )));
+        }
+        Ok(())
+    }
+
+    async fn deliver_blocks(
+        &self,
+        env: &Envelope,
+        out: &mpsc::Sender<Result<DeliverResponse, tonic::Status>>,
+    ) -> Result<(), DeliverError> {
+        let parsed = parse_envelope(env)?;
+        self.check_timestamp(parsed.channel_header.timestamp.as_ref())?;
+        let channel_id = &parsed.channel_header.channel_id;
+        let support = self
+            .registrar
+            .get(channel_id)
+            .ok_or_else(|| DeliverError::ChannelNotFound(channel_id.clone()))?;
+        let seek = SeekInfo::decode(parsed.payload.data.as_slice())
+            .map_err(|e| DeliverError::SeekInfo(e.to_string()))?;
+        let best_effort = seek.error_response == seek_info::SeekErrorResponse::BestEffort as i32;
+        if !best_effort {
+            if let ChainStateView::Halted(why) | ChainStateView::Starting(why) =
+                state_reason(&support)
+            {
+                return Err(DeliverError::Unavailable(why));
+            }
+        }
+        // Access control (/Channel/Readers) is the seam of the policy work.
+        let height = support.ledger.height();
+        let range = seek::resolve(&seek, height)?;
+        let fail_if_not_ready = seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
+        debug!(channel_id = %channel_id, start = range.start, stop = range.stop, "deliver");
+        self.stream(&support, range, fail_if_not_ready, best_effort, out)
+            .await
+    }
+
+    async fn stream(
+        &self,
+        support: &ChannelSupport,
+        range: seek::SeekRange,
+        fail_if_not_ready: bool,
+        best_effort: bool,
+        out: &mpsc::Sender<Result<DeliverResponse, tonic::Status>>,
+    ) -> Result<(), DeliverError> {
+        let mut height_rx = support.ledger.subscribe();
+        let mut state_rx = support.chain.subscribe_state();
+        let mut number = range.start;
+        loop {
+            if support.ledger.height() <= number {
+                if fail_if_not_ready {
+                    return Err(DeliverError::NotFound(format!(
+                        "block {number} not found (height {})",
+                        support.ledger.height()
+                    )));
+                }
+                // Wait for the block, the chain halting, or the client leaving.
+                loop {
+                    if *height_rx.borrow_and_update() > number {
+                        break;
+                    }
+                    tokio::select! {
+                        r = height_rx.changed() => {
+                            if r.is_err() {
+                                return Err(DeliverError::Unavailable("ledger closed".into()));
+                            }
+                        }
+                        r = state_rx.changed(), if !best_effort => {
+                            if r.is_err() {
+                                return Err(DeliverError::Unavailable("chain stopped".into()));
+                            }
+                            if let ChainState::Halted(why) = state_rx.borrow_and_update().clone() {
+                                return Err(DeliverError::Unavailable(why));
+                            }
+                        }
+                        _ = out.closed() => {
+                            return Err(DeliverError::Internal("client went away".into()));
+                        }
+                    }
+                }
+            }
+            let block: Block = support
+                .ledger
+                .get(number)
+                .map_err(|e| DeliverError::Unavailable(format!("reading block {number}: {e}")))?;
+            let resp = DeliverResponse {
+                r#type: Some(deliver_response::Type::Block(block)),
+            };
+            if out.send(Ok(resp)).await.is_err() {
+                return Err(DeliverError::Internal("client went away".into()));
+            }
+            if number == range.stop {
+                return Ok(());
+            }
+            number += 1;
+        }
+    }
+}
+
+/// The chain state, with the reason to refuse Deliver if any.
+enum ChainStateView {
+    Ready,
+    Starting(String),
+    Halted(String),
+}
+
+fn state_reason(support: &ChannelSupport) -> ChainStateView {
+    match support.chain.state() {
+        ChainState::Ready => ChainStateView::Ready,
+        ChainState::Starting => {
+            ChainStateView::Starting("consenter has not completed booting".into())
+        }
+        ChainState::Halted(why) => ChainStateView::Halted(why),
+    }
+}
