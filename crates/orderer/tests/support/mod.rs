@@ -1,0 +1,235 @@
+//! Test support: a real `orderer` process on a free port, with crypto
+//! material and a genesis block made for the test, plus gRPC helpers.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fabric_common::devcrypto::{DevOrg, NodeOu};
+use fabric_common::envelope::{create_signed_envelope, seek_envelope, EnvelopeOptions};
+use fabric_common::msp::LocalSigner;
+use fabric_protos::common::{Block, Envelope, HeaderType, Status};
+use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use fabric_protos::orderer::{deliver_response, BroadcastResponse, SeekInfo};
+use prost::Message;
+use tonic::transport::Channel;
+
+pub const CHANNEL: &str = "testchannel";
+
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub org: DevOrg,
+    pub orderer_msp: PathBuf,
+    pub client: LocalSigner,
+    pub genesis: PathBuf,
+}
+
+/// Crypto for one org plus a solo genesis block with the given batch settings.
+pub fn net(batch_timeout_ms: i64, max_message_count: u32, absolute_max_bytes: u32) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let org = DevOrg::create(&dir.path().join("org"), "SampleOrg", "example.com").unwrap();
+    let orderer_msp = org.issue("orderer.example.com", NodeOu::Orderer).unwrap();
+    let client_msp = org.issue("User1@example.com", NodeOu::Client).unwrap();
+    let client = LocalSigner::load(&client_msp, "SampleOrg").unwrap();
+    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
+    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+    dev.batch_size.max_message_count = max_message_count;
+    dev.batch_size.absolute_max_bytes = absolute_max_bytes;
+    dev.batch_size.preferred_max_bytes = absolute_max_bytes.min(dev.batch_size.preferred_max_bytes);
+    let block =
+        fabric_configtx::genesis::genesis_block_from_profile(&dev.system_channel_profile(), CHANNEL)
+            .unwrap();
+    let genesis = dir.path().join("genesis.block");
+    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
+    Net { dir, org, orderer_msp, client, genesis }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Node {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Node {
+    /// Starts `orderer start` configured only through `ORDERER_*` variables.
+    pub fn start(net: &Net, ledger: &Path, port: u16) -> Node {
+        let cfg = net.dir.path().join("no-config");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let log = net.dir.path().join(format!("orderer-{port}-{}.log", rand_suffix()));
+        let child = Command::new(env!("CARGO_BIN_EXE_orderer"))
+            .arg("start")
+            .current_dir(&cfg)
+            .env("FABRIC_CFG_PATH", &cfg)
+            .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
+            .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
+            .env("ORDERER_GENERAL_BOOTSTRAPFILE", &net.genesis)
+            .env("ORDERER_GENERAL_LOCALMSPDIR", &net.orderer_msp)
+            .env("ORDERER_GENERAL_LOCALMSPID", "SampleOrg")
+            .env("ORDERER_FILELEDGER_LOCATION", ledger)
+            .env("FABRIC_LOGGING_SPEC", "info")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
+            .spawn()
+            .expect("spawning orderer");
+        let node = Node { child, port, log };
+        node.wait_listening();
+        node
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("orderer did not listen on {}: {}", self.port, std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub async fn client(&self) -> AtomicBroadcastClient<Channel> {
+        let ch = Channel::from_shared(format!("http://127.0.0.1:{}", self.port))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        AtomicBroadcastClient::new(ch).max_decoding_message_size(100 << 20).max_encoding_message_size(100 << 20)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000
+}
+
+pub fn tx(signer: &LocalSigner, channel: &str, data: Vec<u8>) -> Envelope {
+    create_signed_envelope(
+        HeaderType::Message,
+        channel,
+        Some(signer),
+        data,
+        &EnvelopeOptions { with_txid: true, ..Default::default() },
+    )
+}
+
+/// Sends all envelopes on one stream (pipelined) and collects the responses
+/// until the server closes the stream.
+pub async fn broadcast(client: &mut AtomicBroadcastClient<Channel>, envs: Vec<Envelope>) -> Vec<BroadcastResponse> {
+    let stream = tokio_stream::iter(envs);
+    let mut resp = client.broadcast(stream).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Ok(Some(r)) = resp.message().await {
+        out.push(r);
+    }
+    out
+}
+
+/// One Deliver request: the blocks and the final status.
+pub async fn deliver(
+    client: &mut AtomicBroadcastClient<Channel>,
+    signer: &LocalSigner,
+    channel: &str,
+    seek: SeekInfo,
+) -> (Vec<Block>, Option<Status>) {
+    deliver_many(client, vec![seek_envelope(channel, Some(signer), &seek, vec![])]).await.pop().unwrap()
+}
+
+/// Several seek envelopes on one stream, each answered by blocks then a status.
+pub async fn deliver_many(
+    client: &mut AtomicBroadcastClient<Channel>,
+    envs: Vec<Envelope>,
+) -> Vec<(Vec<Block>, Option<Status>)> {
+    let n = envs.len();
+    let (tx, rx) = tokio::sync::mpsc::channel(n.max(1));
+    for e in envs {
+        tx.send(e).await.unwrap();
+    }
+    let mut resp = client.deliver(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    let mut blocks = Vec::new();
+    while out.len() < n {
+        match tokio::time::timeout(Duration::from_secs(20), resp.message()).await {
+            Ok(Ok(Some(m))) => match m.r#type {
+                Some(deliver_response::Type::Block(b)) => blocks.push(b),
+                Some(deliver_response::Type::Status(s)) => {
+                    out.push((std::mem::take(&mut blocks), Status::try_from(s).ok()));
+                }
+                None => panic!("empty deliver response"),
+            },
+            _ => {
+                out.push((std::mem::take(&mut blocks), None));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    while out.len() < n {
+        out.push((vec![], None));
+    }
+    out
+}
+
+/// Verifies the hash chain and each block's orderer signature.
+pub fn verify_chain(blocks: &[Block], orderer_ca_pem: &str) {
+    use fabric_common::block::{header_bytes, metadata_at, verify_link, SIGNATURES};
+    let ca = pem::parse(orderer_ca_pem).unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
+    let mut prev: Option<&fabric_protos::common::BlockHeader> = None;
+    for b in blocks {
+        verify_link(prev, b).unwrap();
+        let number = b.header.as_ref().unwrap().number;
+        if number > 0 {
+            let md = metadata_at(b, SIGNATURES).unwrap();
+            assert_eq!(md.signatures.len(), 1, "block {number} signatures");
+            let sig = &md.signatures[0];
+            let shdr = fabric_protos::common::SignatureHeader::decode(sig.signature_header.as_slice()).unwrap();
+            let id = fabric_protos::msp::SerializedIdentity::decode(shdr.creator.as_slice()).unwrap();
+            assert_eq!(id.mspid, "SampleOrg");
+            let cert = pem::parse(&id.id_bytes).unwrap();
+            let (_, cert) = x509_parser::parse_x509_certificate(cert.contents()).unwrap();
+            cert.verify_signature(Some(ca.public_key())).expect("orderer cert chains to the CA");
+            let pk = cert.public_key().subject_public_key.data.to_vec();
+            let mut msg = md.value.clone();
+            msg.extend_from_slice(&sig.signature_header);
+            msg.extend_from_slice(&header_bytes(b.header.as_ref().unwrap()));
+            fabric_common::crypto::verify_p256(&pk, &msg, &sig.signature).expect("block signature");
+        }
+        prev = b.header.as_ref();
+    }
+}
+
+/// The envelopes' data (payload data) of a block, in order.
+pub fn block_payloads(b: &Block) -> Vec<Vec<u8>> {
+    b.data
+        .as_ref()
+        .unwrap()
+        .data
+        .iter()
+        .map(|d| {
+            let env = Envelope::decode(d.as_slice()).unwrap();
+            fabric_common::envelope::parse_envelope(&env).unwrap().payload.data
+        })
+        .collect()
+}
