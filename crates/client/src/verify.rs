@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use fabric_common::block::{header_bytes, metadata_at, SIGNATURES};
+use fabric_common::block::{header_bytes, metadata_at, METADATA_SLOTS, SIGNATURES};
 use fabric_common::crypto::verify_p256;
 use fabric_common::msp::{cert_public_key, LocalSigner};
 use fabric_protos::common::{Block, BlockMetadata, Metadata, MetadataSignature, SignatureHeader};
@@ -240,8 +240,8 @@ pub fn sign_block(block: &mut Block, signer: &LocalSigner, value: Vec<u8>) {
         .metadata
         .get_or_insert_with(BlockMetadata::default)
         .metadata;
-    if slots.len() <= SIGNATURES {
-        slots.resize(SIGNATURES + 1, Vec::new());
+    if slots.len() < METADATA_SLOTS {
+        slots.resize(METADATA_SLOTS, Vec::new());
     }
     slots[SIGNATURES] = md.encode_to_vec();
 }

@@ -262,4 +262,18 @@ mod tests {
             assert_eq!(GoDuration(n).to_string(), s);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".{0,40}") {
+            let _ = parse_byte_size(&s);
+            let _ = GoDuration::parse(&s);
+        }
+
+        #[test]
+        fn duration_print_parse_round_trip(n in proptest::num::i64::ANY) {
+            let d = GoDuration(n);
+            proptest::prop_assert_eq!(GoDuration::parse(&d.to_string()).unwrap(), d);
+        }
+    }
 }

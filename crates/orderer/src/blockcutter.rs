@@ -126,7 +126,8 @@ mod tests {
     // One row per rule of Fabric's blockcutter (blockcutter.go / blockcutter_test.go).
     #[test]
     fn table() {
-        let rows: &[(&str, &[(u32, u64)], &[&[u32]], bool)] = &[
+        type Row<'a> = (&'a str, &'a [(u32, u64)], &'a [&'a [u32]], bool);
+        let rows: &[Row<'_>] = &[
             ("first small message stays pending", &[(1, 10)], &[], true),
             (
                 "count reached cuts",

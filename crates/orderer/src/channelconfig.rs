@@ -84,7 +84,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         };
         total += n * mult;
     }
-    if !total.is_finite() || total < 0.0 || total > 1e12 {
+    if !total.is_finite() || !(0.0..=1e12).contains(&total) {
         return None;
     }
     Some(Duration::from_secs_f64(total))

@@ -127,7 +127,7 @@ impl Deliverer {
             ts.seconds.max(0) as u64,
             ts.nanos.clamp(0, 999_999_999) as u32,
         );
-        let skew = if now > then { now - then } else { then - now };
+        let skew = now.abs_diff(then);
         if ts.seconds < 0 || skew > self.time_window {
             return Err(DeliverError::Timestamp(format!(
                 "envelope timestamp {}s is more than {:?} apart from the current server time",
