@@ -3,4 +3,5 @@
 # tests that start the real `orderer` binary on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"

@@ -3,13 +3,23 @@
 
 mod support;
 
-use fabric_common::envelope::{create_signed_envelope, seek_envelope, seek_newest, seek_oldest, seek_specified, EnvelopeOptions};
+use fabric_common::envelope::{
+    create_signed_envelope, seek_envelope, seek_newest, seek_oldest, seek_specified,
+    EnvelopeOptions,
+};
 use fabric_protos::common::{Envelope, HeaderType, Status};
 use fabric_protos::orderer::{seek_info, SeekInfo};
 use support::*;
 
-fn seek(start: fabric_protos::orderer::SeekPosition, stop: fabric_protos::orderer::SeekPosition) -> SeekInfo {
-    SeekInfo { start: Some(start), stop: Some(stop), ..Default::default() }
+fn seek(
+    start: fabric_protos::orderer::SeekPosition,
+    stop: fabric_protos::orderer::SeekPosition,
+) -> SeekInfo {
+    SeekInfo {
+        start: Some(start),
+        stop: Some(stop),
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,18 +30,30 @@ async fn counter_2000_in_order_over_a_verified_chain_survives_kill9() {
     let mut node = Node::start(&net, &ledger, port);
     let mut client = node.client().await;
 
-    let envs: Vec<Envelope> =
-        (0..2000u32).map(|i| tx(&net.client, CHANNEL, format!("counter:{i}").into_bytes())).collect();
+    let envs: Vec<Envelope> = (0..2000u32)
+        .map(|i| tx(&net.client, CHANNEL, format!("counter:{i}").into_bytes()))
+        .collect();
     let resps = broadcast(&mut client, envs).await;
     assert_eq!(resps.len(), 2000);
-    assert!(resps.iter().all(|r| r.status == Status::Success as i32), "{:?}", resps.iter().find(|r| r.status != 200));
+    assert!(
+        resps.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        resps.iter().find(|r| r.status != 200)
+    );
 
-    let (blocks, status) =
-        deliver(&mut client, &net.client, CHANNEL, seek(seek_oldest(), seek_newest())).await;
+    let (blocks, status) = deliver(
+        &mut client,
+        &net.client,
+        CHANNEL,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
     assert_eq!(status, Some(Status::Success));
     verify_chain(&blocks, net.org.ca_cert_pem());
     let values: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
-    let want: Vec<Vec<u8>> = (0..2000u32).map(|i| format!("counter:{i}").into_bytes()).collect();
+    let want: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| format!("counter:{i}").into_bytes())
+        .collect();
     assert_eq!(values, want, "every counter value exactly once, in order");
     // MaxMessageCount 100 → 20 full blocks after genesis.
     assert_eq!(blocks.len(), 21);
@@ -41,13 +63,28 @@ async fn counter_2000_in_order_over_a_verified_chain_survives_kill9() {
     node.kill9();
     let node = Node::start(&net, &ledger, port);
     let mut client = node.client().await;
-    let (again, status) =
-        deliver(&mut client, &net.client, CHANNEL, seek(seek_oldest(), seek_newest())).await;
+    let (again, status) = deliver(
+        &mut client,
+        &net.client,
+        CHANNEL,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
     assert_eq!(status, Some(Status::Success));
     assert_eq!(again, blocks);
-    let resps = broadcast(&mut client, vec![tx(&net.client, CHANNEL, b"after-restart".to_vec())]).await;
+    let resps = broadcast(
+        &mut client,
+        vec![tx(&net.client, CHANNEL, b"after-restart".to_vec())],
+    )
+    .await;
     assert_eq!(resps[0].status, Status::Success as i32);
-    let (tail, _) = deliver(&mut client, &net.client, CHANNEL, seek(seek_newest(), seek_newest())).await;
+    let (tail, _) = deliver(
+        &mut client,
+        &net.client,
+        CHANNEL,
+        seek(seek_newest(), seek_newest()),
+    )
+    .await;
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].header.as_ref().unwrap().number as usize, height);
     assert_eq!(block_payloads(&tail[0]), vec![b"after-restart".to_vec()]);
@@ -61,20 +98,54 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_node_keeps_serving() {
     let mut client = node.client().await;
 
     let cases: Vec<(&str, Envelope, Status)> = vec![
-        ("garbage payload", Envelope { payload: vec![0xff, 0xff, 0xff], signature: vec![] }, Status::BadRequest),
-        ("empty payload", Envelope { payload: vec![], signature: vec![1] }, Status::BadRequest),
-        ("unknown channel", tx(&net.client, "nosuchchannel", b"x".to_vec()), Status::NotFound),
+        (
+            "garbage payload",
+            Envelope {
+                payload: vec![0xff, 0xff, 0xff],
+                signature: vec![],
+            },
+            Status::BadRequest,
+        ),
+        (
+            "empty payload",
+            Envelope {
+                payload: vec![],
+                signature: vec![1],
+            },
+            Status::BadRequest,
+        ),
+        (
+            "unknown channel",
+            tx(&net.client, "nosuchchannel", b"x".to_vec()),
+            Status::NotFound,
+        ),
         (
             "CONFIG sent directly",
-            create_signed_envelope(HeaderType::Config, CHANNEL, Some(&net.client), vec![], &EnvelopeOptions::default()),
+            create_signed_envelope(
+                HeaderType::Config,
+                CHANNEL,
+                Some(&net.client),
+                vec![],
+                &EnvelopeOptions::default(),
+            ),
             Status::BadRequest,
         ),
         (
             "ORDERER_TRANSACTION sent directly",
-            create_signed_envelope(HeaderType::OrdererTransaction, CHANNEL, Some(&net.client), vec![], &EnvelopeOptions::default()),
+            create_signed_envelope(
+                HeaderType::OrdererTransaction,
+                CHANNEL,
+                Some(&net.client),
+                vec![],
+                &EnvelopeOptions::default(),
+            ),
             Status::BadRequest,
         ),
-        ("oversized", tx(&net.client, CHANNEL, vec![7u8; 5000]), Status::BadRequest),
+        (
+            "oversized",
+            tx(&net.client, CHANNEL, vec![7u8; 5000]),
+            Status::BadRequest,
+        ),
     ];
     for (name, bad, want) in cases {
         // good, bad, good: the bad one is answered and the stream ends there.
@@ -92,19 +163,31 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_node_keeps_serving() {
     let mut fit = tx(&net.client, CHANNEL, vec![1u8; 4096 - overhead]);
     // Signature lengths vary by a byte or two; trim to fit exactly.
     while fit.payload.len() + fit.signature.len() > 4096 {
-        fit = tx(&net.client, CHANNEL, vec![1u8; 4096 - overhead - (fit.payload.len() + fit.signature.len() - 4096)]);
+        fit = tx(
+            &net.client,
+            CHANNEL,
+            vec![1u8; 4096 - overhead - (fit.payload.len() + fit.signature.len() - 4096)],
+        );
     }
     let resps = broadcast(&mut client, vec![fit]).await;
     assert_eq!(resps[0].status, Status::Success as i32, "{}", resps[0].info);
 
     assert!(node.alive(), "node survived all bad input");
     // Everything acknowledged is in the chain, nothing else.
-    let (blocks, status) = deliver(&mut client, &net.client, CHANNEL, seek(seek_oldest(), seek_newest())).await;
+    let (blocks, status) = deliver(
+        &mut client,
+        &net.client,
+        CHANNEL,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
     assert_eq!(status, Some(Status::Success));
     verify_chain(&blocks, net.org.ca_cert_pem());
     let got: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
     assert_eq!(got.len(), 7);
-    assert!(got.iter().all(|p| p.starts_with(b"before ") || p.len() > 1000));
+    assert!(got
+        .iter()
+        .all(|p| p.starts_with(b"before ") || p.len() > 1000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,48 +197,133 @@ async fn deliver_seek_cases() {
     let node = Node::start(&net, &ledger, free_port());
     let mut client = node.client().await;
     // MaxMessageCount 1: one block per envelope → blocks 0..=5.
-    let resps = broadcast(&mut client, (0..5u8).map(|i| tx(&net.client, CHANNEL, vec![i])).collect()).await;
+    let resps = broadcast(
+        &mut client,
+        (0..5u8)
+            .map(|i| tx(&net.client, CHANNEL, vec![i]))
+            .collect(),
+    )
+    .await;
     assert!(resps.iter().all(|r| r.status == Status::Success as i32));
-    let numbers = |bs: &[fabric_protos::common::Block]| bs.iter().map(|b| b.header.as_ref().unwrap().number).collect::<Vec<_>>();
+    let numbers = |bs: &[fabric_protos::common::Block]| {
+        bs.iter()
+            .map(|b| b.header.as_ref().unwrap().number)
+            .collect::<Vec<_>>()
+    };
 
     let c = &net.client;
     let (b, s) = deliver(&mut client, c, CHANNEL, seek(seek_oldest(), seek_oldest())).await;
     assert_eq!((numbers(&b), s), (vec![0], Some(Status::Success)));
     let (b, s) = deliver(&mut client, c, CHANNEL, seek(seek_newest(), seek_newest())).await;
     assert_eq!((numbers(&b), s), (vec![5], Some(Status::Success)));
-    let (b, s) = deliver(&mut client, c, CHANNEL, seek(seek_specified(2), seek_specified(4))).await;
+    let (b, s) = deliver(
+        &mut client,
+        c,
+        CHANNEL,
+        seek(seek_specified(2), seek_specified(4)),
+    )
+    .await;
     assert_eq!((numbers(&b), s), (vec![2, 3, 4], Some(Status::Success)));
-    let (b, s) = deliver(&mut client, c, CHANNEL, seek(seek_specified(4), seek_specified(2))).await;
+    let (b, s) = deliver(
+        &mut client,
+        c,
+        CHANNEL,
+        seek(seek_specified(4), seek_specified(2)),
+    )
+    .await;
     assert_eq!((numbers(&b), s), (vec![], Some(Status::BadRequest)));
-    let (b, s) = deliver(&mut client, c, CHANNEL, seek(seek_specified(7), seek_specified(9))).await;
-    assert_eq!((numbers(&b), s), (vec![], Some(Status::NotFound)), "start beyond height");
+    let (b, s) = deliver(
+        &mut client,
+        c,
+        CHANNEL,
+        seek(seek_specified(7), seek_specified(9)),
+    )
+    .await;
+    assert_eq!(
+        (numbers(&b), s),
+        (vec![], Some(Status::NotFound)),
+        "start beyond height"
+    );
     let mut fail = seek(seek_specified(4), seek_specified(8));
     fail.behavior = seek_info::SeekBehavior::FailIfNotReady as i32;
     let (b, s) = deliver(&mut client, c, CHANNEL, fail).await;
-    assert_eq!((numbers(&b), s), (vec![4, 5], Some(Status::NotFound)), "FAIL_IF_NOT_READY stops at the height");
-    let (_, s) = deliver(&mut client, c, "nosuchchannel", seek(seek_oldest(), seek_newest())).await;
+    assert_eq!(
+        (numbers(&b), s),
+        (vec![4, 5], Some(Status::NotFound)),
+        "FAIL_IF_NOT_READY stops at the height"
+    );
+    let (_, s) = deliver(
+        &mut client,
+        c,
+        "nosuchchannel",
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
     assert_eq!(s, Some(Status::NotFound));
-    let (_, s) = deliver(&mut client, c, CHANNEL, SeekInfo { start: Some(seek_oldest()), stop: None, ..Default::default() }).await;
+    let (_, s) = deliver(
+        &mut client,
+        c,
+        CHANNEL,
+        SeekInfo {
+            start: Some(seek_oldest()),
+            stop: None,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(s, Some(Status::BadRequest));
 
     // Several SeekInfos on one stream.
-    let many = deliver_many(&mut client, vec![
-        seek_envelope(CHANNEL, Some(c), &seek(seek_specified(1), seek_specified(1)), vec![]),
-        seek_envelope(CHANNEL, Some(c), &seek(seek_specified(3), seek_specified(5)), vec![]),
-    ]).await;
-    assert_eq!((numbers(&many[0].0), many[0].1), (vec![1], Some(Status::Success)));
-    assert_eq!((numbers(&many[1].0), many[1].1), (vec![3, 4, 5], Some(Status::Success)));
+    let many = deliver_many(
+        &mut client,
+        vec![
+            seek_envelope(
+                CHANNEL,
+                Some(c),
+                &seek(seek_specified(1), seek_specified(1)),
+                vec![],
+            ),
+            seek_envelope(
+                CHANNEL,
+                Some(c),
+                &seek(seek_specified(3), seek_specified(5)),
+                vec![],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (numbers(&many[0].0), many[0].1),
+        (vec![1], Some(Status::Success))
+    );
+    assert_eq!(
+        (numbers(&many[1].0), many[1].1),
+        (vec![3, 4, 5], Some(Status::Success))
+    );
 
     // Start == height blocks until the block exists; stop = 2^64-1 follows forever.
-    let follow_env = seek_envelope(CHANNEL, Some(c), &seek(seek_specified(6), seek_specified(u64::MAX)), vec![]);
+    let follow_env = seek_envelope(
+        CHANNEL,
+        Some(c),
+        &seek(seek_specified(6), seek_specified(u64::MAX)),
+        vec![],
+    );
     let mut follower = node.client().await;
     let (tx_, rx) = tokio::sync::mpsc::channel(1);
     tx_.send(follow_env).await.unwrap();
-    let mut stream = follower.deliver(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut stream = follower
+        .deliver(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     for i in 0..3u8 {
         let r = broadcast(&mut client, vec![tx(c, CHANNEL, vec![100 + i])]).await;
         assert_eq!(r[0].status, Status::Success as i32);
-        let m = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         match m.r#type {
             Some(fabric_protos::orderer::deliver_response::Type::Block(b)) => {
                 assert_eq!(b.header.unwrap().number, 6 + u64::from(i));
@@ -165,15 +333,28 @@ async fn deliver_seek_cases() {
     }
     drop(tx_);
     // Garbage seek envelope → BAD_REQUEST; the server keeps going.
-    let bad = deliver_many(&mut client, vec![Envelope { payload: vec![1, 2, 3], signature: vec![] }]).await;
+    let bad = deliver_many(
+        &mut client,
+        vec![Envelope {
+            payload: vec![1, 2, 3],
+            signature: vec![],
+        }],
+    )
+    .await;
     assert_eq!(bad[0].1, Some(Status::BadRequest));
     // Stale timestamp → BAD_REQUEST.
-    let mut stale = seek_envelope(CHANNEL, Some(c), &seek(seek_oldest(), seek_oldest()), vec![]);
+    let mut stale = seek_envelope(
+        CHANNEL,
+        Some(c),
+        &seek(seek_oldest(), seek_oldest()),
+        vec![],
+    );
     {
         use prost::Message;
         let mut p = fabric_protos::common::Payload::decode(stale.payload.as_slice()).unwrap();
         let h = p.header.as_mut().unwrap();
-        let mut ch = fabric_protos::common::ChannelHeader::decode(h.channel_header.as_slice()).unwrap();
+        let mut ch =
+            fabric_protos::common::ChannelHeader::decode(h.channel_header.as_slice()).unwrap();
         ch.timestamp.as_mut().unwrap().seconds -= 3600;
         h.channel_header = ch.encode_to_vec();
         stale.payload = p.encode_to_vec();

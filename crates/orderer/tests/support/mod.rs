@@ -39,16 +39,28 @@ pub fn net(batch_timeout_ms: i64, max_message_count: u32, absolute_max_bytes: u3
     dev.batch_size.max_message_count = max_message_count;
     dev.batch_size.absolute_max_bytes = absolute_max_bytes;
     dev.batch_size.preferred_max_bytes = absolute_max_bytes.min(dev.batch_size.preferred_max_bytes);
-    let block =
-        fabric_configtx::genesis::genesis_block_from_profile(&dev.system_channel_profile(), CHANNEL)
-            .unwrap();
+    let block = fabric_configtx::genesis::genesis_block_from_profile(
+        &dev.system_channel_profile(),
+        CHANNEL,
+    )
+    .unwrap();
     let genesis = dir.path().join("genesis.block");
     std::fs::write(&genesis, block.encode_to_vec()).unwrap();
-    Net { dir, org, orderer_msp, client, genesis }
+    Net {
+        dir,
+        org,
+        orderer_msp,
+        client,
+        genesis,
+    }
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Node {
@@ -60,22 +72,39 @@ pub struct Node {
 impl Node {
     /// Starts `orderer start` configured only through `ORDERER_*` variables.
     pub fn start(net: &Net, ledger: &Path, port: u16) -> Node {
+        Self::start_with(net, ledger, port, "SampleOrg", true)
+    }
+
+    /// As [`Node::start`], with the MSP ID, and v2 (`BOOTSTRAPFILE`) or v1.4
+    /// (`GENESISMETHOD`/`GENESISFILE`) bootstrap variables.
+    pub fn start_with(net: &Net, ledger: &Path, port: u16, mspid: &str, v2_keys: bool) -> Node {
         let cfg = net.dir.path().join("no-config");
         std::fs::create_dir_all(&cfg).unwrap();
-        let log = net.dir.path().join(format!("orderer-{port}-{}.log", rand_suffix()));
-        let child = Command::new(env!("CARGO_BIN_EXE_orderer"))
+        let log = net
+            .dir
+            .path()
+            .join(format!("orderer-{port}-{}.log", rand_suffix()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orderer"));
+        if v2_keys {
+            cmd.env("ORDERER_GENERAL_BOOTSTRAPFILE", &net.genesis);
+        } else {
+            cmd.env("ORDERER_GENERAL_GENESISMETHOD", "file")
+                .env("ORDERER_GENERAL_GENESISFILE", &net.genesis);
+        }
+        let child = cmd
             .arg("start")
             .current_dir(&cfg)
             .env("FABRIC_CFG_PATH", &cfg)
             .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
             .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
-            .env("ORDERER_GENERAL_BOOTSTRAPFILE", &net.genesis)
             .env("ORDERER_GENERAL_LOCALMSPDIR", &net.orderer_msp)
-            .env("ORDERER_GENERAL_LOCALMSPID", "SampleOrg")
+            .env("ORDERER_GENERAL_LOCALMSPID", mspid)
             .env("ORDERER_FILELEDGER_LOCATION", ledger)
             .env("FABRIC_LOGGING_SPEC", "info")
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
             .spawn()
             .expect("spawning orderer");
         let node = Node { child, port, log };
@@ -91,7 +120,11 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("orderer did not listen on {}: {}", self.port, std::fs::read_to_string(&self.log).unwrap_or_default());
+        panic!(
+            "orderer did not listen on {}: {}",
+            self.port,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     pub fn kill9(&mut self) {
@@ -110,7 +143,9 @@ impl Node {
             .connect()
             .await
             .unwrap();
-        AtomicBroadcastClient::new(ch).max_decoding_message_size(100 << 20).max_encoding_message_size(100 << 20)
+        AtomicBroadcastClient::new(ch)
+            .max_decoding_message_size(100 << 20)
+            .max_encoding_message_size(100 << 20)
     }
 }
 
@@ -121,7 +156,11 @@ impl Drop for Node {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000
 }
 
 pub fn tx(signer: &LocalSigner, channel: &str, data: Vec<u8>) -> Envelope {
@@ -130,13 +169,19 @@ pub fn tx(signer: &LocalSigner, channel: &str, data: Vec<u8>) -> Envelope {
         channel,
         Some(signer),
         data,
-        &EnvelopeOptions { with_txid: true, ..Default::default() },
+        &EnvelopeOptions {
+            with_txid: true,
+            ..Default::default()
+        },
     )
 }
 
 /// Sends all envelopes on one stream (pipelined) and collects the responses
 /// until the server closes the stream.
-pub async fn broadcast(client: &mut AtomicBroadcastClient<Channel>, envs: Vec<Envelope>) -> Vec<BroadcastResponse> {
+pub async fn broadcast(
+    client: &mut AtomicBroadcastClient<Channel>,
+    envs: Vec<Envelope>,
+) -> Vec<BroadcastResponse> {
     let stream = tokio_stream::iter(envs);
     let mut resp = client.broadcast(stream).await.unwrap().into_inner();
     let mut out = Vec::new();
@@ -153,7 +198,13 @@ pub async fn deliver(
     channel: &str,
     seek: SeekInfo,
 ) -> (Vec<Block>, Option<Status>) {
-    deliver_many(client, vec![seek_envelope(channel, Some(signer), &seek, vec![])]).await.pop().unwrap()
+    deliver_many(
+        client,
+        vec![seek_envelope(channel, Some(signer), &seek, vec![])],
+    )
+    .await
+    .pop()
+    .unwrap()
 }
 
 /// Several seek envelopes on one stream, each answered by blocks then a status.
@@ -166,7 +217,11 @@ pub async fn deliver_many(
     for e in envs {
         tx.send(e).await.unwrap();
     }
-    let mut resp = client.deliver(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut resp = client
+        .deliver(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let mut out = Vec::new();
     let mut blocks = Vec::new();
     while out.len() < n {
@@ -193,6 +248,11 @@ pub async fn deliver_many(
 
 /// Verifies the hash chain and each block's orderer signature.
 pub fn verify_chain(blocks: &[Block], orderer_ca_pem: &str) {
+    verify_chain_msp(blocks, orderer_ca_pem, "SampleOrg")
+}
+
+/// As [`verify_chain`], for an orderer of MSP `mspid`.
+pub fn verify_chain_msp(blocks: &[Block], orderer_ca_pem: &str, mspid: &str) {
     use fabric_common::block::{header_bytes, metadata_at, verify_link, SIGNATURES};
     let ca = pem::parse(orderer_ca_pem).unwrap();
     let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
@@ -204,12 +264,16 @@ pub fn verify_chain(blocks: &[Block], orderer_ca_pem: &str) {
             let md = metadata_at(b, SIGNATURES).unwrap();
             assert_eq!(md.signatures.len(), 1, "block {number} signatures");
             let sig = &md.signatures[0];
-            let shdr = fabric_protos::common::SignatureHeader::decode(sig.signature_header.as_slice()).unwrap();
-            let id = fabric_protos::msp::SerializedIdentity::decode(shdr.creator.as_slice()).unwrap();
-            assert_eq!(id.mspid, "SampleOrg");
+            let shdr =
+                fabric_protos::common::SignatureHeader::decode(sig.signature_header.as_slice())
+                    .unwrap();
+            let id =
+                fabric_protos::msp::SerializedIdentity::decode(shdr.creator.as_slice()).unwrap();
+            assert_eq!(id.mspid, mspid);
             let cert = pem::parse(&id.id_bytes).unwrap();
             let (_, cert) = x509_parser::parse_x509_certificate(cert.contents()).unwrap();
-            cert.verify_signature(Some(ca.public_key())).expect("orderer cert chains to the CA");
+            cert.verify_signature(Some(ca.public_key()))
+                .expect("orderer cert chains to the CA");
             let pk = cert.public_key().subject_public_key.data.to_vec();
             let mut msg = md.value.clone();
             msg.extend_from_slice(&sig.signature_header);
@@ -229,7 +293,10 @@ pub fn block_payloads(b: &Block) -> Vec<Vec<u8>> {
         .iter()
         .map(|d| {
             let env = Envelope::decode(d.as_slice()).unwrap();
-            fabric_common::envelope::parse_envelope(&env).unwrap().payload.data
+            fabric_common::envelope::parse_envelope(&env)
+                .unwrap()
+                .payload
+                .data
         })
         .collect()
 }
