@@ -242,9 +242,9 @@ pub struct ChainFollower {
     prev: Option<BlockHeader>,
     /// `None`: signatures are not checked.
     pub trust: Option<SignerTrust>,
-    /// Blocks accepted so far.
+    /// Blocks checked so far.
     pub blocks: u64,
-    /// MSP IDs that signed accepted blocks.
+    /// MSP IDs whose signatures verified.
     pub signers: std::collections::BTreeSet<String>,
 }
 
@@ -264,10 +264,19 @@ impl ChainFollower {
         self.prev.as_ref()
     }
 
-    /// Checks `block` and, if it passes, makes it the new chain head.
-    /// Block 0 (genesis, unsigned in Fabric) is exempt from signature checks.
+    /// Checks `block` and makes it the new chain head, whether or not it
+    /// passes (so one bad link is reported once, and later links are still
+    /// checked). Block 0 (genesis, unsigned in Fabric) is exempt from
+    /// signature checks.
     pub fn check(&mut self, block: &Block) -> Result<(), String> {
         let header = block.header.as_ref().ok_or("block without header")?;
+        let result = self.check_inner(header, block);
+        self.prev = Some(header.clone());
+        self.blocks += 1;
+        result
+    }
+
+    fn check_inner(&mut self, header: &BlockHeader, block: &Block) -> Result<(), String> {
         match &self.prev {
             Some(p) => verify_link(Some(p), block).map_err(|e| e.to_string())?,
             None if header.number == 0 => verify_link(None, block).map_err(|e| e.to_string())?,
@@ -294,8 +303,6 @@ impl ChainFollower {
                 }
             }
         }
-        self.prev = Some(header.clone());
-        self.blocks += 1;
         Ok(())
     }
 }
@@ -362,8 +369,6 @@ pub async fn run(
                 let violation = follower.check(&b).err();
                 if let Some(v) = &violation {
                     report.violations.push(v.clone());
-                    // Re-anchor on this block so later links are still checked.
-                    follower = ChainFollower::new(b.header.clone(), opts.trust.clone());
                 }
                 on_block(&b, &summary, violation.as_deref());
             }
@@ -420,10 +425,14 @@ mod tests {
         assert!(f.check(&c[3]).unwrap_err().contains("expected"));
         let mut f = ChainFollower::new(c[1].header.clone(), None);
         assert!(f.check(&c[3]).is_err()); // gap
+        f.check(&c[4]).unwrap(); // re-anchored on block 3
+        let mut f = ChainFollower::new(c[1].header.clone(), None);
         let mut bad = c[2].clone();
         bad.header.as_mut().unwrap().previous_hash[0] ^= 1;
         assert!(f.check(&bad).unwrap_err().contains("previous_hash"));
-        f.check(&c[2]).unwrap();
+        // The tampered header hashes differently, so the next link breaks too.
+        assert!(f.check(&c[3]).unwrap_err().contains("previous_hash"));
+        f.check(&c[4]).unwrap();
         // Signatures required when a trust is given (except for block 0).
         let mut f = ChainFollower::new(None, Some(SignerTrust::any()));
         f.check(&c[0]).unwrap();

@@ -15,6 +15,21 @@ use orderer_client::counter::{self, CounterOpts};
 use orderer_client::deliver::{self, BlockSummary, DeliverOpts, Position};
 use orderer_client::status_name;
 
+/// `println!` that ends the process quietly when stdout is closed
+/// (e.g. `orderer-client deliver --stop forever | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("writing to stdout: {e}");
+        }
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orderer-client",
@@ -99,9 +114,11 @@ enum Cmd {
         /// Maximum unanswered envelopes per stream
         #[arg(long, default_value_t = 1000)]
         window: usize,
-        /// Sign all envelopes before starting the clock (with --count)
+        /// With --count, sign envelopes while sending instead of all of them before
+        /// the clock starts (the default with --count, so signing does not compete
+        /// with the orderer for CPU during the measurement)
         #[arg(long)]
-        pregenerate: bool,
+        sign_live: bool,
         /// Do not follow Deliver (no delivered latency)
         #[arg(long)]
         no_follow: bool,
@@ -159,15 +176,15 @@ async fn real_main(cli: Cli) -> Result<bool> {
             }
             let report = counter::run(opts).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for v in report.violations.iter().take(20) {
-                    println!("violation: {v}");
+                    outln!("violation: {v}");
                 }
                 if report.violations.len() > 20 {
-                    println!("... {} more violations", report.violations.len() - 20);
+                    outln!("... {} more violations", report.violations.len() - 20);
                 }
-                println!("{}", report.summary_line());
+                outln!("{}", report.summary_line());
             }
             Ok(report.ok())
         }
@@ -191,15 +208,15 @@ async fn real_main(cli: Cli) -> Result<bool> {
             let report = deliver::run(&mut client, &target.signer, &opts, |_, s, violation| {
                 print_block(s, quiet);
                 if let Some(v) = violation {
-                    println!("violation: {v}");
+                    outln!("violation: {v}");
                 }
             })
             .await?;
             match report.status {
-                Some(s) => println!("status: {}", status_name(s)),
-                None => println!("status: none (stream ended)"),
+                Some(s) => outln!("status: {}", status_name(s)),
+                None => outln!("status: none (stream ended)"),
             }
-            println!(
+            outln!(
                 "deliver: blocks={} txs={} violations={}",
                 report.blocks,
                 report.txs,
@@ -213,7 +230,7 @@ async fn real_main(cli: Cli) -> Result<bool> {
             count,
             duration,
             window,
-            pregenerate,
+            sign_live,
             no_follow,
             drain_timeout,
             json,
@@ -227,14 +244,14 @@ async fn real_main(cli: Cli) -> Result<bool> {
             opts.size = size;
             opts.streams = streams;
             opts.window = window;
-            opts.pregenerate = pregenerate;
+            opts.pregenerate = !sign_live && opts.count.is_some();
             opts.follow = !no_follow;
             opts.drain_timeout = Duration::from_secs(drain_timeout);
             let report = bench::run(opts).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{report}");
+                outln!("{}", report.to_string().trim_end());
             }
             Ok(report.ok(!no_follow))
         }
@@ -243,7 +260,7 @@ async fn real_main(cli: Cli) -> Result<bool> {
             let b = deliver::newest_block(&mut client, &target.channel, &target.signer).await?;
             let s = BlockSummary::of(&b);
             let h = b.header.clone().unwrap_or_default();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({
                     "channel": target.channel,
@@ -263,8 +280,8 @@ async fn real_main(cli: Cli) -> Result<bool> {
 
 fn print_block(s: &BlockSummary, quiet: bool) {
     if quiet {
-        println!("block {} txs {}", s.number, s.tx_count);
+        outln!("block {} txs {}", s.number, s.tx_count);
     } else {
-        println!("{}", serde_json::to_string(s).expect("summary serializes"));
+        outln!("{}", serde_json::to_string(s).expect("summary serializes"));
     }
 }

@@ -22,7 +22,7 @@ use orderer_client::config::{DevNet, GlobalArgs, Target};
 use orderer_client::conn::connect;
 use orderer_client::counter::{self, CounterOpts};
 use orderer_client::deliver::{self, DeliverOpts, Position};
-use orderer_client::verify::{sign_block, SignerTrust};
+use orderer_client::verify::sign_block;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
