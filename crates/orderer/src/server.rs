@@ -20,6 +20,7 @@ use crate::blockwriter::BlockWriter;
 use crate::broadcast::Broadcaster;
 use crate::channelconfig::ChannelConfig;
 use crate::channels::{ChannelSupport, Registrar};
+use crate::consensus::kafka::{self, KafkaSettings};
 use crate::consensus::solo::{self, SoloSettings};
 use crate::deliver::Deliverer;
 use crate::policy::AcceptAll;
@@ -44,6 +45,8 @@ pub struct NodeSettings {
     pub max_recv_msg_size: usize,
     /// `General.MaxSendMsgSize`.
     pub max_send_msg_size: usize,
+    /// `Kafka.*` (the brokers come from each channel's config).
+    pub kafka: KafkaSettings,
 }
 
 /// A running node.
@@ -173,9 +176,30 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
                 ledger,
                 shutdown.clone(),
             ),
-            other => {
-                bail!("channel {id}: consensus type {other:?} is not supported by this build yet")
+            "kafka" => {
+                let md = fabric_common::block::consenter_metadata(&last)
+                    .map(|b| fabric_protos::orderer::KafkaMetadata::decode(b.as_slice()))
+                    .transpose()
+                    .with_context(|| {
+                        format!("channel {id}: Kafka metadata of the last block (ledger may be corrupted)")
+                    })?;
+                let mut ks = settings.kafka.clone();
+                ks.brokers = config.kafka_brokers.clone();
+                if ks.brokers.is_empty() {
+                    bail!("channel {id}: OrdererType kafka but Orderer/KafkaBrokers is empty");
+                }
+                kafka::start(
+                    id.clone(),
+                    ks,
+                    config.batch_size,
+                    config.batch_timeout,
+                    writer,
+                    ledger,
+                    md,
+                    shutdown.clone(),
+                )
             }
+            other => bail!("channel {id}: consensus type {other:?} is not supported"),
         };
         info!(channel_id = %id, height = reader.height(), consensus = %config.consensus_type, "channel started");
         tasks.push(task);

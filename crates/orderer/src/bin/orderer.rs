@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
 use orderer::server::{self, NodeSettings};
 use orderer_config::{Bootstrap, ConfigSource};
@@ -51,6 +52,36 @@ fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
+fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
+    let r = &k.retry;
+    KafkaSettings {
+        brokers: Vec::new(),
+        short_interval: r.short_interval,
+        short_total: r.short_total,
+        long_interval: r.long_interval,
+        long_total: r.long_total,
+        dial_timeout: r.network_timeouts.dial_timeout,
+        read_timeout: r.network_timeouts.read_timeout,
+        write_timeout: r.network_timeouts.write_timeout,
+        producer_retry_backoff: r.producer.retry_backoff,
+        metadata_retry_backoff: r.metadata.retry_backoff,
+        consumer_retry_backoff: r.consumer.retry_backoff,
+        replication_factor: i32::from(k.topic.replication_factor),
+        verbose: k.verbose,
+        tls: k.tls.enabled.then(|| {
+            (
+                k.tls.certificate.clone(),
+                k.tls.private_key.clone(),
+                k.tls.root_cas.clone(),
+            )
+        }),
+        sasl_plain: k
+            .sasl_plain
+            .enabled
+            .then(|| (k.sasl_plain.user.clone(), k.sasl_plain.password.clone())),
+    }
+}
+
 fn settings() -> Result<NodeSettings> {
     let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &config.warnings {
@@ -69,6 +100,7 @@ fn settings() -> Result<NodeSettings> {
         time_window: g.authentication.time_window,
         max_recv_msg_size: g.max_recv_msg_size as usize,
         max_send_msg_size: g.max_send_msg_size as usize,
+        kafka: kafka_settings(&config.kafka),
     };
     let explicit_bootstrap =
         env_set("ORDERER_GENERAL_BOOTSTRAPFILE") || env_set("ORDERER_GENERAL_GENESISFILE");
@@ -111,7 +143,7 @@ fn version() {
         std::env::consts::OS,
         std::env::consts::ARCH
     );
-    println!(" Consensus types: solo");
+    println!(" Consensus types: solo, kafka");
 }
 
 fn main() -> Result<()> {

@@ -2,6 +2,7 @@
 //! a [`ChainHandle`]: submit an envelope, learn when it is durable, read the
 //! chain's state. The backend (solo now, Kafka next) owns everything else.
 
+pub mod kafka;
 pub mod solo;
 
 use tokio::sync::{mpsc, oneshot, watch};

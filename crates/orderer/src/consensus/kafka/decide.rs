@@ -1,0 +1,522 @@
+//! ④→⑥ The Kafka chain's per-message decisions, pure and synchronous
+//! (Fabric `orderer/consensus/kafka/chain.go`: `processRegular`,
+//! `processTimeToCut`, `commitNormalMsg`, `commitConfigMsg`).
+//!
+//! Input: the messages of partition 0 in offset order, the local batch timer
+//! firing, and the current config sequence. Output: [`Action`]s — blocks to
+//! write (with the `KafkaMetadata` each must record), messages to produce
+//! (time-to-cut, resubmissions) and timer changes. Only what is in the
+//! partition decides block boundaries, so every OSN cuts identical blocks.
+
+use fabric_protos::orderer::{
+    kafka_message, kafka_message_regular::Class, KafkaMessage, KafkaMessageRegular,
+    KafkaMessageTimeToCut, KafkaMetadata,
+};
+
+use crate::blockcutter::{BatchSize, BlockCutter};
+
+/// Offset sentinel when no block carries Kafka metadata: −3, so consumption
+/// starts at −2 (`OffsetOldest`), as in Fabric.
+pub const NO_OFFSET: i64 = -3;
+
+/// The offsets a chain resumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    /// Offset of the last message in a persisted block.
+    pub last_offset_persisted: i64,
+    /// Highest `original_offset` of a resubmitted message processed.
+    pub last_original_offset_processed: i64,
+    /// Offset of the last config message resubmitted.
+    pub last_resubmitted_config_offset: i64,
+}
+
+impl Offsets {
+    /// Offsets for a chain with no Kafka metadata yet.
+    pub const FRESH: Offsets = Offsets {
+        last_offset_persisted: NO_OFFSET,
+        last_original_offset_processed: 0,
+        last_resubmitted_config_offset: 0,
+    };
+
+    /// From a block's `KafkaMetadata` (or fresh without one).
+    pub fn from_metadata(md: Option<&KafkaMetadata>) -> Self {
+        md.map_or(Self::FRESH, |m| Offsets {
+            last_offset_persisted: m.last_offset_persisted,
+            last_original_offset_processed: m.last_original_offset_processed,
+            last_resubmitted_config_offset: m.last_resubmitted_config_offset,
+        })
+    }
+
+    /// The first offset to consume.
+    pub fn start_offset(&self) -> i64 {
+        self.last_offset_persisted + 1
+    }
+}
+
+/// What the chain task must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write a block of these envelopes recording `metadata`.
+    WriteBlock {
+        /// Envelope bytes.
+        data: Vec<Vec<u8>>,
+        /// The consenter metadata to record.
+        metadata: KafkaMetadata,
+        /// A config block (isolated; LAST_CONFIG points to it).
+        is_config: bool,
+    },
+    /// Arm the batch timer (if not armed).
+    StartTimer,
+    /// Disarm the batch timer.
+    StopTimer,
+    /// Produce a message (time-to-cut or resubmission).
+    Produce(KafkaMessage),
+}
+
+/// Why the chain cannot go on (Fabric stops consuming on these).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DecideError {
+    /// A right time-to-cut with nothing pending.
+    #[error("got right time-to-cut message (for block {0}), no pending requests though; this might indicate a bug")]
+    EmptyTimeToCut(u64),
+    /// A time-to-cut for a block beyond the next one.
+    #[error("got larger time-to-cut message ({got}) than allowed/expected ({expected}) - this might indicate a bug")]
+    FutureTimeToCut {
+        /// The number in the message.
+        got: u64,
+        /// `last_cut + 1`.
+        expected: u64,
+    },
+}
+
+/// How a regular message is re-checked when the config moved on (the
+/// policies work plugs in here). `Ok(())` = still valid.
+pub trait Revalidate {
+    /// Re-validates a normal envelope against the current config.
+    fn normal(&self, env: &[u8]) -> Result<(), String>;
+}
+
+/// Accepts everything (no config changes exist yet to invalidate a message).
+#[derive(Debug, Default)]
+pub struct AlwaysValid;
+
+impl Revalidate for AlwaysValid {
+    fn normal(&self, _env: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The chain's decision state. Owned by the chain task.
+#[derive(Debug)]
+pub struct Decider {
+    offsets: Offsets,
+    last_cut_block_number: u64,
+    cutter: BlockCutter<Vec<u8>>,
+    timer_armed: bool,
+}
+
+fn ttc(block_number: u64) -> KafkaMessage {
+    KafkaMessage {
+        r#type: Some(kafka_message::Type::TimeToCut(KafkaMessageTimeToCut {
+            block_number,
+        })),
+    }
+}
+
+impl Decider {
+    /// Resumes after `last_block_number` (height − 1) with `offsets`.
+    pub fn new(offsets: Offsets, last_block_number: u64) -> Self {
+        Self {
+            offsets,
+            last_cut_block_number: last_block_number,
+            cutter: BlockCutter::new(),
+            timer_armed: false,
+        }
+    }
+
+    /// The current offsets.
+    pub fn offsets(&self) -> Offsets {
+        self.offsets
+    }
+
+    /// Number of the last block cut.
+    pub fn last_cut_block_number(&self) -> u64 {
+        self.last_cut_block_number
+    }
+
+    fn metadata(&self, last_offset_persisted: i64) -> KafkaMetadata {
+        KafkaMetadata {
+            last_offset_persisted,
+            last_original_offset_processed: self.offsets.last_original_offset_processed,
+            last_resubmitted_config_offset: self.offsets.last_resubmitted_config_offset,
+        }
+    }
+
+    fn block(&mut self, data: Vec<Vec<u8>>, last_offset_persisted: i64, is_config: bool) -> Action {
+        self.last_cut_block_number += 1;
+        self.offsets.last_offset_persisted = last_offset_persisted;
+        Action::WriteBlock {
+            data,
+            metadata: self.metadata(last_offset_persisted),
+            is_config,
+        }
+    }
+
+    fn set_timer(&mut self, pending: bool, out: &mut Vec<Action>) {
+        if pending && !self.timer_armed {
+            self.timer_armed = true;
+            out.push(Action::StartTimer);
+        } else if !pending && self.timer_armed {
+            self.timer_armed = false;
+            out.push(Action::StopTimer);
+        }
+    }
+
+    /// Processes the message at `offset`. `config_seq` is the channel's
+    /// current config sequence; `batch_size` the cutter settings in force.
+    pub fn on_message(
+        &mut self,
+        offset: i64,
+        msg: &KafkaMessage,
+        config_seq: u64,
+        batch_size: &BatchSize,
+        revalidate: &dyn Revalidate,
+    ) -> Result<Vec<Action>, DecideError> {
+        let mut out = Vec::new();
+        match &msg.r#type {
+            None | Some(kafka_message::Type::Connect(_)) => {}
+            Some(kafka_message::Type::TimeToCut(t)) => {
+                self.on_time_to_cut(offset, t.block_number, &mut out)?
+            }
+            Some(kafka_message::Type::Regular(r)) => {
+                self.on_regular(offset, r, config_seq, batch_size, revalidate, &mut out)
+            }
+        }
+        Ok(out)
+    }
+
+    fn on_time_to_cut(
+        &mut self,
+        offset: i64,
+        n: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), DecideError> {
+        let expected = self.last_cut_block_number + 1;
+        if n == expected {
+            let batch = self.cutter.cut();
+            if batch.is_empty() {
+                return Err(DecideError::EmptyTimeToCut(n));
+            }
+            self.timer_armed = false;
+            out.push(Action::StopTimer);
+            out.push(self.block(batch, offset, false));
+            Ok(())
+        } else if n > expected {
+            Err(DecideError::FutureTimeToCut { got: n, expected })
+        } else {
+            Ok(()) // stale: another OSN's time-to-cut, or the block was cut by size
+        }
+    }
+
+    fn on_regular(
+        &mut self,
+        offset: i64,
+        r: &KafkaMessageRegular,
+        config_seq: u64,
+        batch_size: &BatchSize,
+        revalidate: &dyn Revalidate,
+        out: &mut Vec<Action>,
+    ) {
+        let class = Class::try_from(r.class).unwrap_or(Class::Unknown);
+        if r.original_offset != 0
+            && r.original_offset <= self.offsets.last_original_offset_processed
+        {
+            return; // a resubmission already processed (every OSN resubmits)
+        }
+        if class == Class::Config {
+            let new_offset = if r.original_offset != 0 {
+                r.original_offset
+            } else {
+                self.offsets.last_original_offset_processed
+            };
+            self.commit_config(offset, r.payload.clone(), new_offset, out);
+            return;
+        }
+        if r.config_seq < config_seq && class == Class::Normal {
+            if revalidate.normal(&r.payload).is_ok() {
+                out.push(Action::Produce(KafkaMessage {
+                    r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
+                        payload: r.payload.clone(),
+                        config_seq,
+                        class: Class::Normal as i32,
+                        original_offset: offset,
+                    })),
+                }));
+            }
+            return;
+        }
+        let new_offset = if r.original_offset != 0 {
+            r.original_offset
+        } else {
+            self.offsets.last_original_offset_processed
+        };
+        self.commit_normal(offset, r.payload.clone(), new_offset, batch_size, out);
+    }
+
+    fn commit_normal(
+        &mut self,
+        offset: i64,
+        env: Vec<u8>,
+        new_offset: i64,
+        batch_size: &BatchSize,
+        out: &mut Vec<Action>,
+    ) {
+        let size = env.len() as u64;
+        let o = self.cutter.ordered(env, size, batch_size);
+        self.set_timer(o.pending, out);
+        let n = o.batches.len();
+        if n == 0 {
+            self.offsets.last_original_offset_processed = new_offset;
+            return;
+        }
+        let mut batches = o.batches.into_iter();
+        if n == 1 {
+            let batch = batches.next().unwrap_or_default();
+            if o.pending {
+                // The message starts the next batch: the block ends before it.
+                out.push(self.block(batch, offset - 1, false));
+            } else {
+                self.offsets.last_original_offset_processed = new_offset;
+                out.push(self.block(batch, offset, false));
+            }
+        } else {
+            let first = batches.next().unwrap_or_default();
+            out.push(self.block(first, offset - 1, false));
+            self.offsets.last_original_offset_processed = new_offset;
+            let second = batches.next().unwrap_or_default();
+            out.push(self.block(second, offset, false));
+        }
+    }
+
+    fn commit_config(&mut self, offset: i64, env: Vec<u8>, new_offset: i64, out: &mut Vec<Action>) {
+        let batch = self.cutter.cut();
+        if !batch.is_empty() {
+            out.push(self.block(batch, offset - 1, false));
+        }
+        self.offsets.last_original_offset_processed = new_offset;
+        out.push(self.block(vec![env], offset, true));
+        if self.timer_armed {
+            self.timer_armed = false;
+            out.push(Action::StopTimer);
+        }
+    }
+
+    /// The batch timer fired: ask the partition to cut block `last_cut + 1`.
+    pub fn on_timer(&mut self) -> Action {
+        self.timer_armed = false;
+        Action::Produce(ttc(self.last_cut_block_number + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BS: BatchSize = BatchSize {
+        max_message_count: 3,
+        absolute_max_bytes: 1000,
+        preferred_max_bytes: 100,
+    };
+
+    fn regular(payload: &[u8]) -> KafkaMessage {
+        KafkaMessage {
+            r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
+                payload: payload.to_vec(),
+                config_seq: 0,
+                class: Class::Normal as i32,
+                original_offset: 0,
+            })),
+        }
+    }
+
+    fn connect() -> KafkaMessage {
+        KafkaMessage {
+            r#type: Some(kafka_message::Type::Connect(Default::default())),
+        }
+    }
+
+    /// Feeds messages at consecutive offsets from `first`; returns written blocks as (payloads, lop).
+    fn feed(
+        d: &mut Decider,
+        first: i64,
+        msgs: &[KafkaMessage],
+    ) -> Result<Vec<(Vec<Vec<u8>>, i64)>, DecideError> {
+        let mut blocks = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            for a in d.on_message(first + i as i64, m, 0, &BS, &AlwaysValid)? {
+                if let Action::WriteBlock { data, metadata, .. } = a {
+                    blocks.push((data, metadata.last_offset_persisted));
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    #[test]
+    fn count_cut_records_the_offset_of_the_last_message() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let b = feed(
+            &mut d,
+            0,
+            &[connect(), regular(b"a"), regular(b"b"), regular(b"c")],
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            vec![(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], 3)]
+        );
+        assert_eq!(d.last_cut_block_number(), 1);
+        assert_eq!(d.offsets().start_offset(), 4);
+    }
+
+    #[test]
+    fn overflow_cut_persists_up_to_the_previous_offset() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let big = vec![1u8; 60];
+        let b = feed(&mut d, 10, &[regular(&big), regular(&big)]).unwrap();
+        assert_eq!(b, vec![(vec![big.clone()], 10)]);
+        // Oversized message: pending cut first (lop = offset-1), then alone (lop = offset).
+        let huge = vec![2u8; 101];
+        let b = feed(&mut d, 12, &[regular(&huge)]).unwrap();
+        assert_eq!(b, vec![(vec![big.clone()], 11), (vec![huge], 12)]);
+    }
+
+    #[test]
+    fn time_to_cut_rules() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let acts = d
+            .on_message(0, &regular(b"a"), 0, &BS, &AlwaysValid)
+            .unwrap();
+        assert_eq!(acts, vec![Action::StartTimer]);
+        assert_eq!(d.on_timer(), Action::Produce(ttc(1)));
+        // Stale TTC ignored.
+        assert_eq!(feed(&mut d, 1, &[ttc(0)]).unwrap(), vec![]);
+        // Right TTC cuts.
+        assert_eq!(
+            feed(&mut d, 2, &[ttc(1)]).unwrap(),
+            vec![(vec![b"a".to_vec()], 2)]
+        );
+        // Second TTC for the same block (another OSN's) is stale now.
+        assert_eq!(feed(&mut d, 3, &[ttc(1)]).unwrap(), vec![]);
+        // Right TTC with nothing pending, and a future TTC, are errors.
+        assert_eq!(
+            feed(&mut d, 4, &[ttc(2)]),
+            Err(DecideError::EmptyTimeToCut(2))
+        );
+        assert_eq!(
+            feed(&mut d, 5, &[ttc(9)]),
+            Err(DecideError::FutureTimeToCut {
+                got: 9,
+                expected: 2
+            })
+        );
+    }
+
+    #[test]
+    fn restart_from_metadata_replays_to_identical_blocks() {
+        let msgs: Vec<KafkaMessage> = vec![
+            connect(),
+            regular(b"1"),
+            regular(b"2"),
+            ttc(1),
+            regular(b"3"),
+            regular(b"4"),
+            regular(b"5"),
+            regular(b"6"),
+            ttc(2),
+            ttc(3),
+            regular(b"7"),
+            ttc(3),
+        ];
+        let mut full = Decider::new(Offsets::FRESH, 0);
+        let all = feed(&mut full, 0, &msgs).unwrap();
+        // Crash after every block: resume from its metadata and the offset after it.
+        for k in 0..all.len() {
+            let lop = all[k].1;
+            let mut d = Decider::new(
+                Offsets {
+                    last_offset_persisted: lop,
+                    last_original_offset_processed: 0,
+                    last_resubmitted_config_offset: 0,
+                },
+                (k + 1) as u64,
+            );
+            let start = d.offsets().start_offset();
+            let rest = feed(&mut d, start, &msgs[start as usize..]).unwrap();
+            assert_eq!(rest, all[k + 1..].to_vec(), "resume after block {}", k + 1);
+        }
+    }
+
+    #[test]
+    fn resubmitted_duplicates_are_dropped() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let mut resub = regular(b"x");
+        if let Some(kafka_message::Type::Regular(r)) = resub.r#type.as_mut() {
+            r.original_offset = 5;
+        }
+        let b1 = feed(&mut d, 7, &[resub.clone(), regular(b"y"), regular(b"z")]).unwrap();
+        assert_eq!(b1.len(), 1);
+        assert_eq!(d.offsets().last_original_offset_processed, 5);
+        // The copy another OSN resubmitted is discarded.
+        assert_eq!(feed(&mut d, 10, &[resub]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn stale_config_seq_is_resubmitted_not_committed() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let acts = d
+            .on_message(4, &regular(b"old"), 1, &BS, &AlwaysValid)
+            .unwrap();
+        match &acts[..] {
+            [Action::Produce(KafkaMessage {
+                r#type: Some(kafka_message::Type::Regular(r)),
+            })] => {
+                assert_eq!((r.config_seq, r.original_offset), (1, 4));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_message_is_isolated_after_cutting_pending() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let cfg = KafkaMessage {
+            r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
+                payload: b"cfg".to_vec(),
+                config_seq: 0,
+                class: Class::Config as i32,
+                original_offset: 0,
+            })),
+        };
+        let mut blocks = Vec::new();
+        for (off, m) in [(0, regular(b"a")), (1, cfg)] {
+            for a in d.on_message(off, &m, 0, &BS, &AlwaysValid).unwrap() {
+                if let Action::WriteBlock {
+                    data,
+                    metadata,
+                    is_config,
+                } = a
+                {
+                    blocks.push((data, metadata.last_offset_persisted, is_config));
+                }
+            }
+        }
+        assert_eq!(
+            blocks,
+            vec![
+                (vec![b"a".to_vec()], 0, false),
+                (vec![b"cfg".to_vec()], 1, true)
+            ]
+        );
+    }
+}

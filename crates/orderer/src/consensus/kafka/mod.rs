@@ -1,0 +1,502 @@
+//! The Kafka consenter (`OrdererType: kafka`), wire-compatible with Fabric's:
+//! one topic per channel named as the channel ID, partition 0, record key
+//! `"0"`, value a marshaled `orderer.KafkaMessage`; offsets kept in each
+//! block's `KafkaMetadata`, never in consumer groups.
+//!
+//! * ③ produce ([`produce`]): Broadcast submissions become `Regular`
+//!   messages, produced pipelined and batched by librdkafka with
+//!   `acks=all` (idempotent); SUCCESS goes back only once Kafka acknowledged.
+//! * ④ consume: from `last_offset_persisted + 1`, in the chain task.
+//! * ⑤ decide ([`decide`]): pure per-message decisions (cutter, time-to-cut).
+//! * ⑥ blocks are written by the chain task, which owns the ledger writer.
+//!
+//! Start-up follows Fabric's guide: create the topic, a producer, post a
+//! `CONNECT`, a consumer at the resume offset — each step retried every
+//! `Kafka.Retry.ShortInterval` for `ShortTotal`, then every `LongInterval`
+//! for `LongTotal`. Until then the chain is `Starting` (Broadcast and
+//! Deliver answer SERVICE_UNAVAILABLE).
+
+pub mod decide;
+pub mod produce;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fabric_ledger::Ledger;
+use fabric_protos::orderer::{kafka_message, KafkaMessage, KafkaMetadata};
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use self::decide::{Action, AlwaysValid, Decider, Offsets};
+use super::{ChainHandle, ChainState};
+use crate::blockcutter::BatchSize;
+use crate::blockwriter::BlockWriter;
+use crate::limits::SUBMIT_QUEUE_LEN;
+
+/// The partition every channel uses.
+pub const PARTITION: i32 = 0;
+/// The record key Fabric writes.
+pub const RECORD_KEY: &str = "0";
+/// Fabric's producer message limit (sarama MaxRequestSize − 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 103_809_024;
+
+/// `Kafka.*` settings from `orderer.yaml`, plus the channel's brokers.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `Orderer/KafkaBrokers` from the channel config.
+    pub brokers: Vec<String>,
+    /// `Kafka.Retry.ShortInterval`.
+    pub short_interval: Duration,
+    /// `Kafka.Retry.ShortTotal`.
+    pub short_total: Duration,
+    /// `Kafka.Retry.LongInterval`.
+    pub long_interval: Duration,
+    /// `Kafka.Retry.LongTotal`.
+    pub long_total: Duration,
+    /// `Kafka.Retry.NetworkTimeouts.DialTimeout`.
+    pub dial_timeout: Duration,
+    /// `Kafka.Retry.NetworkTimeouts.ReadTimeout`.
+    pub read_timeout: Duration,
+    /// `Kafka.Retry.NetworkTimeouts.WriteTimeout`.
+    pub write_timeout: Duration,
+    /// `Kafka.Retry.Producer.RetryBackoff`.
+    pub producer_retry_backoff: Duration,
+    /// `Kafka.Retry.Metadata.RetryBackoff`.
+    pub metadata_retry_backoff: Duration,
+    /// `Kafka.Retry.Consumer.RetryBackoff`.
+    pub consumer_retry_backoff: Duration,
+    /// `Kafka.Topic.ReplicationFactor`.
+    pub replication_factor: i32,
+    /// `Kafka.Verbose`.
+    pub verbose: bool,
+    /// `Kafka.TLS`: enabled, client cert PEM, key PEM, root CA PEMs.
+    pub tls: Option<(String, String, Vec<String>)>,
+    /// `Kafka.SASLPlain`: user, password.
+    pub sasl_plain: Option<(String, String)>,
+}
+
+impl KafkaSettings {
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.join(","))
+            .set("client.id", "fabric-orderer-rs")
+            .set(
+                "socket.timeout.ms",
+                ms(self.read_timeout.max(self.write_timeout)).to_string(),
+            )
+            .set(
+                "socket.connection.setup.timeout.ms",
+                ms(self.dial_timeout).max(1000).to_string(),
+            )
+            .set(
+                "retry.backoff.ms",
+                ms(self.producer_retry_backoff).max(1).to_string(),
+            )
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .set("reconnect.backoff.ms", "100")
+            .set(
+                "reconnect.backoff.max.ms",
+                ms(self.consumer_retry_backoff).max(100).to_string(),
+            )
+            .set("log_level", if self.verbose { "7" } else { "4" });
+        if self.verbose {
+            c.set("debug", "broker,topic,msg,protocol");
+        }
+        let protocol = match (&self.tls, &self.sasl_plain) {
+            (Some(_), Some(_)) => "SASL_SSL",
+            (Some(_), None) => "SSL",
+            (None, Some(_)) => "SASL_PLAINTEXT",
+            (None, None) => "PLAINTEXT",
+        };
+        c.set("security.protocol", protocol);
+        if let Some((cert, key, roots)) = &self.tls {
+            if !cert.is_empty() {
+                c.set("ssl.certificate.pem", cert);
+            }
+            if !key.is_empty() {
+                c.set("ssl.key.pem", key);
+            }
+            if !roots.is_empty() {
+                c.set("ssl.ca.pem", roots.join("\n"));
+            }
+        }
+        if let Some((user, password)) = &self.sasl_plain {
+            c.set("sasl.mechanisms", "PLAIN")
+                .set("sasl.username", user)
+                .set("sasl.password", password);
+        }
+        c
+    }
+
+    fn producer(&self) -> Result<FutureProducer, KafkaError> {
+        let mut c = self.client_config();
+        c.set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "1")
+            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
+            .set(
+                "message.timeout.ms",
+                ms(self
+                    .short_total
+                    .clamp(Duration::from_secs(5), Duration::from_secs(60)))
+                .to_string(),
+            )
+            .set("queue.buffering.max.messages", "100000")
+            .set("compression.type", "none");
+        c.create()
+    }
+
+    fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+        let mut c = self.client_config();
+        c.set("group.id", "fabric-orderer-rs-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", "50")
+            .set("fetch.min.bytes", "1")
+            .set("receive.message.max.bytes", "110000000")
+            .set("fetch.max.bytes", "104857600")
+            .set("max.partition.fetch.bytes", "104857600");
+        c.create()
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+        self.client_config().create()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u32::MAX)) as u64
+}
+
+/// Runs `step` under Fabric's retry schedule: at once, then every short
+/// interval for the short total, then every long interval for the long total.
+pub async fn retry<T, E, F, Fut>(
+    what: &str,
+    s: &KafkaSettings,
+    shutdown: &CancellationToken,
+    mut step: F,
+) -> Option<Result<T, E>>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut last = match step().await {
+        Ok(v) => return Some(Ok(v)),
+        Err(e) => e,
+    };
+    for (interval, total) in [
+        (s.short_interval, s.short_total),
+        (s.long_interval, s.long_total),
+    ] {
+        let interval = interval.max(Duration::from_millis(10));
+        let end = Instant::now() + total;
+        while Instant::now() < end {
+            warn!(step = what, error = %last, retry_in = ?interval, "kafka step failed; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            match step().await {
+                Ok(v) => return Some(Ok(v)),
+                Err(e) => last = e,
+            }
+        }
+    }
+    Some(Err(last))
+}
+
+/// Starts a Kafka chain over `ledger` and returns its handle.
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    channel_id: String,
+    settings: KafkaSettings,
+    batch_size: BatchSize,
+    batch_timeout: Duration,
+    writer: BlockWriter,
+    ledger: Ledger,
+    last_metadata: Option<KafkaMetadata>,
+    shutdown: CancellationToken,
+) -> (ChainHandle, tokio::task::JoinHandle<()>) {
+    let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
+    let (state_tx, state_rx) = watch::channel(ChainState::Starting);
+    let chain = KafkaChain {
+        offsets: Offsets::from_metadata(last_metadata.as_ref()),
+        decider: None,
+        channel_id,
+        settings: Arc::new(settings),
+        batch_size,
+        batch_timeout,
+        writer,
+        ledger,
+        state_tx,
+    };
+    let task = tokio::spawn(chain.run(submit_rx, shutdown));
+    (ChainHandle::new(submit_tx, state_rx), task)
+}
+
+struct KafkaChain {
+    channel_id: String,
+    settings: Arc<KafkaSettings>,
+    batch_size: BatchSize,
+    batch_timeout: Duration,
+    offsets: Offsets,
+    decider: Option<Decider>,
+    writer: BlockWriter,
+    ledger: Ledger,
+    state_tx: watch::Sender<ChainState>,
+}
+
+fn connect_message() -> Vec<u8> {
+    KafkaMessage {
+        r#type: Some(kafka_message::Type::Connect(Default::default())),
+    }
+    .encode_to_vec()
+}
+
+impl KafkaChain {
+    async fn setup(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<(FutureProducer, StreamConsumer), String>> {
+        let s = &*self.settings;
+        let topic = self.channel_id.clone();
+        // 1. The topic (a failure only logs: auto-creation may still work, as in Fabric).
+        let created = retry("create topic", s, shutdown, || async {
+            let admin = s.admin().map_err(|e| e.to_string())?;
+            let t = NewTopic::new(&topic, 1, TopicReplication::Fixed(s.replication_factor));
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(3)));
+            let res = admin
+                .create_topics([&t], &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in res {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((t, code)) => return Err(format!("creating topic {t}: {code}")),
+                }
+            }
+            Ok::<_, String>(())
+        })
+        .await?;
+        if let Err(e) = created {
+            warn!(channel_id = %self.channel_id, error = %e, "failed to create Kafka topic; relying on auto-creation");
+        }
+        // 2. Producer and 3. CONNECT (which also proves the partition is writable).
+        let producer = retry("post CONNECT", s, shutdown, || async {
+            let p = s.producer().map_err(|e| e.to_string())?;
+            let payload = connect_message();
+            let rec = rdkafka::producer::FutureRecord::to(&topic)
+                .partition(PARTITION)
+                .key(RECORD_KEY)
+                .payload(&payload);
+            match p.send(rec, Duration::from_secs(10)).await {
+                Ok(d) => {
+                    debug!(channel_id = %topic, offset = d.offset, "posted CONNECT");
+                    Ok(p)
+                }
+                Err((e, _)) => Err(format!(
+                    "posting CONNECT to topic {topic} partition {PARTITION}: {e}"
+                )),
+            }
+        })
+        .await?;
+        let producer = match producer {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        // 4. Consumer at the resume offset.
+        let start = self.offsets.start_offset();
+        let consumer = retry("set up consumer", s, shutdown, || async {
+            let c = s.consumer().map_err(|e| e.to_string())?;
+            let mut tpl = TopicPartitionList::new();
+            let off = if start < 0 {
+                Offset::Beginning
+            } else {
+                Offset::Offset(start)
+            };
+            tpl.add_partition_offset(&topic, PARTITION, off)
+                .map_err(|e| e.to_string())?;
+            c.assign(&tpl).map_err(|e| e.to_string())?;
+            // Metadata round trip proves the brokers are reachable.
+            c.fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(c)
+        })
+        .await?;
+        Some(consumer.map(|c| (producer, c)))
+    }
+
+    async fn run(
+        mut self,
+        submit_rx: mpsc::Receiver<super::Submission>,
+        shutdown: CancellationToken,
+    ) {
+        info!(channel_id = %self.channel_id, last_offset_persisted = self.offsets.last_offset_persisted,
+              height = self.ledger.height(), brokers = ?self.settings.brokers, "starting Kafka chain");
+        let (producer, consumer) = match self.setup(&shutdown).await {
+            None => return,
+            Some(Ok(pc)) => pc,
+            Some(Err(e)) => {
+                error!(channel_id = %self.channel_id, error = %e, "Kafka start-up failed after all retries; chain halted");
+                self.state_tx.send_replace(ChainState::Halted(e));
+                return;
+            }
+        };
+        let producer = Arc::new(producer);
+        let produce_task = tokio::spawn(produce::run(
+            self.channel_id.clone(),
+            Arc::clone(&producer),
+            submit_rx,
+            self.state_tx.subscribe(),
+            shutdown.clone(),
+        ));
+        self.decider = Some(Decider::new(
+            self.offsets,
+            self.ledger.height().saturating_sub(1),
+        ));
+        self.state_tx.send_replace(ChainState::Ready);
+        info!(channel_id = %self.channel_id, start_offset = self.offsets.start_offset(), "Start phase completed successfully");
+        self.consume(consumer, &producer, shutdown).await;
+        let _ = produce_task.await;
+        info!(channel_id = %self.channel_id, "Kafka chain stopped");
+    }
+
+    async fn consume(
+        &mut self,
+        consumer: StreamConsumer,
+        producer: &FutureProducer,
+        shutdown: CancellationToken,
+    ) {
+        let mut stream = consumer.stream();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = timer => {
+                    deadline = None;
+                    let Some(d) = self.decider.as_mut() else { return };
+                    if let Action::Produce(m) = d.on_timer() {
+                        self.produce_side(producer, m);
+                    }
+                }
+                item = stream.next() => {
+                    let Some(item) = item else { return };
+                    let msg = match item {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!(channel_id = %self.channel_id, topic = %self.channel_id, partition = PARTITION, error = %e, "error during consumption");
+                            if matches!(e, KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) {
+                                let why = format!("unrecoverable error during consumption: {e}");
+                                self.state_tx.send_replace(ChainState::Halted(why));
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let offset = msg.offset();
+                    let Some(payload) = msg.payload() else { continue };
+                    let km = match KafkaMessage::decode(payload) {
+                        Ok(km) => km,
+                        Err(e) => {
+                            error!(channel_id = %self.channel_id, offset, error = %e, "unable to unmarshal consumed message; skipping");
+                            continue;
+                        }
+                    };
+                    let Some(d) = self.decider.as_mut() else { return };
+                    let seq = 0; // config sequence: constant until config updates land
+                    let actions = match d.on_message(offset, &km, seq, &self.batch_size, &AlwaysValid) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            error!(channel_id = %self.channel_id, offset, error = %e, "consenter stopped");
+                            self.state_tx.send_replace(ChainState::Halted(e.to_string()));
+                            return;
+                        }
+                    };
+                    for a in actions {
+                        match a {
+                            Action::StartTimer => {
+                                if deadline.is_none() {
+                                    deadline = Some(Instant::now() + self.batch_timeout);
+                                }
+                            }
+                            Action::StopTimer => deadline = None,
+                            Action::Produce(m) => self.produce_side(producer, m),
+                            Action::WriteBlock { data, metadata, is_config } => {
+                                if !self.write(data, &metadata, is_config) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Produces a time-to-cut or resubmission; failures are only logged (as Fabric).
+    fn produce_side(&self, producer: &FutureProducer, msg: KafkaMessage) {
+        let bytes = msg.encode_to_vec();
+        let topic = self.channel_id.clone();
+        let rec = rdkafka::producer::FutureRecord::to(&topic)
+            .partition(PARTITION)
+            .key(RECORD_KEY)
+            .payload(&bytes);
+        match producer.send_result(rec) {
+            Ok(fut) => {
+                let channel_id = self.channel_id.clone();
+                tokio::spawn(async move {
+                    match fut.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err((e, _))) => {
+                            warn!(%channel_id, error = %e, "producing to Kafka failed")
+                        }
+                        Err(_) => warn!(%channel_id, "producer dropped"),
+                    }
+                });
+            }
+            Err((e, _)) => {
+                warn!(channel_id = %self.channel_id, error = %e, "cannot enqueue message to Kafka")
+            }
+        }
+    }
+
+    fn write(&mut self, data: Vec<Vec<u8>>, md: &KafkaMetadata, is_config: bool) -> bool {
+        let block = self.writer.next_block(data, is_config, &md.encode_to_vec());
+        let number = self.writer.next_number() - 1;
+        match tokio::task::block_in_place(|| self.ledger.append(&block)) {
+            Ok(_) => {
+                debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
+                true
+            }
+            Err(e) => {
+                error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
+                self.state_tx.send_replace(ChainState::Halted(format!(
+                    "ledger append of block {number} failed: {e}"
+                )));
+                false
+            }
+        }
+    }
+}

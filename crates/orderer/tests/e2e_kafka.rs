@@ -1,0 +1,230 @@
+//! The Kafka consenter against a real Kafka cluster (started by
+//! `scripts/test.sh` with `scripts/kafka/kafka.sh`; its bootstrap list in
+//! `KAFKA_BROKERS`). These tests fail, never skip, when Kafka is missing.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fabric_common::envelope::{seek_newest, seek_oldest, seek_specified};
+use fabric_protos::common::{Block, Status};
+use fabric_protos::orderer::SeekInfo;
+use prost::Message;
+use support::*;
+
+fn brokers() -> Vec<String> {
+    let b = std::env::var("KAFKA_BROKERS").expect(
+        "KAFKA_BROKERS is not set: start Kafka with scripts/kafka/kafka.sh start --wait \
+         and export KAFKA_BROKERS=$(scripts/kafka/kafka.sh brokers) (scripts/test.sh does both)",
+    );
+    b.split(',').map(str::to_string).collect()
+}
+
+/// A Kafka network whose channel (= topic) name is unique per test run.
+fn kafka_net(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let org = fabric_common::devcrypto::DevOrg::create(
+        &dir.path().join("org"),
+        "SampleOrg",
+        "example.com",
+    )
+    .unwrap();
+    let orderer_msp = org
+        .issue(
+            "orderer.example.com",
+            fabric_common::devcrypto::NodeOu::Orderer,
+        )
+        .unwrap();
+    let client_msp = org
+        .issue(
+            "User1@example.com",
+            fabric_common::devcrypto::NodeOu::Client,
+        )
+        .unwrap();
+    let client = fabric_common::msp::LocalSigner::load(&client_msp, "SampleOrg").unwrap();
+    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
+    dev.orderer_type = "kafka".into();
+    dev.kafka_brokers = brokers();
+    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+    dev.batch_size.max_message_count = max_message_count;
+    let block = fabric_configtx::genesis::genesis_block_from_profile(
+        &dev.system_channel_profile(),
+        channel,
+    )
+    .unwrap();
+    let genesis = dir.path().join("genesis.block");
+    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
+    Net {
+        dir,
+        org,
+        orderer_msp,
+        client,
+        genesis,
+    }
+}
+
+fn unique_channel(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{prefix}-{t}-{}", std::process::id())
+}
+
+fn all() -> SeekInfo {
+    SeekInfo {
+        start: Some(seek_oldest()),
+        stop: Some(seek_newest()),
+        ..Default::default()
+    }
+}
+
+async fn wait_ready(node: &Node, net: &Net, channel: &str) {
+    // Broadcast answers SERVICE_UNAVAILABLE until the chain has connected.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = node.client().await;
+        let (_, s) = deliver(
+            &mut c,
+            &net.client,
+            channel,
+            SeekInfo {
+                start: Some(seek_oldest()),
+                stop: Some(seek_oldest()),
+                ..Default::default()
+            },
+        )
+        .await;
+        if s == Some(Status::Success) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chain on port {} not ready: {s:?}",
+            node.port
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn chain_of(node: &Node, net: &Net, channel: &str, height: u64) -> Vec<Block> {
+    let mut c = node.client().await;
+    let seek = SeekInfo {
+        start: Some(seek_oldest()),
+        stop: Some(seek_specified(height - 1)),
+        ..Default::default()
+    };
+    let (blocks, s) = deliver(&mut c, &net.client, channel, seek).await;
+    assert_eq!(s, Some(Status::Success));
+    blocks
+}
+
+fn start_osn(net: &Net, channel_ledger: &Path) -> Node {
+    Node::start(net, channel_ledger, free_port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_osns_cut_byte_identical_blocks_and_resume_after_kill9() {
+    let channel = unique_channel("kafka3");
+    let net = kafka_net(&channel, 300, 20);
+    let ledgers: Vec<_> = (0..3)
+        .map(|i| net.dir.path().join(format!("ledger{i}")))
+        .collect();
+    let mut nodes: Vec<Node> = ledgers.iter().map(|l| start_osn(&net, l)).collect();
+    for n in &nodes {
+        wait_ready(n, &net, &channel).await;
+    }
+    // Broadcast to each OSN in turn; partial batches are cut by time-to-cut messages.
+    let mut sent = Vec::new();
+    for round in 0..6u32 {
+        let n = &nodes[round as usize % 3];
+        let mut c = n.client().await;
+        let envs: Vec<_> = (0..37u32)
+            .map(|i| {
+                let p = format!("r{round}-{i}").into_bytes();
+                sent.push(p.clone());
+                tx(&net.client, &channel, p)
+            })
+            .collect();
+        let resps = broadcast(&mut c, envs).await;
+        assert!(
+            resps.iter().all(|r| r.status == Status::Success as i32),
+            "{:?}",
+            resps.last()
+        );
+    }
+    // Every acknowledged envelope ends up in a block on every OSN.
+    let want = sent.len();
+    let mut chains = Vec::new();
+    for n in &nodes {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let blocks = loop {
+            let mut c = n.client().await;
+            let (blocks, _) = deliver(&mut c, &net.client, &channel, all()).await;
+            let count: usize = blocks.iter().skip(1).map(|b| block_payloads(b).len()).sum();
+            if count >= want || std::time::Instant::now() > deadline {
+                break blocks;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verify_chain(&blocks, net.org.ca_cert_pem());
+        chains.push(blocks);
+    }
+    let height = chains.iter().map(|c| c.len()).min().unwrap() as u64;
+    let trimmed: Vec<Vec<Block>> = chains
+        .iter()
+        .map(|c| c[..height as usize].to_vec())
+        .collect();
+    let got: Vec<Vec<u8>> = trimmed[0].iter().skip(1).flat_map(block_payloads).collect();
+    assert_eq!(got, sent, "all envelopes once, in order");
+    for (i, c) in trimmed.iter().enumerate().skip(1) {
+        for (a, b) in trimmed[0].iter().zip(c) {
+            assert_eq!(
+                a.header,
+                b.header,
+                "OSN {i}: header of block {}",
+                a.header.as_ref().unwrap().number
+            );
+            assert_eq!(a.data, b.data, "OSN {i}: data");
+        }
+    }
+    // kill -9 one OSN, keep writing through another, restart it: it converges.
+    nodes[2].kill9();
+    let mut c = nodes[0].client().await;
+    let more: Vec<_> = (0..50u32)
+        .map(|i| {
+            tx(
+                &net.client,
+                &channel,
+                format!("after-kill-{i}").into_bytes(),
+            )
+        })
+        .collect();
+    let resps = broadcast(&mut c, more).await;
+    assert!(resps.iter().all(|r| r.status == Status::Success as i32));
+    let port = nodes[2].port;
+    nodes[2] = Node::start(&net, &ledgers[2], port);
+    wait_ready(&nodes[2], &net, &channel).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (a, b) = loop {
+        let mut c0 = nodes[0].client().await;
+        let (a, _) = deliver(&mut c0, &net.client, &channel, all()).await;
+        let mut c2 = nodes[2].client().await;
+        let (b, _) = deliver(&mut c2, &net.client, &channel, all()).await;
+        let n = a
+            .iter()
+            .skip(1)
+            .map(|x| block_payloads(x).len())
+            .sum::<usize>();
+        if (n == want + 50 && a.len() == b.len()) || std::time::Instant::now() > deadline {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(a.len(), b.len(), "restarted OSN caught up");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+    let _ = chain_of(&nodes[1], &net, &channel, a.len() as u64).await;
+}
