@@ -11,8 +11,12 @@
 //! * [`signed_data_from_envelope`]: the signature set of an envelope.
 //!
 //! Behaviour follows Fabric v1.4–v2.5 (`msp/`, `common/cauthdsl`,
-//! `common/policies`); deviations are listed in the crate README section of
-//! the report and on the items concerned.
+//! `common/policies`). Known deviations: idemix MSPs are recognised but
+//! their identities are refused; signing identities in `MSPConfig` are
+//! ignored; the SHA3 hash family is refused at setup; Go's name-constraint
+//! checks beyond Fabric's legacy CN rule are not applied; a certificate
+//! that does not chain to the MSP still deserializes (Fabric fails
+//! deserialization instead) and fails validation.
 
 #![warn(missing_docs)]
 

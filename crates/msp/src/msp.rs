@@ -594,9 +594,11 @@ impl Msp {
             self.id_hash = match cc.identity_identifier_hash_function.as_str() {
                 "" | "SHA256" => IdHash::Sha256,
                 "SHA384" => IdHash::Sha384,
-                other => return Err(MspError::new(format!(
+                other => {
+                    return Err(MspError::new(format!(
                     "failed getting hash function options: hash function {other} is not supported"
-                ))),
+                )))
+                }
             };
         }
         Ok(())
@@ -942,8 +944,17 @@ impl Msp {
     /// Builds the identity: sanitises the certificate when its chain is
     /// known, computes the identifier, the chain and the OUs.
     fn identity_from_cert(&self, cert: Certificate) -> Identity {
-        let cert = self.sanitize(cert.clone()).unwrap_or(cert);
+        // The chain of the unsanitised certificate is the chain of the
+        // sanitised one (only the signature encoding can change), so one
+        // chain search serves both.
         let chain = self.certification_chain(&cert);
+        let cert = match &chain {
+            Ok(ch) => match ch.first() {
+                Some(parent) => cert.clone().sanitized(parent.public_key()).unwrap_or(cert),
+                None => cert,
+            },
+            Err(_) => self.sanitize(cert.clone()).unwrap_or(cert),
+        };
         let ous = match &chain {
             Ok(ch) => {
                 let parts: Vec<&[u8]> = ch.iter().map(|c| c.der()).collect();
