@@ -10,101 +10,14 @@ use std::time::Duration;
 use fabric_common::envelope::{seek_newest, seek_oldest, seek_specified};
 use fabric_protos::common::{Block, Status};
 use fabric_protos::orderer::SeekInfo;
-use prost::Message;
+use support::kafka::*;
 use support::*;
-
-fn brokers() -> Vec<String> {
-    let b = std::env::var("KAFKA_BROKERS").expect(
-        "KAFKA_BROKERS is not set: start Kafka with scripts/kafka/kafka.sh start --wait \
-         and export KAFKA_BROKERS=$(scripts/kafka/kafka.sh brokers) (scripts/test.sh does both)",
-    );
-    b.split(',').map(str::to_string).collect()
-}
-
-/// A Kafka network whose channel (= topic) name is unique per test run.
-fn kafka_net(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -> Net {
-    let dir = tempfile::tempdir().unwrap();
-    let org = fabric_common::devcrypto::DevOrg::create(
-        &dir.path().join("org"),
-        "SampleOrg",
-        "example.com",
-    )
-    .unwrap();
-    let orderer_msp = org
-        .issue(
-            "orderer.example.com",
-            fabric_common::devcrypto::NodeOu::Orderer,
-        )
-        .unwrap();
-    let client_msp = org
-        .issue(
-            "User1@example.com",
-            fabric_common::devcrypto::NodeOu::Client,
-        )
-        .unwrap();
-    let client = fabric_common::msp::LocalSigner::load(&client_msp, "SampleOrg").unwrap();
-    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
-    dev.orderer_type = "kafka".into();
-    dev.kafka_brokers = brokers();
-    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
-    dev.batch_size.max_message_count = max_message_count;
-    let block = fabric_configtx::genesis::genesis_block_from_profile(
-        &dev.system_channel_profile(),
-        channel,
-    )
-    .unwrap();
-    let genesis = dir.path().join("genesis.block");
-    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
-    Net {
-        dir,
-        org,
-        orderer_msp,
-        client,
-        genesis,
-    }
-}
-
-fn unique_channel(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{t}-{}", std::process::id())
-}
 
 fn all() -> SeekInfo {
     SeekInfo {
         start: Some(seek_oldest()),
         stop: Some(seek_newest()),
         ..Default::default()
-    }
-}
-
-async fn wait_ready(node: &Node, net: &Net, channel: &str) {
-    // Broadcast answers SERVICE_UNAVAILABLE until the chain has connected.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut c = node.client().await;
-        let (_, s) = deliver(
-            &mut c,
-            &net.client,
-            channel,
-            SeekInfo {
-                start: Some(seek_oldest()),
-                stop: Some(seek_oldest()),
-                ..Default::default()
-            },
-        )
-        .await;
-        if s == Some(Status::Success) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "chain on port {} not ready: {s:?}",
-            node.port
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -133,7 +46,7 @@ async fn three_osns_cut_byte_identical_blocks_and_resume_after_kill9() {
         .collect();
     let mut nodes: Vec<Node> = ledgers.iter().map(|l| start_osn(&net, l)).collect();
     for n in &nodes {
-        wait_ready(n, &net, &channel).await;
+        wait_ready(n, &net, &channel, Duration::from_secs(60)).await;
     }
     // Broadcast to each OSN in turn; partial batches are cut by time-to-cut messages.
     let mut sent = Vec::new();
@@ -205,7 +118,7 @@ async fn three_osns_cut_byte_identical_blocks_and_resume_after_kill9() {
     assert!(resps.iter().all(|r| r.status == Status::Success as i32));
     let port = nodes[2].port;
     nodes[2] = Node::start(&net, &ledgers[2], port);
-    wait_ready(&nodes[2], &net, &channel).await;
+    wait_ready(&nodes[2], &net, &channel, Duration::from_secs(60)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (a, b) = loop {
         let mut c0 = nodes[0].client().await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -78,6 +80,20 @@ impl Node {
     /// As [`Node::start`], with the MSP ID, and v2 (`BOOTSTRAPFILE`) or v1.4
     /// (`GENESISMETHOD`/`GENESISFILE`) bootstrap variables.
     pub fn start_with(net: &Net, ledger: &Path, port: u16, mspid: &str, v2_keys: bool) -> Node {
+        Self::start_env(net, ledger, port, mspid, v2_keys, &[], true)
+    }
+
+    /// As [`Node::start_with`], with extra environment variables; `wait`
+    /// says whether to wait for the port to listen.
+    pub fn start_env(
+        net: &Net,
+        ledger: &Path,
+        port: u16,
+        mspid: &str,
+        v2_keys: bool,
+        extra_env: &[(&str, &str)],
+        wait: bool,
+    ) -> Node {
         let cfg = net.dir.path().join("no-config");
         std::fs::create_dir_all(&cfg).unwrap();
         let log = net
@@ -90,6 +106,9 @@ impl Node {
         } else {
             cmd.env("ORDERER_GENERAL_GENESISMETHOD", "file")
                 .env("ORDERER_GENERAL_GENESISFILE", &net.genesis);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
         }
         let child = cmd
             .arg("start")
@@ -108,11 +127,13 @@ impl Node {
             .spawn()
             .expect("spawning orderer");
         let node = Node { child, port, log };
-        node.wait_listening();
+        if wait {
+            node.wait_listening();
+        }
         node
     }
 
-    fn wait_listening(&self) {
+    pub fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {

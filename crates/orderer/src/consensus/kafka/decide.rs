@@ -345,12 +345,15 @@ mod tests {
         }
     }
 
-    /// Feeds messages at consecutive offsets from `first`; returns written blocks as (payloads, lop).
+    /// A written block: payloads and last offset persisted.
+    type Written = (Vec<Vec<u8>>, i64);
+
+    /// Feeds messages at consecutive offsets from `first`; returns the written blocks.
     fn feed(
         d: &mut Decider,
         first: i64,
         msgs: &[KafkaMessage],
-    ) -> Result<Vec<(Vec<Vec<u8>>, i64)>, DecideError> {
+    ) -> Result<Vec<Written>, DecideError> {
         let mut blocks = Vec::new();
         for (i, m) in msgs.iter().enumerate() {
             for a in d.on_message(first + i as i64, m, 0, &BS, &AlwaysValid)? {

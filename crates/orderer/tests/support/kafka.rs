@@ -1,0 +1,136 @@
+//! Kafka test support: the cluster started by `scripts/test.sh`
+//! (`KAFKA_BROKERS`), `scripts/kafka/kafka.sh` for faults, and Kafka networks.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fabric_common::envelope::seek_oldest;
+use fabric_protos::common::Status;
+use fabric_protos::orderer::SeekInfo;
+use prost::Message;
+
+use super::{deliver, Net, Node};
+
+/// The cluster's bootstrap list; panics (never skips) without one.
+pub fn brokers() -> Vec<String> {
+    let b = std::env::var("KAFKA_BROKERS").expect(
+        "KAFKA_BROKERS is not set: start Kafka with scripts/kafka/kafka.sh start --wait \
+         and export KAFKA_BROKERS=$(scripts/kafka/kafka.sh brokers) (scripts/test.sh does both)",
+    );
+    b.split(',').map(str::to_string).collect()
+}
+
+/// Runs `scripts/kafka/kafka.sh ARGS` and asserts success.
+pub fn kafka_sh(args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka/kafka.sh");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("running kafka.sh");
+    assert!(
+        out.status.success(),
+        "kafka.sh {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A channel (= topic) name unique to this run.
+pub fn unique_channel(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{prefix}-{t}-{}", std::process::id())
+}
+
+/// One org, a Kafka genesis block for `channel` on the test cluster.
+pub fn kafka_net(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let org = fabric_common::devcrypto::DevOrg::create(
+        &dir.path().join("org"),
+        "SampleOrg",
+        "example.com",
+    )
+    .unwrap();
+    let orderer_msp = org
+        .issue(
+            "orderer.example.com",
+            fabric_common::devcrypto::NodeOu::Orderer,
+        )
+        .unwrap();
+    let client_msp = org
+        .issue(
+            "User1@example.com",
+            fabric_common::devcrypto::NodeOu::Client,
+        )
+        .unwrap();
+    let client = fabric_common::msp::LocalSigner::load(&client_msp, "SampleOrg").unwrap();
+    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
+    dev.orderer_type = "kafka".into();
+    dev.kafka_brokers = brokers();
+    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+    dev.batch_size.max_message_count = max_message_count;
+    let block = fabric_configtx::genesis::genesis_block_from_profile(
+        &dev.system_channel_profile(),
+        channel,
+    )
+    .unwrap();
+    let genesis = dir.path().join("genesis.block");
+    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
+    Net {
+        dir,
+        org,
+        orderer_msp,
+        client,
+        genesis,
+    }
+}
+
+/// Deliver status of a one-block seek.
+pub async fn deliver_status(node: &Node, net: &Net, channel: &str) -> Option<Status> {
+    let mut c = node.client().await;
+    let seek = SeekInfo {
+        start: Some(seek_oldest()),
+        stop: Some(seek_oldest()),
+        ..Default::default()
+    };
+    deliver(&mut c, &net.client, channel, seek).await.1
+}
+
+/// Waits until the chain serves Deliver (it answers SERVICE_UNAVAILABLE while connecting).
+pub async fn wait_ready(node: &Node, net: &Net, channel: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = deliver_status(node, net, channel).await;
+        if s == Some(Status::Success) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chain on port {} not ready: {s:?}",
+            node.port
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The broker id leading partition 0 of `topic`, and its replicas.
+pub fn leader_and_replicas(topic: &str) -> (i32, Vec<i32>) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers().join(","))
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .expect("topic exists");
+    let p = &t.partitions()[0];
+    (p.leader(), p.replicas().to_vec())
+}
