@@ -102,20 +102,40 @@ async fn three_osns_cut_byte_identical_blocks_and_resume_after_kill9() {
             assert_eq!(a.data, b.data, "OSN {i}: data");
         }
     }
-    // kill -9 one OSN, keep writing through another, restart it: it converges.
-    nodes[2].kill9();
-    let mut c = nodes[0].client().await;
-    let more: Vec<_> = (0..50u32)
-        .map(|i| {
-            tx(
-                &net.client,
-                &channel,
-                format!("after-kill-{i}").into_bytes(),
+    // kill -9 one OSN while load flows through another; restart it: it converges.
+    let load = {
+        let mut c = nodes[0].client().await;
+        let signer = std::sync::Arc::new(
+            fabric_common::msp::LocalSigner::load(
+                &net.org.dir.join("users/User1@example.com/msp"),
+                "SampleOrg",
             )
+            .unwrap(),
+        );
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            let mut acked = 0usize;
+            for chunk in 0..10u32 {
+                let envs: Vec<_> = (0..5u32)
+                    .map(|i| {
+                        tx(
+                            &signer,
+                            &channel,
+                            format!("after-kill-{chunk}-{i}").into_bytes(),
+                        )
+                    })
+                    .collect();
+                let resps = broadcast(&mut c, envs).await;
+                assert!(resps.iter().all(|r| r.status == Status::Success as i32));
+                acked += resps.len();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            acked
         })
-        .collect();
-    let resps = broadcast(&mut c, more).await;
-    assert!(resps.iter().all(|r| r.status == Status::Success as i32));
+    };
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    nodes[2].kill9();
+    assert_eq!(load.await.unwrap(), 50);
     let port = nodes[2].port;
     nodes[2] = Node::start(&net, &ledgers[2], port);
     wait_ready(&nodes[2], &net, &channel, Duration::from_secs(60)).await;
