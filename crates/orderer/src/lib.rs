@@ -25,6 +25,7 @@ pub mod service;
 
 pub mod channelconfig;
 pub mod channels;
+pub mod configupdate;
 pub mod devnet;
 pub mod limits;
 pub mod server;

@@ -19,11 +19,10 @@ use tracing::info;
 use crate::blockwriter::BlockWriter;
 use crate::broadcast::Broadcaster;
 use crate::channelconfig::ChannelConfig;
-use crate::channels::{ChannelSupport, Registrar};
+use crate::channels::{ChannelBundle, ChannelSupport, Registrar};
 use crate::consensus::kafka::{self, KafkaSettings};
 use crate::consensus::solo::{self, SoloSettings};
 use crate::deliver::Deliverer;
-use crate::policy::AcceptAll;
 use crate::service::AtomicBroadcastService;
 
 /// What the node needs to run, resolved from `orderer.yaml` once at start.
@@ -41,6 +40,9 @@ pub struct NodeSettings {
     pub bootstrap_file: Option<PathBuf>,
     /// `General.Authentication.TimeWindow`.
     pub time_window: Duration,
+    /// `General.Authentication.NoExpirationChecks`: client certificates are
+    /// not checked for expiry (Broadcast and Deliver).
+    pub no_expiration_checks: bool,
     /// `General.MaxRecvMsgSize`.
     pub max_recv_msg_size: usize,
     /// `General.MaxSendMsgSize`.
@@ -164,6 +166,11 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
             .with_context(|| format!("channel {id}: reading config block {lc}"))?;
         let config = ChannelConfig::from_block(&config_block)
             .with_context(|| format!("channel {id}: config block {lc}"))?;
+        // The channel's MSPs and policies, before its chain is started.
+        let bundle = ChannelBundle::new(config).map_err(|e| {
+            anyhow::anyhow!("channel {id}: setting up MSPs and policies of config block {lc}: {e}")
+        })?;
+        let config = Arc::clone(&bundle.config);
         let writer = BlockWriter::new(Arc::clone(&signer), Some(&last));
         let (handle, task) = match config.consensus_type.as_str() {
             "solo" => solo::start(
@@ -203,11 +210,16 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         };
         info!(channel_id = %id, height = reader.height(), consensus = %config.consensus_type, "channel started");
         tasks.push(task);
-        registrar.insert(ChannelSupport::new(config, handle, reader));
+        registrar.insert(ChannelSupport::from_bundle(bundle, handle, reader));
     }
 
-    let broadcaster = Broadcaster::new(Arc::clone(&registrar), Arc::new(AcceptAll));
-    let deliverer = Deliverer::new(Arc::clone(&registrar), settings.time_window);
+    let expiration_checks = !settings.no_expiration_checks;
+    let broadcaster = Broadcaster::new(Arc::clone(&registrar), expiration_checks);
+    let deliverer = Deliverer::new(
+        Arc::clone(&registrar),
+        settings.time_window,
+        expiration_checks,
+    );
     let svc = AtomicBroadcastServer::new(AtomicBroadcastService::new(broadcaster, deliverer))
         .max_decoding_message_size(settings.max_recv_msg_size)
         .max_encoding_message_size(settings.max_send_msg_size);

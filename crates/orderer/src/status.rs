@@ -16,6 +16,8 @@ pub fn broadcast_status(err: &BroadcastError) -> Status {
         BroadcastError::NoSystemChannel => Status::BadRequest,
         BroadcastError::NotDirect(_) => Status::BadRequest,
         BroadcastError::ConfigUpdate(_) => Status::BadRequest,
+        // Fabric's ClassifyError: only ErrPermissionDenied is FORBIDDEN; an
+        // expired identity or a missing policy is BAD_REQUEST.
         BroadcastError::Filter(FilterError::PermissionDenied(_)) => Status::Forbidden,
         BroadcastError::Filter(_) => Status::BadRequest,
         BroadcastError::Chain(ChainError::NotReady(_) | ChainError::Enqueue(_)) => {
@@ -29,6 +31,7 @@ pub fn deliver_status(err: &DeliverError) -> Status {
     match err {
         DeliverError::Header(_)
         | DeliverError::Timestamp(_)
+        | DeliverError::SignedData(_)
         | DeliverError::SeekInfo(_)
         | DeliverError::MissingPosition
         | DeliverError::StopBeforeStart { .. }

@@ -98,6 +98,7 @@ fn settings() -> Result<NodeSettings> {
             _ => None,
         },
         time_window: g.authentication.time_window,
+        no_expiration_checks: g.authentication.no_expiration_checks,
         max_recv_msg_size: g.max_recv_msg_size as usize,
         max_send_msg_size: g.max_send_msg_size as usize,
         kafka: kafka_settings(&config.kafka),

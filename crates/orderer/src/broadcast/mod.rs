@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use crate::channels::Registrar;
 use crate::consensus::ChainError;
 use crate::limits::BROADCAST_WINDOW;
-use crate::policy::{self, FilterError, MsgClass, WriterPolicy};
+use crate::policy::{self, FilterError, MsgClass};
 use crate::status::broadcast_status;
 
 /// Why an envelope was refused.
@@ -49,11 +49,12 @@ pub enum BroadcastError {
     Chain(#[from] ChainError),
 }
 
-/// What Broadcast needs: the channels and the writer policy.
+/// What Broadcast needs: the channels (each with its policies) and whether
+/// the identity-expiry rule is on.
 #[derive(Debug, Clone)]
 pub struct Broadcaster {
     registrar: Arc<Registrar>,
-    writers: Arc<dyn WriterPolicy>,
+    expiration_checks: bool,
 }
 
 enum Slot {
@@ -69,9 +70,13 @@ fn response(err: &BroadcastError) -> BroadcastResponse {
 }
 
 impl Broadcaster {
-    /// A broadcaster over `registrar`.
-    pub fn new(registrar: Arc<Registrar>, writers: Arc<dyn WriterPolicy>) -> Self {
-        Self { registrar, writers }
+    /// A broadcaster over `registrar`; `expiration_checks` is false when
+    /// `General.Authentication.NoExpirationChecks` is set.
+    pub fn new(registrar: Arc<Registrar>, expiration_checks: bool) -> Self {
+        Self {
+            registrar,
+            expiration_checks,
+        }
     }
 
     /// Validates one envelope and queues it on its chain; returns the
@@ -103,12 +108,14 @@ impl Broadcaster {
             }
             MsgClass::Normal => {}
         }
-        let config = support.config();
+        let bundle = support.bundle();
+        let config = &bundle.config;
         policy::apply_filters(
             &env,
             &parsed,
             config.batch_size.absolute_max_bytes,
-            &*self.writers,
+            self.expiration_checks,
+            &bundle.policies,
         )?;
         support.chain.wait_ready()?;
         let size = policy::message_size(&env);

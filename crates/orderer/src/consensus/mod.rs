@@ -29,6 +29,56 @@ pub enum ChainError {
     Enqueue(String),
 }
 
+/// How the chain orders a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitKind {
+    /// A normal envelope, batched by the block cutter.
+    Normal,
+    /// An orderer-made CONFIG or ORDERER_TRANSACTION envelope: a block of its own.
+    Config,
+}
+
+/// Told about every config block a chain commits (after it is durable).
+/// The registrar implements it: it swaps the channel's config and policies,
+/// and creates the channel an ORDERER_TRANSACTION announces.
+pub trait ConfigSink: Send + Sync + std::fmt::Debug {
+    /// `env` is the block's only envelope (CONFIG or ORDERER_TRANSACTION).
+    fn config_committed(&self, channel_id: &str, env: &fabric_protos::common::Envelope);
+}
+
+/// A sink that ignores config blocks (tests).
+#[derive(Debug, Default)]
+pub struct NoConfigSink;
+
+impl ConfigSink for NoConfigSink {
+    fn config_committed(&self, _channel_id: &str, _env: &fabric_protos::common::Envelope) {}
+}
+
+/// What a config envelope means for the chain that commits it.
+#[derive(Debug, Clone)]
+pub enum ConfigEffect {
+    /// A CONFIG envelope: the channel's new config (LAST_CONFIG moves to this block).
+    NewConfig(Box<crate::channelconfig::ChannelConfig>),
+    /// An ORDERER_TRANSACTION (channel creation on the system channel).
+    OrdererTransaction,
+}
+
+/// Classifies a config envelope for the chain.
+pub fn config_effect(
+    env_bytes: &[u8],
+) -> Result<(fabric_protos::common::Envelope, ConfigEffect), String> {
+    use prost::Message;
+    let env = fabric_protos::common::Envelope::decode(env_bytes).map_err(|e| e.to_string())?;
+    let parsed = fabric_common::envelope::parse_envelope(&env).map_err(|e| e.to_string())?;
+    let t = parsed.channel_header.r#type;
+    if t == fabric_protos::common::HeaderType::OrdererTransaction as i32 {
+        return Ok((env, ConfigEffect::OrdererTransaction));
+    }
+    let cfg =
+        crate::channelconfig::ChannelConfig::from_envelope(&env).map_err(|e| e.to_string())?;
+    Ok((env, ConfigEffect::NewConfig(Box::new(cfg))))
+}
+
 /// One envelope on its way to a block.
 #[derive(Debug)]
 pub struct Submission {
@@ -38,6 +88,8 @@ pub struct Submission {
     pub size: u64,
     /// The config sequence the envelope was validated against.
     pub config_seq: u64,
+    /// Normal or config.
+    pub kind: SubmitKind,
     /// Resolved once the envelope is durable (solo: its block is on disk).
     pub ack: oneshot::Sender<Result<(), ChainError>>,
 }
@@ -89,12 +141,35 @@ impl ChainHandle {
         size: u64,
         config_seq: u64,
     ) -> Result<oneshot::Receiver<Result<(), ChainError>>, ChainError> {
+        self.submit_kind(envelope, size, config_seq, SubmitKind::Normal)
+            .await
+    }
+
+    /// Queues an orderer-made config envelope (a block of its own).
+    pub async fn submit_config(
+        &self,
+        envelope: Vec<u8>,
+        config_seq: u64,
+    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, ChainError> {
+        let size = envelope.len() as u64;
+        self.submit_kind(envelope, size, config_seq, SubmitKind::Config)
+            .await
+    }
+
+    async fn submit_kind(
+        &self,
+        envelope: Vec<u8>,
+        size: u64,
+        config_seq: u64,
+        kind: SubmitKind,
+    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, ChainError> {
         let (ack, ack_rx) = oneshot::channel();
         self.submit_tx
             .send(Submission {
                 envelope,
                 size,
                 config_seq,
+                kind,
                 ack,
             })
             .await

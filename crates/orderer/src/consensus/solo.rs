@@ -11,7 +11,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use super::{ChainError, ChainHandle, ChainState, Submission};
+use std::sync::Arc;
+
+use super::{
+    config_effect, ChainError, ChainHandle, ChainState, ConfigEffect, ConfigSink, NoConfigSink,
+    Submission, SubmitKind,
+};
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::blockwriter::BlockWriter;
 use crate::limits::SUBMIT_QUEUE_LEN;
@@ -39,6 +44,7 @@ struct SoloChain {
     writer: BlockWriter,
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
+    sink: Arc<dyn ConfigSink>,
 }
 
 /// Starts a solo chain over `ledger` and returns its handle.
@@ -47,6 +53,25 @@ pub fn start(
     settings: SoloSettings,
     writer: BlockWriter,
     ledger: Ledger,
+    shutdown: CancellationToken,
+) -> (ChainHandle, tokio::task::JoinHandle<()>) {
+    start_with_sink(
+        channel_id,
+        settings,
+        writer,
+        ledger,
+        Arc::new(NoConfigSink),
+        shutdown,
+    )
+}
+
+/// As [`start`], telling `sink` about every committed config block.
+pub fn start_with_sink(
+    channel_id: String,
+    settings: SoloSettings,
+    writer: BlockWriter,
+    ledger: Ledger,
+    sink: Arc<dyn ConfigSink>,
     shutdown: CancellationToken,
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
@@ -58,6 +83,7 @@ pub fn start(
         writer,
         ledger,
         state_tx,
+        sink,
     };
     let task = tokio::spawn(chain.run(submit_rx, shutdown));
     (ChainHandle::new(submit_tx, state_rx), task)
@@ -81,6 +107,15 @@ impl SoloChain {
                     let Some(sub) = sub else { break };
                     if self.halted() {
                         let _ = sub.ack.send(Err(self.halt_error()));
+                        continue;
+                    }
+                    if sub.kind == SubmitKind::Config {
+                        let pending = self.cutter.cut();
+                        if !pending.is_empty() {
+                            self.write(pending);
+                        }
+                        deadline = None;
+                        self.write_config(sub.envelope, sub.ack);
                         continue;
                     }
                     let o = self.cutter.ordered(
@@ -124,6 +159,45 @@ impl SoloChain {
         match &*self.state_tx.borrow() {
             ChainState::Halted(why) => ChainError::NotReady(format!("consenter halted: {why}")),
             _ => ChainError::NotReady("consenter not ready".into()),
+        }
+    }
+
+    /// Writes a config envelope as a block of its own, then applies it.
+    fn write_config(
+        &mut self,
+        envelope: Vec<u8>,
+        ack: tokio::sync::oneshot::Sender<Result<(), ChainError>>,
+    ) {
+        let (env, effect) = match config_effect(&envelope) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = ack.send(Err(ChainError::Enqueue(format!("bad config message: {e}"))));
+                return;
+            }
+        };
+        let is_config = matches!(effect, ConfigEffect::NewConfig(_));
+        let block = self.writer.next_block(vec![envelope], is_config, &[]);
+        let number = self.writer.next_number() - 1;
+        match tokio::task::block_in_place(|| self.ledger.append(&block)) {
+            Ok(_) => {
+                if let ConfigEffect::NewConfig(cfg) = effect {
+                    info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");
+                    self.settings = SoloSettings {
+                        batch_size: cfg.batch_size,
+                        batch_timeout: cfg.batch_timeout,
+                    };
+                } else {
+                    info!(channel_id = %self.channel_id, number, "wrote orderer transaction block");
+                }
+                self.sink.config_committed(&self.channel_id, &env);
+                let _ = ack.send(Ok(()));
+            }
+            Err(e) => {
+                error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
+                let why = format!("ledger append of block {number} failed: {e}");
+                self.state_tx.send_replace(ChainState::Halted(why.clone()));
+                let _ = ack.send(Err(ChainError::NotReady(why)));
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! SUCCESS the stream waits for the next `SeekInfo`; after any other status
 //! it ends.
 
+pub mod acl;
 pub mod seek;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tracing::{debug, warn};
 use crate::channels::{ChannelSupport, Registrar};
 use crate::consensus::ChainState;
 use crate::status::deliver_status;
+use acl::SessionAccessControl;
 
 /// Why a Deliver request ended without SUCCESS.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +34,17 @@ pub enum DeliverError {
     /// No such channel.
     #[error("channel {0} not found")]
     ChannelNotFound(String),
+    /// The envelope cannot be turned into a signature set (`AsSignedData`).
+    #[error("failed to create access control object: {0}")]
+    SignedData(String),
     /// `Payload.data` is not a `SeekInfo`.
     #[error("malformed seekInfo payload: {0}")]
     SeekInfo(String),
     /// The consenter is not serving and the client did not ask for BEST_EFFORT.
     #[error("{0}")]
     Unavailable(String),
-    /// Access refused.
-    #[error("{0}")]
+    /// Access refused: identity expired or the readers policy not satisfied.
+    #[error("client authorization revoked: {0}")]
     Forbidden(String),
     /// Start or stop missing.
     #[error("seekInfo missing start or stop")]
@@ -63,11 +68,13 @@ pub enum DeliverError {
     Internal(String),
 }
 
-/// What Deliver needs: the channels and the time window.
+/// What Deliver needs: the channels, the time window, and whether client
+/// identities are checked for expiry.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     registrar: Arc<Registrar>,
     time_window: Duration,
+    expiration_checks: bool,
 }
 
 fn status_response(status: Status) -> DeliverResponse {
@@ -77,11 +84,14 @@ fn status_response(status: Status) -> DeliverResponse {
 }
 
 impl Deliverer {
-    /// A deliverer over `registrar`; seek envelopes must be stamped within `time_window` of now.
-    pub fn new(registrar: Arc<Registrar>, time_window: Duration) -> Self {
+    /// A deliverer over `registrar`; seek envelopes must be stamped within
+    /// `time_window` of now; `expiration_checks` is false when
+    /// `General.Authentication.NoExpirationChecks` is set.
+    pub fn new(registrar: Arc<Registrar>, time_window: Duration, expiration_checks: bool) -> Self {
         Self {
             registrar,
             time_window,
+            expiration_checks,
         }
     }
 
@@ -159,18 +169,30 @@ impl Deliverer {
                 return Err(DeliverError::Unavailable(why));
             }
         }
-        // Access control (/Channel/Readers) is the seam of the policy work.
+        // Access control: the signature set, expiry, /Channel/Readers.
+        let bundle = support.bundle();
+        let mut acl = SessionAccessControl::new(&bundle, env, self.expiration_checks)?;
+        acl.evaluate(&bundle)?;
+        drop(bundle);
         let height = support.ledger.height();
         let range = seek::resolve(&seek, height)?;
         let fail_if_not_ready = seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
         debug!(channel_id = %channel_id, start = range.start, stop = range.stop, "deliver");
-        self.stream(&support, range, fail_if_not_ready, best_effort, out)
-            .await
+        self.stream(
+            &support,
+            &mut acl,
+            range,
+            fail_if_not_ready,
+            best_effort,
+            out,
+        )
+        .await
     }
 
     async fn stream(
         &self,
         support: &ChannelSupport,
+        acl: &mut SessionAccessControl,
         range: seek::SeekRange,
         fail_if_not_ready: bool,
         best_effort: bool,
@@ -216,6 +238,9 @@ impl Deliverer {
                 .ledger
                 .get(number)
                 .map_err(|e| DeliverError::Unavailable(format!("reading block {number}: {e}")))?;
+            // Re-checked before each block: expiry, and the readers policy
+            // when the config changed since the last evaluation.
+            acl.evaluate(&support.bundle())?;
             let resp = DeliverResponse {
                 r#type: Some(deliver_response::Type::Block(block)),
             };

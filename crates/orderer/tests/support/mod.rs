@@ -321,3 +321,15 @@ pub fn block_payloads(b: &Block) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Parses `yaml` as a `configtx.yaml` (relative `MSPDir`s resolved against
+/// `dir`), writes the genesis block of `profile` for `channel` into `dir`
+/// and returns its path.
+pub fn genesis_from_configtx(dir: &Path, yaml: &str, profile: &str, channel: &str) -> PathBuf {
+    let top = fabric_configtx::config::TopLevel::parse(yaml, dir).unwrap();
+    let profile = top.profile(profile).unwrap();
+    let block = fabric_configtx::genesis::genesis_block_from_profile(&profile, channel).unwrap();
+    let path = dir.join(format!("{channel}.genesis.block"));
+    std::fs::write(&path, block.encode_to_vec()).unwrap();
+    path
+}

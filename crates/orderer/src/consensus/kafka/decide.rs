@@ -91,9 +91,12 @@ pub enum DecideError {
 
 /// How a regular message is re-checked when the config moved on (the
 /// policies work plugs in here). `Ok(())` = still valid.
-pub trait Revalidate {
+pub trait Revalidate: std::fmt::Debug {
     /// Re-validates a normal envelope against the current config.
     fn normal(&self, env: &[u8]) -> Result<(), String>;
+    /// Re-derives an orderer-made config envelope against the current config
+    /// (Fabric re-proposes its `last_update`); returns the envelope to resubmit.
+    fn config(&self, env: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// Accepts everything (no config changes exist yet to invalidate a message).
@@ -103,6 +106,10 @@ pub struct AlwaysValid;
 impl Revalidate for AlwaysValid {
     fn normal(&self, _env: &[u8]) -> Result<(), String> {
         Ok(())
+    }
+
+    fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(env.to_vec())
     }
 }
 
@@ -234,6 +241,27 @@ impl Decider {
             return; // a resubmission already processed (every OSN resubmits)
         }
         if class == Class::Config {
+            if r.original_offset != 0
+                && self.offsets.last_resubmitted_config_offset < r.original_offset
+            {
+                // Adopt a resubmission made by another OSN.
+                self.offsets.last_resubmitted_config_offset = r.original_offset;
+            }
+            if r.config_seq < config_seq {
+                // Validated against an older config: re-derive and resubmit.
+                if let Ok(env) = revalidate.config(&r.payload) {
+                    out.push(Action::Produce(KafkaMessage {
+                        r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
+                            payload: env,
+                            config_seq,
+                            class: Class::Config as i32,
+                            original_offset: offset,
+                        })),
+                    }));
+                    self.offsets.last_resubmitted_config_offset = offset;
+                }
+                return;
+            }
             let new_offset = if r.original_offset != 0 {
                 r.original_offset
             } else {

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use self::decide::{Action, AlwaysValid, Decider, Offsets};
-use super::{ChainHandle, ChainState};
+use super::{config_effect, ChainHandle, ChainState, ConfigEffect, ConfigSink, NoConfigSink};
 use crate::blockcutter::BatchSize;
 use crate::blockwriter::BlockWriter;
 use crate::limits::SUBMIT_QUEUE_LEN;
@@ -232,6 +232,48 @@ pub fn start(
     last_metadata: Option<KafkaMetadata>,
     shutdown: CancellationToken,
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
+    let hooks = ChainHooks {
+        config_seq: 0,
+        sink: Arc::new(NoConfigSink),
+        revalidate: Arc::new(AlwaysValid),
+    };
+    start_with_hooks(
+        channel_id,
+        settings,
+        batch_size,
+        batch_timeout,
+        writer,
+        ledger,
+        last_metadata,
+        hooks,
+        shutdown,
+    )
+}
+
+/// How a Kafka chain meets the rest of the node.
+#[derive(Debug)]
+pub struct ChainHooks {
+    /// The channel's config sequence at start.
+    pub config_seq: u64,
+    /// Told about committed config blocks.
+    pub sink: Arc<dyn ConfigSink>,
+    /// Re-checks messages validated against an older config.
+    pub revalidate: Arc<dyn decide::Revalidate + Send + Sync>,
+}
+
+/// As [`start`], with the node's hooks.
+#[allow(clippy::too_many_arguments)]
+pub fn start_with_hooks(
+    channel_id: String,
+    settings: KafkaSettings,
+    batch_size: BatchSize,
+    batch_timeout: Duration,
+    writer: BlockWriter,
+    ledger: Ledger,
+    last_metadata: Option<KafkaMetadata>,
+    hooks: ChainHooks,
+    shutdown: CancellationToken,
+) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Starting);
     let chain = KafkaChain {
@@ -244,6 +286,7 @@ pub fn start(
         writer,
         ledger,
         state_tx,
+        hooks,
     };
     let task = tokio::spawn(chain.run(submit_rx, shutdown));
     (ChainHandle::new(submit_tx, state_rx), task)
@@ -259,6 +302,7 @@ struct KafkaChain {
     writer: BlockWriter,
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
+    hooks: ChainHooks,
 }
 
 fn connect_message() -> Vec<u8> {
@@ -425,8 +469,8 @@ impl KafkaChain {
                         }
                     };
                     let Some(d) = self.decider.as_mut() else { return };
-                    let seq = 0; // config sequence: constant until config updates land
-                    let actions = match d.on_message(offset, &km, seq, &self.batch_size, &AlwaysValid) {
+                    let seq = self.hooks.config_seq;
+                    let actions = match d.on_message(offset, &km, seq, &self.batch_size, &*self.hooks.revalidate) {
                         Ok(a) => a,
                         Err(e) => {
                             error!(channel_id = %self.channel_id, offset, error = %e, "consenter stopped");
@@ -482,12 +526,35 @@ impl KafkaChain {
         }
     }
 
-    fn write(&mut self, data: Vec<Vec<u8>>, md: &KafkaMetadata, is_config: bool) -> bool {
+    fn write(&mut self, data: Vec<Vec<u8>>, md: &KafkaMetadata, config_class: bool) -> bool {
+        // A config-class message is a block of its own; only a CONFIG moves LAST_CONFIG.
+        let effect = if config_class {
+            match data.first().map(|d| config_effect(d)) {
+                Some(Ok((env, effect))) => Some((env, effect)),
+                Some(Err(e)) => {
+                    warn!(channel_id = %self.channel_id, error = %e, "config message does not parse; writing it as a plain block");
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let is_config = matches!(effect, Some((_, ConfigEffect::NewConfig(_))));
         let block = self.writer.next_block(data, is_config, &md.encode_to_vec());
         let number = self.writer.next_number() - 1;
         match tokio::task::block_in_place(|| self.ledger.append(&block)) {
             Ok(_) => {
                 debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
+                if let Some((env, effect)) = effect {
+                    if let ConfigEffect::NewConfig(cfg) = effect {
+                        info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");
+                        self.batch_size = cfg.batch_size;
+                        self.batch_timeout = cfg.batch_timeout;
+                        self.hooks.config_seq = cfg.sequence;
+                    }
+                    self.hooks.sink.config_committed(&self.channel_id, &env);
+                }
                 true
             }
             Err(e) => {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{PARTITION, RECORD_KEY};
-use crate::consensus::{ChainError, ChainState, Submission};
+use crate::consensus::{ChainError, ChainState, Submission, SubmitKind};
 
 /// Encodes a Broadcast envelope as Fabric's `Regular` message.
 pub fn regular(envelope: Vec<u8>, config_seq: u64, class: Class) -> Vec<u8> {
@@ -51,7 +51,11 @@ pub async fn run(
             ))));
             continue;
         }
-        let bytes = regular(sub.envelope, sub.config_seq, Class::Normal);
+        let class = match sub.kind {
+            SubmitKind::Normal => Class::Normal,
+            SubmitKind::Config => Class::Config,
+        };
+        let bytes = regular(sub.envelope, sub.config_seq, class);
         let mut attempts = 0u32;
         loop {
             let rec = FutureRecord::to(&channel_id)
