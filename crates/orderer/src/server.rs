@@ -9,19 +9,21 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use fabric_common::msp::LocalSigner;
 use fabric_ledger::Ledger;
-use fabric_protos::common::Block;
+use fabric_protos::common::{Block, Envelope, HeaderType};
 use fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::blockwriter::BlockWriter;
 use crate::broadcast::Broadcaster;
 use crate::channelconfig::ChannelConfig;
 use crate::channels::{ChannelBundle, ChannelSupport, Registrar};
+use crate::configupdate;
 use crate::consensus::kafka::{self, KafkaSettings};
 use crate::consensus::solo::{self, SoloSettings};
+use crate::consensus::ConfigSink;
 use crate::deliver::Deliverer;
 use crate::service::AtomicBroadcastService;
 
@@ -60,7 +62,7 @@ pub struct RunningNode {
     pub shutdown: CancellationToken,
     /// The channels.
     pub registrar: Arc<Registrar>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    starter: Arc<ChainStarter>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -69,7 +71,7 @@ impl RunningNode {
     pub async fn wait(self) -> Result<()> {
         let r = self.server.await.context("server task")?;
         self.shutdown.cancel();
-        for t in self.tasks {
+        for t in self.starter.take_tasks() {
             let _ = t.await;
         }
         r.context("gRPC server")
@@ -149,72 +151,24 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
 
     let shutdown = CancellationToken::new();
     let registrar = Arc::new(Registrar::new());
-    let mut tasks = Vec::new();
+    let starter = Arc::new_cyclic(|me| ChainStarter {
+        me: me.clone(),
+        settings: settings.clone(),
+        signer: Arc::clone(&signer),
+        registrar: Arc::clone(&registrar),
+        shutdown: shutdown.clone(),
+        tasks: std::sync::Mutex::new(Vec::new()),
+    });
     for id in &channels {
-        let ledger = Ledger::open(&settings.ledger_root, id)
-            .with_context(|| format!("opening ledger for channel {id}"))?;
-        let reader = ledger.reader();
-        let last = reader
-            .last_block()
-            .with_context(|| format!("channel {id}: reading last block"))?;
-        let Some(last) = last else {
-            bail!("channel {id}: ledger is empty");
-        };
-        let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
-        let config_block = reader
-            .get(lc)
-            .with_context(|| format!("channel {id}: reading config block {lc}"))?;
-        let config = ChannelConfig::from_block(&config_block)
-            .with_context(|| format!("channel {id}: config block {lc}"))?;
-        // The channel's MSPs and policies, before its chain is started.
-        let bundle = ChannelBundle::new(config).map_err(|e| {
-            anyhow::anyhow!("channel {id}: setting up MSPs and policies of config block {lc}: {e}")
-        })?;
-        let config = Arc::clone(&bundle.config);
-        let writer = BlockWriter::new(Arc::clone(&signer), Some(&last));
-        let (handle, task) = match config.consensus_type.as_str() {
-            "solo" => solo::start(
-                id.clone(),
-                SoloSettings {
-                    batch_size: config.batch_size,
-                    batch_timeout: config.batch_timeout,
-                },
-                writer,
-                ledger,
-                shutdown.clone(),
-            ),
-            "kafka" => {
-                let md = fabric_common::block::consenter_metadata(&last)
-                    .map(|b| fabric_protos::orderer::KafkaMetadata::decode(b.as_slice()))
-                    .transpose()
-                    .with_context(|| {
-                        format!("channel {id}: Kafka metadata of the last block (ledger may be corrupted)")
-                    })?;
-                let mut ks = settings.kafka.clone();
-                ks.brokers = config.kafka_brokers.clone();
-                if ks.brokers.is_empty() {
-                    bail!("channel {id}: OrdererType kafka but Orderer/KafkaBrokers is empty");
-                }
-                kafka::start(
-                    id.clone(),
-                    ks,
-                    config.batch_size,
-                    config.batch_timeout,
-                    writer,
-                    ledger,
-                    md,
-                    shutdown.clone(),
-                )
-            }
-            other => bail!("channel {id}: consensus type {other:?} is not supported"),
-        };
-        info!(channel_id = %id, height = reader.height(), consensus = %config.consensus_type, "channel started");
-        tasks.push(task);
-        registrar.insert(ChannelSupport::from_bundle(bundle, handle, reader));
+        starter.start_channel(id)?;
     }
 
     let expiration_checks = !settings.no_expiration_checks;
-    let broadcaster = Broadcaster::new(Arc::clone(&registrar), expiration_checks);
+    let broadcaster = Broadcaster::new(
+        Arc::clone(&registrar),
+        expiration_checks,
+        Arc::clone(&signer),
+    );
     let deliverer = Deliverer::new(
         Arc::clone(&registrar),
         settings.time_window,
@@ -242,7 +196,210 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         addr,
         shutdown,
         registrar,
-        tasks,
+        starter,
         server,
     })
+}
+
+/// Starts chains: at start-up for every channel in the ledger, and at run
+/// time for channels created through the system channel. It is also every
+/// chain's [`ConfigSink`] and the source of their re-validation.
+#[derive(Debug)]
+pub struct ChainStarter {
+    me: std::sync::Weak<ChainStarter>,
+    settings: NodeSettings,
+    signer: Arc<LocalSigner>,
+    registrar: Arc<Registrar>,
+    shutdown: CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl ChainStarter {
+    fn take_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Opens channel `id`'s ledger, builds its bundle and starts its chain.
+    pub fn start_channel(self: &Arc<Self>, id: &str) -> Result<()> {
+        let settings = &self.settings;
+        let ledger = Ledger::open(&settings.ledger_root, id)
+            .with_context(|| format!("opening ledger for channel {id}"))?;
+        let reader = ledger.reader();
+        let last = reader
+            .last_block()
+            .with_context(|| format!("channel {id}: reading last block"))?;
+        let Some(last) = last else {
+            bail!("channel {id}: ledger is empty");
+        };
+        let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
+        let config_block = reader
+            .get(lc)
+            .with_context(|| format!("channel {id}: reading config block {lc}"))?;
+        let config = ChannelConfig::from_block(&config_block)
+            .with_context(|| format!("channel {id}: config block {lc}"))?;
+        // The channel's MSPs and policies, before its chain is started.
+        let bundle = ChannelBundle::new(config).map_err(|e| {
+            anyhow::anyhow!("channel {id}: setting up MSPs and policies of config block {lc}: {e}")
+        })?;
+        let config = Arc::clone(&bundle.config);
+        let writer = BlockWriter::new(Arc::clone(&self.signer), Some(&last));
+        let sink: Arc<dyn ConfigSink> = Arc::clone(self) as Arc<dyn ConfigSink>;
+        let (handle, task) = match config.consensus_type.as_str() {
+            "solo" => solo::start_with_sink(
+                id.to_string(),
+                SoloSettings {
+                    batch_size: config.batch_size,
+                    batch_timeout: config.batch_timeout,
+                    sequence: config.sequence,
+                },
+                writer,
+                ledger,
+                sink,
+                self.shutdown.clone(),
+            ),
+            "kafka" => {
+                let md = fabric_common::block::consenter_metadata(&last)
+                    .map(|b| fabric_protos::orderer::KafkaMetadata::decode(b.as_slice()))
+                    .transpose()
+                    .with_context(|| {
+                        format!("channel {id}: Kafka metadata of the last block (ledger may be corrupted)")
+                    })?;
+                let mut ks = settings.kafka.clone();
+                ks.brokers = config.kafka_brokers.clone();
+                if ks.brokers.is_empty() {
+                    bail!("channel {id}: OrdererType kafka but Orderer/KafkaBrokers is empty");
+                }
+                let hooks = kafka::ChainHooks {
+                    config_seq: config.sequence,
+                    sink,
+                    revalidate: Arc::new(Revalidator {
+                        channel_id: id.to_string(),
+                        registrar: Arc::clone(&self.registrar),
+                        signer: Arc::clone(&self.signer),
+                        expiration_checks: !settings.no_expiration_checks,
+                    }),
+                };
+                kafka::start_with_hooks(
+                    id.to_string(),
+                    ks,
+                    config.batch_size,
+                    config.batch_timeout,
+                    writer,
+                    ledger,
+                    md,
+                    hooks,
+                    self.shutdown.clone(),
+                )
+            }
+            other => bail!("channel {id}: consensus type {other:?} is not supported"),
+        };
+        info!(channel_id = %id, height = reader.height(), consensus = %config.consensus_type, "channel started");
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+        self.registrar
+            .insert(ChannelSupport::from_bundle(bundle, handle, reader));
+        Ok(())
+    }
+
+    fn create_channel(self: &Arc<Self>, inner: &Envelope) -> Result<()> {
+        let parsed = fabric_common::envelope::parse_envelope(inner)?;
+        let id = parsed.channel_header.channel_id.clone();
+        if self.registrar.get(&id).is_some() {
+            return Ok(());
+        }
+        let genesis = configupdate::genesis_block_for_new_channel(inner);
+        bootstrap_channel(&self.settings.ledger_root, &genesis)?;
+        self.start_channel(&id)?;
+        info!(channel_id = %id, "created channel");
+        Ok(())
+    }
+}
+
+impl ConfigSink for ChainStarter {
+    fn config_committed(&self, channel_id: &str, env: &Envelope) {
+        let Some(this) = self.me.upgrade() else {
+            return;
+        };
+        match fabric_common::envelope::parse_envelope(env) {
+            Ok(p) if p.channel_header.r#type == HeaderType::OrdererTransaction as i32 => {
+                match configupdate::unwrap_orderer_transaction(env) {
+                    Ok(inner) => {
+                        if let Err(e) = this.create_channel(&inner) {
+                            error!(channel_id, error = %e, "creating a channel from an orderer transaction failed");
+                        }
+                    }
+                    Err(e) => error!(channel_id, error = %e, "bad orderer transaction"),
+                }
+            }
+            Ok(_) => match (
+                ChannelConfig::from_envelope(env),
+                self.registrar.get(channel_id),
+            ) {
+                (Ok(cfg), Some(support)) => {
+                    let seq = cfg.sequence;
+                    if let Err(e) = support.set_config(cfg) {
+                        error!(channel_id, error = %e, "applying committed config failed");
+                    } else {
+                        info!(channel_id, sequence = seq, "applied new channel config");
+                    }
+                }
+                (Err(e), _) => error!(channel_id, error = %e, "committed config does not parse"),
+                (_, None) => {}
+            },
+            Err(e) => error!(channel_id, error = %e, "committed config envelope does not parse"),
+        }
+    }
+}
+
+/// Re-checks Kafka messages validated against an older config sequence.
+#[derive(Debug)]
+struct Revalidator {
+    channel_id: String,
+    registrar: Arc<Registrar>,
+    signer: Arc<LocalSigner>,
+    expiration_checks: bool,
+}
+
+impl kafka::decide::Revalidate for Revalidator {
+    fn normal(&self, env: &[u8]) -> Result<(), String> {
+        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
+        let env = Envelope::decode(env).map_err(|e| e.to_string())?;
+        let parsed = fabric_common::envelope::parse_envelope(&env).map_err(|e| e.to_string())?;
+        let bundle = support.bundle();
+        crate::policy::apply_filters(
+            &env,
+            &parsed,
+            bundle.config.batch_size.absolute_max_bytes,
+            self.expiration_checks,
+            &bundle.policies,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
+        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
+        let outer = Envelope::decode(env).map_err(|e| e.to_string())?;
+        let parsed = fabric_common::envelope::parse_envelope(&outer).map_err(|e| e.to_string())?;
+        if parsed.channel_header.r#type != HeaderType::Config as i32 {
+            // Channel creation is re-checked when the new channel is made.
+            return Ok(env.to_vec());
+        }
+        let ce = fabric_protos::common::ConfigEnvelope::decode(parsed.payload.data.as_slice())
+            .map_err(|e| e.to_string())?;
+        let last_update = ce
+            .last_update
+            .ok_or("config envelope without last_update")?;
+        let bundle = support.bundle();
+        let validator = configupdate::ConfigValidator::new(&self.channel_id, &bundle.config.config)
+            .map_err(|e| e.to_string())?;
+        let new = validator
+            .propose_config_update(&last_update, bundle.policies.policy_manager())
+            .map_err(|e| e.to_string())?;
+        let config = new.config.ok_or("no config")?;
+        let tx =
+            configupdate::config_envelope_tx(&self.channel_id, config, last_update, &self.signer);
+        Ok(tx.encode_to_vec())
+    }
 }

@@ -15,7 +15,8 @@ pub fn broadcast_status(err: &BroadcastError) -> Status {
         BroadcastError::ChannelNotFound(_) => Status::NotFound,
         BroadcastError::NoSystemChannel => Status::BadRequest,
         BroadcastError::NotDirect(_) => Status::BadRequest,
-        BroadcastError::ConfigUpdate(_) => Status::BadRequest,
+        BroadcastError::ConfigUpdate(_) | BroadcastError::ChannelCreation(_) => Status::BadRequest,
+        BroadcastError::Maintenance(_) => Status::ServiceUnavailable,
         // Fabric's ClassifyError: only ErrPermissionDenied is FORBIDDEN; an
         // expired identity or a missing policy is BAD_REQUEST.
         BroadcastError::Filter(FilterError::PermissionDenied(_)) => Status::Forbidden,

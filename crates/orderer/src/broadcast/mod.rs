@@ -10,12 +10,14 @@
 use std::sync::Arc;
 
 use fabric_common::envelope::{parse_envelope, EnvelopeError};
+use fabric_common::msp::LocalSigner;
 use fabric_protos::common::{Envelope, Status};
 use fabric_protos::orderer::BroadcastResponse;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::channels::Registrar;
+use crate::channels::{ChannelSupport, Registrar};
+use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
 use crate::consensus::ChainError;
 use crate::limits::BROADCAST_WINDOW;
 use crate::policy::{self, FilterError, MsgClass};
@@ -41,6 +43,12 @@ pub enum BroadcastError {
     /// A CONFIG_UPDATE that cannot be applied.
     #[error("error applying config update to existing channel: {0}")]
     ConfigUpdate(String),
+    /// A channel creation request that cannot be applied.
+    #[error("error validating channel creation transaction for new channel: {0}")]
+    ChannelCreation(String),
+    /// The channel is in maintenance mode.
+    #[error("{0}")]
+    Maintenance(String),
     /// A filter rule refused it.
     #[error(transparent)]
     Filter(#[from] FilterError),
@@ -55,11 +63,19 @@ pub enum BroadcastError {
 pub struct Broadcaster {
     registrar: Arc<Registrar>,
     expiration_checks: bool,
+    signer: Arc<LocalSigner>,
 }
 
 enum Slot {
     Pending(oneshot::Receiver<Result<(), ChainError>>),
     Done(BroadcastResponse),
+}
+
+fn update_error(e: ConfigUpdateError) -> BroadcastError {
+    match e {
+        ConfigUpdateError::MaintenanceMode(m) => BroadcastError::Maintenance(m),
+        other => BroadcastError::ConfigUpdate(other.to_string()),
+    }
 }
 
 fn response(err: &BroadcastError) -> BroadcastResponse {
@@ -72,10 +88,15 @@ fn response(err: &BroadcastError) -> BroadcastResponse {
 impl Broadcaster {
     /// A broadcaster over `registrar`; `expiration_checks` is false when
     /// `General.Authentication.NoExpirationChecks` is set.
-    pub fn new(registrar: Arc<Registrar>, expiration_checks: bool) -> Self {
+    pub fn new(
+        registrar: Arc<Registrar>,
+        expiration_checks: bool,
+        signer: Arc<LocalSigner>,
+    ) -> Self {
         Self {
             registrar,
             expiration_checks,
+            signer,
         }
     }
 
@@ -89,23 +110,17 @@ impl Broadcaster {
         let channel_id = &parsed.channel_header.channel_id;
         let class = policy::classify(parsed.channel_header.r#type);
         let Some(support) = self.registrar.get(channel_id) else {
-            return Err(match (class, self.registrar.system_channel()) {
-                (MsgClass::ConfigUpdate, None) => BroadcastError::NoSystemChannel,
-                (MsgClass::ConfigUpdate, Some(_)) => BroadcastError::ConfigUpdate(
-                    "channel creation through the system channel is not supported yet".into(),
-                ),
-                _ => BroadcastError::ChannelNotFound(channel_id.clone()),
-            });
+            return match (class, self.registrar.system_channel()) {
+                (MsgClass::ConfigUpdate, None) => Err(BroadcastError::NoSystemChannel),
+                (MsgClass::ConfigUpdate, Some(sys)) => self.create_channel(&env, &sys).await,
+                _ => Err(BroadcastError::ChannelNotFound(channel_id.clone())),
+            };
         };
         match class {
             MsgClass::Config => {
                 return Err(BroadcastError::NotDirect(parsed.channel_header.r#type))
             }
-            MsgClass::ConfigUpdate => {
-                return Err(BroadcastError::ConfigUpdate(
-                    "config updates are not supported yet".into(),
-                ))
-            }
+            MsgClass::ConfigUpdate => return self.config_update(&env, &parsed, &support).await,
             MsgClass::Normal => {}
         }
         let bundle = support.bundle();
@@ -121,6 +136,86 @@ impl Broadcaster {
         let size = policy::message_size(&env);
         let bytes = prost::Message::encode_to_vec(&env);
         Ok(support.chain.submit(bytes, size, config.sequence).await?)
+    }
+
+    /// A CONFIG_UPDATE on an existing channel (Fabric `ProcessConfigUpdateMsg`):
+    /// filters, propose the update, wrap it in a CONFIG envelope signed by
+    /// this orderer, filter that, and order it as a block of its own.
+    async fn config_update(
+        &self,
+        env: &Envelope,
+        parsed: &fabric_common::envelope::ParsedEnvelope,
+        support: &ChannelSupport,
+    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
+        let bundle = support.bundle();
+        let channel_id = &support.channel_id;
+        let max = bundle.config.batch_size.absolute_max_bytes;
+        policy::apply_filters(env, parsed, max, self.expiration_checks, &bundle.policies)?;
+        let validator =
+            ConfigValidator::new(channel_id, &bundle.config.config).map_err(update_error)?;
+        let proposed = validator
+            .propose_config_update(env, bundle.policies.policy_manager())
+            .map_err(update_error)?;
+        let config = proposed
+            .config
+            .ok_or_else(|| BroadcastError::ConfigUpdate("proposal without config".into()))?;
+        let tx = configupdate::config_envelope_tx(channel_id, config, env.clone(), &self.signer);
+        let tx_parsed = parse_envelope(&tx)?;
+        policy::apply_filters(
+            &tx,
+            &tx_parsed,
+            max,
+            self.expiration_checks,
+            &bundle.policies,
+        )?;
+        support.chain.wait_ready()?;
+        Ok(support
+            .chain
+            .submit_config(prost::Message::encode_to_vec(&tx), bundle.sequence())
+            .await?)
+    }
+
+    /// A CONFIG_UPDATE for an unknown channel: channel creation through the
+    /// system channel (Fabric `SystemChannel.ProcessConfigUpdateMsg`).
+    async fn create_channel(
+        &self,
+        env: &Envelope,
+        system_channel_id: &str,
+    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
+        let sys = self
+            .registrar
+            .get(system_channel_id)
+            .ok_or_else(|| BroadcastError::ChannelNotFound(system_channel_id.to_string()))?;
+        let bundle = sys.bundle();
+        let count = self.registrar.channel_ids().len();
+        let (new_id, new_config) =
+            configupdate::new_channel_config(&bundle.config.config, env, count).map_err(
+                |e| match e {
+                    ConfigUpdateError::MaintenanceMode(m) => BroadcastError::Maintenance(m),
+                    other => BroadcastError::ChannelCreation(other.to_string()),
+                },
+            )?;
+        let (_inner, outer) = configupdate::channel_creation_txs(
+            system_channel_id,
+            &new_id,
+            new_config,
+            env.clone(),
+            &self.signer,
+        );
+        let outer_parsed = parse_envelope(&outer)?;
+        let max = bundle.config.batch_size.absolute_max_bytes;
+        policy::apply_filters(
+            &outer,
+            &outer_parsed,
+            max,
+            self.expiration_checks,
+            &bundle.policies,
+        )?;
+        sys.chain.wait_ready()?;
+        Ok(sys
+            .chain
+            .submit_config(prost::Message::encode_to_vec(&outer), bundle.sequence())
+            .await?)
     }
 
     /// Serves one Broadcast stream: reads envelopes from `inbound` and

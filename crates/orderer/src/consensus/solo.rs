@@ -35,6 +35,8 @@ pub struct SoloSettings {
     pub batch_size: BatchSize,
     /// `Orderer/BatchTimeout`.
     pub batch_timeout: Duration,
+    /// The config sequence in force.
+    pub sequence: u64,
 }
 
 struct SoloChain {
@@ -115,6 +117,14 @@ impl SoloChain {
                             self.write(pending);
                         }
                         deadline = None;
+                        if sub.config_seq != self.settings.sequence {
+                            // Validated against a config that is no longer current.
+                            let _ = sub.ack.send(Err(ChainError::Enqueue(format!(
+                                "config sequence moved from {} to {} while the update was validated; resubmit",
+                                sub.config_seq, self.settings.sequence
+                            ))));
+                            continue;
+                        }
                         self.write_config(sub.envelope, sub.ack);
                         continue;
                     }
@@ -185,6 +195,7 @@ impl SoloChain {
                     self.settings = SoloSettings {
                         batch_size: cfg.batch_size,
                         batch_timeout: cfg.batch_timeout,
+                        sequence: cfg.sequence,
                     };
                 } else {
                     info!(channel_id = %self.channel_id, number, "wrote orderer transaction block");

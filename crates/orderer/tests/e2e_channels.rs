@@ -1,0 +1,529 @@
+//! Channels through the system channel, as `peer channel create` does it,
+//! and config updates: only an org admin can create a channel; the new
+//! channel's members can write and read it and nobody else can; a config
+//! update changing `BatchSize.MaxMessageCount` changes the blocks that follow.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use fabric_common::devcrypto::{DevOrg, NodeOu};
+use fabric_common::envelope::{
+    create_signed_envelope, seek_newest, seek_oldest, seek_specified, EnvelopeOptions,
+};
+use fabric_common::msp::LocalSigner;
+use fabric_protos::common::{
+    Block, ConfigEnvelope, ConfigSignature, ConfigUpdateEnvelope, Envelope, HeaderType, Payload,
+    Status,
+};
+use fabric_protos::orderer::{BatchSize, SeekInfo};
+use prost::Message;
+use support::*;
+
+const CONFIGTX_BASE: &str = r#"
+Organizations:
+    - &OrdererOrg
+        Name: OrdererOrg
+        ID: OrdererMSP
+        MSPDir: crypto/orderer/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('OrdererMSP.member')"
+            Writers:
+                Type: Signature
+                Rule: "OR('OrdererMSP.member')"
+            Admins:
+                Type: Signature
+                Rule: "OR('OrdererMSP.admin')"
+    - &Org1
+        Name: Org1MSP
+        ID: Org1MSP
+        MSPDir: crypto/org1/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin', 'Org1MSP.peer', 'Org1MSP.client')"
+            Writers:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin', 'Org1MSP.client')"
+            Admins:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin')"
+    - &Org2
+        Name: Org2MSP
+        ID: Org2MSP
+        MSPDir: crypto/org2/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin', 'Org2MSP.peer', 'Org2MSP.client')"
+            Writers:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin', 'Org2MSP.client')"
+            Admins:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin')"
+
+Capabilities:
+    Channel: &ChannelCapabilities
+        V2_0: true
+    Orderer: &OrdererCapabilities
+        V2_0: true
+    Application: &ApplicationCapabilities
+        V2_0: true
+
+Application: &ApplicationDefaults
+    Organizations:
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+    Capabilities:
+        <<: *ApplicationCapabilities
+
+Orderer: &OrdererDefaults
+    OrdererType: solo
+    Addresses:
+        - 127.0.0.1:7050
+    BatchTimeout: 100ms
+    BatchSize:
+        MaxMessageCount: 10
+        AbsoluteMaxBytes: 1 MB
+        PreferredMaxBytes: 512 KB
+    Organizations:
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+        BlockValidation:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+    Capabilities:
+        <<: *OrdererCapabilities
+
+Channel: &ChannelDefaults
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+    Capabilities:
+        <<: *ChannelCapabilities
+
+"#;
+
+const PROFILES: &str = r#"
+Profiles:
+    SysChannel:
+        <<: *ChannelDefaults
+        Orderer:
+            <<: *OrdererDefaults
+            Organizations:
+                - *OrdererOrg
+        Consortiums:
+            SampleConsortium:
+                Organizations:
+                    - *Org1
+                    - *Org2
+    Org1Channel:
+        <<: *ChannelDefaults
+        Consortium: SampleConsortium
+        Application:
+            <<: *ApplicationDefaults
+            Organizations:
+                - *Org1
+"#;
+
+const SYS: &str = "syschannel";
+
+struct Setup {
+    net: Net,
+    dir: std::path::PathBuf,
+    orderer_admin: LocalSigner,
+    org1_admin: LocalSigner,
+    org1_user: LocalSigner,
+    org2_admin: LocalSigner,
+    org2_user: LocalSigner,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let crypto = dir.join("crypto");
+    let orderer = DevOrg::create(&crypto.join("orderer"), "OrdererMSP", "example.com").unwrap();
+    let org1 = DevOrg::create(&crypto.join("org1"), "Org1MSP", "org1.example.com").unwrap();
+    let org2 = DevOrg::create(&crypto.join("org2"), "Org2MSP", "org2.example.com").unwrap();
+    let signer = |org: &DevOrg, name: &str, ou: NodeOu| {
+        LocalSigner::load(&org.issue(name, ou).unwrap(), &org.mspid).unwrap()
+    };
+    let orderer_msp = orderer
+        .issue("orderer.example.com", NodeOu::Orderer)
+        .unwrap();
+    let orderer_admin = signer(&orderer, "Admin@example.com", NodeOu::Admin);
+    let org1_admin = signer(&org1, "Admin@org1.example.com", NodeOu::Admin);
+    let org1_user = signer(&org1, "User1@org1.example.com", NodeOu::Client);
+    let org2_admin = signer(&org2, "Admin@org2.example.com", NodeOu::Admin);
+    let org2_user = signer(&org2, "User1@org2.example.com", NodeOu::Client);
+    let yaml = format!("{CONFIGTX_BASE}{PROFILES}");
+    std::fs::write(dir.join("configtx.yaml"), &yaml).unwrap();
+    let genesis = genesis_from_configtx(&dir, &yaml, "SysChannel", SYS);
+    let client = LocalSigner::load(
+        &orderer.dir.join("users/Admin@example.com/msp"),
+        "OrdererMSP",
+    )
+    .unwrap();
+    Setup {
+        net: Net {
+            dir: tmp,
+            org: orderer,
+            orderer_msp,
+            client,
+            genesis,
+        },
+        dir,
+        orderer_admin,
+        org1_admin,
+        org1_user,
+        org2_admin,
+        org2_user,
+    }
+}
+
+/// Signs a ConfigUpdateEnvelope as `peer channel create/update` does and wraps it.
+fn signed_update(
+    channel: &str,
+    mut cue: ConfigUpdateEnvelope,
+    signers: &[&LocalSigner],
+) -> Envelope {
+    for s in signers {
+        let shdr = s.new_signature_header().encode_to_vec();
+        let mut msg = shdr.clone();
+        msg.extend_from_slice(&cue.config_update);
+        cue.signatures.push(ConfigSignature {
+            signature_header: shdr,
+            signature: s.sign(&msg),
+        });
+    }
+    create_signed_envelope(
+        HeaderType::ConfigUpdate,
+        channel,
+        Some(signers[0]),
+        cue.encode_to_vec(),
+        &EnvelopeOptions::default(),
+    )
+}
+
+fn creation_tx(s: &Setup, channel: &str, signers: &[&LocalSigner]) -> Envelope {
+    let yaml = std::fs::read_to_string(s.dir.join("configtx.yaml")).unwrap();
+    let top = fabric_configtx::config::TopLevel::parse(&yaml, &s.dir).unwrap();
+    let profile = top.profile("Org1Channel").unwrap();
+    let cue =
+        fabric_configtx::genesis::channel_creation_config_update_envelope(channel, &profile, None)
+            .unwrap();
+    signed_update(channel, cue, signers)
+}
+
+fn seek(
+    start: fabric_protos::orderer::SeekPosition,
+    stop: fabric_protos::orderer::SeekPosition,
+) -> SeekInfo {
+    SeekInfo {
+        start: Some(start),
+        stop: Some(stop),
+        ..Default::default()
+    }
+}
+
+async fn fetch_block(
+    node: &Node,
+    signer: &LocalSigner,
+    channel: &str,
+    n: u64,
+    within: Duration,
+) -> Option<Block> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut c = node.client().await;
+        let (b, s) = deliver(
+            &mut c,
+            signer,
+            channel,
+            seek(seek_specified(n), seek_specified(n)),
+        )
+        .await;
+        if s == Some(Status::Success) {
+            return b.into_iter().next();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config_of(block: &Block) -> fabric_protos::common::Config {
+    let env = Envelope::decode(block.data.as_ref().unwrap().data[0].as_slice()).unwrap();
+    let payload = Payload::decode(env.payload.as_slice()).unwrap();
+    ConfigEnvelope::decode(payload.data.as_slice())
+        .unwrap()
+        .config
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_org_admin_creates_a_channel_and_only_its_members_use_it() {
+    let s = setup();
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        free_port(),
+        "OrdererMSP",
+        true,
+    );
+    let mut c = node.client().await;
+
+    // A user who is not an admin cannot create the channel.
+    let r = broadcast(
+        &mut c,
+        vec![creation_tx(&s, "org1channel", &[&s.org1_user])],
+    )
+    .await;
+    assert_eq!(r[0].status, Status::BadRequest as i32, "{}", r[0].info);
+    assert!(
+        r[0].info.contains("not satisfied") || r[0].info.contains("policy"),
+        "{}",
+        r[0].info
+    );
+    // Neither can an admin of an org that is not in the new channel.
+    let r = broadcast(
+        &mut c,
+        vec![creation_tx(&s, "org1channel", &[&s.org2_admin])],
+    )
+    .await;
+    assert_eq!(r[0].status, Status::BadRequest as i32, "{}", r[0].info);
+    assert!(fetch_block(
+        &node,
+        &s.org1_admin,
+        "org1channel",
+        0,
+        Duration::from_millis(300)
+    )
+    .await
+    .is_none());
+
+    // The org's admin can.
+    let r = broadcast(
+        &mut c,
+        vec![creation_tx(&s, "org1channel", &[&s.org1_admin])],
+    )
+    .await;
+    assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+    let genesis = fetch_block(
+        &node,
+        &s.org1_admin,
+        "org1channel",
+        0,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the new channel's genesis block");
+    let cfg = config_of(&genesis);
+    let app = &cfg.channel_group.as_ref().unwrap().groups["Application"];
+    assert!(app.groups.contains_key("Org1MSP") && !app.groups.contains_key("Org2MSP"));
+
+    // Its member org's users write and read it; the other org's users cannot.
+    let r = broadcast(
+        &mut c,
+        (0..3u8)
+            .map(|i| tx(&s.org1_user, "org1channel", vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        r
+    );
+    let r = broadcast(
+        &mut c,
+        vec![tx(&s.org2_user, "org1channel", b"intruder".to_vec())],
+    )
+    .await;
+    assert_eq!(r[0].status, Status::Forbidden as i32, "{}", r[0].info);
+    let (blocks, st) = deliver(
+        &mut c,
+        &s.org1_user,
+        "org1channel",
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(st, Some(Status::Success));
+    let got: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
+    assert_eq!(got.len(), 3);
+    let (_, st) = deliver(
+        &mut c,
+        &s.org2_user,
+        "org1channel",
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(st, Some(Status::Forbidden));
+    // Creating it again is refused.
+    let r = broadcast(
+        &mut c,
+        vec![creation_tx(&s, "org1channel", &[&s.org1_admin])],
+    )
+    .await;
+    assert_ne!(r[0].status, Status::Success as i32);
+
+    // A restart keeps the new channel.
+    drop(c);
+    let port = node.port;
+    drop(node);
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        port,
+        "OrdererMSP",
+        true,
+    );
+    let mut c = node.client().await;
+    let (blocks2, st) = deliver(
+        &mut c,
+        &s.org1_user,
+        "org1channel",
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(st, Some(Status::Success));
+    assert_eq!(blocks2, blocks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_update_changing_max_message_count_changes_the_blocks_that_follow() {
+    let s = setup();
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        free_port(),
+        "OrdererMSP",
+        true,
+    );
+    let mut c = node.client().await;
+    let genesis = fetch_block(&node, &s.orderer_admin, SYS, 0, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let current = config_of(&genesis);
+    let original = current.channel_group.clone().unwrap();
+    let mut updated = original.clone();
+    let orderer = updated.groups.get_mut("Orderer").unwrap();
+    let bs_value = orderer.values.get_mut("BatchSize").unwrap();
+    let mut bs = BatchSize::decode(bs_value.value.as_slice()).unwrap();
+    assert_eq!(bs.max_message_count, 10);
+    bs.max_message_count = 3;
+    bs_value.value = bs.encode_to_vec();
+    let mut update = fabric_configtx::update::compute(&original, &updated).unwrap();
+    update.channel_id = SYS.to_string();
+    let cue = ConfigUpdateEnvelope {
+        config_update: update.encode_to_vec(),
+        signatures: vec![],
+    };
+
+    // Not signed by an orderer admin: refused.
+    let r = broadcast(
+        &mut c,
+        vec![signed_update(SYS, cue.clone(), &[&s.org1_admin])],
+    )
+    .await;
+    assert_ne!(r[0].status, Status::Success as i32);
+    // Signed by the orderer org's admin: a config block of its own.
+    let r = broadcast(&mut c, vec![signed_update(SYS, cue, &[&s.orderer_admin])]).await;
+    assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+    let cfg_block = fetch_block(&node, &s.orderer_admin, SYS, 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(cfg_block.data.as_ref().unwrap().data.len(), 1);
+    assert_eq!(config_of(&cfg_block).sequence, 1);
+    assert_eq!(fabric_common::block::last_config_index(&cfg_block), Some(1));
+
+    // 9 envelopes now make blocks of 3.
+    let r = broadcast(
+        &mut c,
+        (0..9u8)
+            .map(|i| tx(&s.orderer_admin, SYS, vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        r
+    );
+    let (blocks, st) = deliver(
+        &mut c,
+        &s.orderer_admin,
+        SYS,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(st, Some(Status::Success));
+    verify_chain_msp(&blocks, s.net.org.ca_cert_pem(), "OrdererMSP");
+    let sizes: Vec<usize> = blocks[2..]
+        .iter()
+        .map(|b| b.data.as_ref().unwrap().data.len())
+        .collect();
+    assert_eq!(sizes, vec![3, 3, 3]);
+    for b in &blocks[2..] {
+        assert_eq!(
+            fabric_common::block::last_config_index(b),
+            Some(1),
+            "LAST_CONFIG points at the config block"
+        );
+    }
+    // The new config survives a restart.
+    let port = node.port;
+    drop(c);
+    drop(node);
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        port,
+        "OrdererMSP",
+        true,
+    );
+    let mut c = node.client().await;
+    let r = broadcast(
+        &mut c,
+        (0..3u8)
+            .map(|i| tx(&s.orderer_admin, SYS, vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(r.iter().all(|r| r.status == Status::Success as i32));
+    let (tail, _) = deliver(
+        &mut c,
+        &s.orderer_admin,
+        SYS,
+        seek(seek_newest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(tail[0].data.as_ref().unwrap().data.len(), 3);
+}
