@@ -10,6 +10,7 @@ use std::time::Duration;
 use fabric_common::envelope::{seek_newest, seek_oldest, seek_specified};
 use fabric_protos::common::{Block, Status};
 use fabric_protos::orderer::SeekInfo;
+use prost::Message;
 use support::kafka::*;
 use support::*;
 
@@ -160,4 +161,74 @@ async fn three_osns_cut_byte_identical_blocks_and_resume_after_kill9() {
         assert_eq!((&x.header, &x.data), (&y.header, &y.data));
     }
     let _ = chain_of(&nodes[1], &net, &channel, a.len() as u64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_created_through_the_system_channel_gets_its_own_topic() {
+    use fabric_common::envelope::{create_signed_envelope, EnvelopeOptions};
+    use fabric_protos::common::{ConfigSignature, HeaderType};
+    let sys = unique_channel("kafkasys");
+    let net = kafka_net(&sys, 200, 10);
+    let node = start_osn(&net, &net.dir.path().join("ledger"));
+    wait_ready(&node, &net, &sys, Duration::from_secs(60)).await;
+
+    // The dev network's org policies let any member administer it.
+    let new_channel = unique_channel("kafkaapp");
+    let dev = fabric_configtx::dev::DevNetwork::new(net.org.msp_dir());
+    let mut cue = fabric_configtx::genesis::channel_creation_config_update_envelope(
+        &new_channel,
+        &dev.application_channel_profile(),
+        None,
+    )
+    .unwrap();
+    let shdr = net.client.new_signature_header().encode_to_vec();
+    let mut msg = shdr.clone();
+    msg.extend_from_slice(&cue.config_update);
+    cue.signatures.push(ConfigSignature {
+        signature_header: shdr,
+        signature: net.client.sign(&msg),
+    });
+    let env = create_signed_envelope(
+        HeaderType::ConfigUpdate,
+        &new_channel,
+        Some(&net.client),
+        cue.encode_to_vec(),
+        &EnvelopeOptions::default(),
+    );
+    let mut c = node.client().await;
+    let r = broadcast(&mut c, vec![env]).await;
+    assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+    wait_ready(&node, &net, &new_channel, Duration::from_secs(60)).await;
+    let (leader, replicas) = leader_and_replicas(&new_channel);
+    assert!(
+        leader >= 0 && replicas.len() == 3,
+        "topic {new_channel}: leader {leader}, replicas {replicas:?}"
+    );
+    let r = broadcast(
+        &mut c,
+        (0..10u8)
+            .map(|i| tx(&net.client, &new_channel, vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        r.last()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (blocks, s) = deliver(&mut c, &net.client, &new_channel, all()).await;
+        assert_eq!(s, Some(Status::Success));
+        if blocks.len() == 2 {
+            verify_chain(&blocks, net.org.ca_cert_pem());
+            assert_eq!(block_payloads(&blocks[1]).len(), 10);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no block on the new channel"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
