@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(env) = fabric_protos::common::Envelope::decode(data) {
         if let Ok(parsed) = fabric_common::envelope::parse_envelope(&env) {
             let _ = orderer::policy::classify(parsed.channel_header.r#type);
-            let _ = orderer::policy::apply_filters(&env, &parsed, 1 << 20, &orderer::policy::AcceptAll);
+            let _ = orderer::policy::apply_filters(&env, &parsed, 1 << 20, true, &orderer::policy::AcceptAll);
             let _ = orderer::channelconfig::ChannelConfig::from_envelope(&env);
         }
     }

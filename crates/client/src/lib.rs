@@ -1,6 +1,8 @@
 //! A client for the orderer's `AtomicBroadcast` service, usable both as the
 //! `orderer-client` command and as a library for end-to-end tests.
 //!
+//! * [`channel`]: `peer channel create | update | fetch`: config transaction
+//!   checks, `ConfigSignature`s, channel creation and config updates;
 //! * [`config`]: where to connect and whom to sign as (flags, or the embedded
 //!   development network's `devnet.json`);
 //! * [`conn`]: gRPC connections with Fabric's 100 MiB message limits;
@@ -12,6 +14,7 @@
 //! * [`latency`]: latency histograms.
 
 pub mod bench;
+pub mod channel;
 pub mod broadcast;
 pub mod config;
 pub mod conn;

@@ -116,7 +116,11 @@ impl Deliverer {
                 Ok(()) => Status::Success,
                 Err(err) => {
                     let st = deliver_status(&err);
-                    warn!(error = %err, status = ?st, "deliver request ended");
+                    if matches!(err, DeliverError::Internal(_)) {
+                        debug!(error = %err, status = ?st, "deliver request ended");
+                    } else {
+                        warn!(error = %err, status = ?st, "deliver request ended");
+                    }
                     st
                 }
             };
