@@ -19,6 +19,7 @@ pub mod blockcutter;
 pub mod blockwriter;
 pub mod broadcast;
 pub mod consensus;
+pub mod dedupe;
 pub mod deliver;
 pub mod policy;
 pub mod service;

@@ -363,3 +363,49 @@ async fn deliver_seek_cases() {
     let r = deliver_many(&mut client, vec![stale]).await;
     assert_eq!(r[0].1, Some(Status::BadRequest));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_envelope_is_in_the_chain_once_also_after_restart() {
+    let net = net(100, 5, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start(&net, &ledger, port);
+    let mut client = node.client().await;
+    let once = tx(&net.client, CHANNEL, b"exactly-once".to_vec());
+    let other = tx(&net.client, CHANNEL, b"other".to_vec());
+    // The same envelope twice in one stream, then again on another stream.
+    let r = broadcast(&mut client, vec![once.clone(), once.clone(), other]).await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{r:?}"
+    );
+    let r = broadcast(&mut client, vec![once.clone()]).await;
+    assert_eq!(r[0].status, Status::Success as i32);
+    drop(client);
+    drop(node);
+    // After a restart the window is rebuilt from the ledger.
+    let node = Node::start(&net, &ledger, port);
+    let mut client = node.client().await;
+    let r = broadcast(
+        &mut client,
+        vec![once.clone(), tx(&net.client, CHANNEL, b"last".to_vec())],
+    )
+    .await;
+    assert!(r.iter().all(|r| r.status == Status::Success as i32));
+    let (blocks, _) = deliver(
+        &mut client,
+        &net.client,
+        CHANNEL,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    let got: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
+    assert_eq!(
+        got,
+        vec![
+            b"exactly-once".to_vec(),
+            b"other".to_vec(),
+            b"last".to_vec()
+        ]
+    );
+}

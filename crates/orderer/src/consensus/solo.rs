@@ -19,6 +19,7 @@ use super::{
 };
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::blockwriter::BlockWriter;
+use crate::dedupe::{newest_first, TxWindow, WINDOW_TXIDS};
 use crate::limits::SUBMIT_QUEUE_LEN;
 
 /// An envelope waiting in the cutter, with its acknowledgement.
@@ -47,6 +48,10 @@ struct SoloChain {
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
     sink: Arc<dyn ConfigSink>,
+    window: TxWindow,
+    /// Acks of duplicates whose original is in the pending batch: answered
+    /// when that batch is durable.
+    dup_acks: Vec<tokio::sync::oneshot::Sender<Result<(), ChainError>>>,
 }
 
 /// Starts a solo chain over `ledger` and returns its handle.
@@ -83,9 +88,11 @@ pub fn start_with_sink(
         settings,
         cutter: BlockCutter::new(),
         writer,
+        window: TxWindow::seed(WINDOW_TXIDS, newest_first(&ledger.reader())),
         ledger,
         state_tx,
         sink,
+        dup_acks: Vec::new(),
     };
     let task = tokio::spawn(chain.run(submit_rx, shutdown));
     (ChainHandle::new(submit_tx, state_rx), task)
@@ -126,6 +133,15 @@ impl SoloChain {
                             continue;
                         }
                         self.write_config(sub.envelope, sub.ack);
+                        continue;
+                    }
+                    if !self.window.admit(&sub.envelope) {
+                        // Already ordered within the window: not ordered again.
+                        if self.cutter.pending_len() > 0 {
+                            self.dup_acks.push(sub.ack);
+                        } else {
+                            let _ = sub.ack.send(Ok(()));
+                        }
                         continue;
                     }
                     let o = self.cutter.ordered(
@@ -221,7 +237,7 @@ impl SoloChain {
         match res {
             Ok(_) => {
                 debug!(channel_id = %self.channel_id, number, txs = acks.len(), "wrote block");
-                for ack in acks {
+                for ack in acks.into_iter().chain(self.dup_acks.drain(..)) {
                     let _ = ack.send(Ok(()));
                 }
             }
@@ -229,7 +245,7 @@ impl SoloChain {
                 error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
                 let why = format!("ledger append of block {number} failed: {e}");
                 self.state_tx.send_replace(ChainState::Halted(why.clone()));
-                for ack in acks {
+                for ack in acks.into_iter().chain(self.dup_acks.drain(..)) {
                     let _ = ack.send(Err(ChainError::NotReady(why.clone())));
                 }
             }

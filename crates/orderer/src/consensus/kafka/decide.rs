@@ -14,6 +14,7 @@ use fabric_protos::orderer::{
 };
 
 use crate::blockcutter::{BatchSize, BlockCutter};
+use crate::dedupe::TxWindow;
 
 /// Offset sentinel when no block carries Kafka metadata: −3, so consumption
 /// starts at −2 (`OffsetOldest`), as in Fabric.
@@ -116,6 +117,7 @@ impl Revalidate for AlwaysValid {
 /// The chain's decision state. Owned by the chain task.
 #[derive(Debug)]
 pub struct Decider {
+    window: TxWindow,
     offsets: Offsets,
     last_cut_block_number: u64,
     cutter: BlockCutter<Vec<u8>>,
@@ -134,11 +136,18 @@ impl Decider {
     /// Resumes after `last_block_number` (height − 1) with `offsets`.
     pub fn new(offsets: Offsets, last_block_number: u64) -> Self {
         Self {
+            window: TxWindow::new(0),
             offsets,
             last_cut_block_number: last_block_number,
             cutter: BlockCutter::new(),
             timer_armed: false,
         }
+    }
+
+    /// De-duplicates by tx ID within `window` (see [`crate::dedupe`]).
+    pub fn with_window(mut self, window: TxWindow) -> Self {
+        self.window = window;
+        self
     }
 
     /// The current offsets.
@@ -299,6 +308,10 @@ impl Decider {
         batch_size: &BatchSize,
         out: &mut Vec<Action>,
     ) {
+        if !self.window.admit(&env) {
+            // A duplicate of a transaction already ordered: every OSN drops it.
+            return;
+        }
         let size = env.len() as u64;
         let o = self.cutter.ordered(env, size, batch_size);
         self.set_timer(o.pending, out);

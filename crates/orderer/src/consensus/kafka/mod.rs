@@ -409,10 +409,16 @@ impl KafkaChain {
             self.state_tx.subscribe(),
             shutdown.clone(),
         ));
-        self.decider = Some(Decider::new(
-            self.offsets,
-            self.ledger.height().saturating_sub(1),
-        ));
+        let reader = self.ledger.reader();
+        let window = tokio::task::block_in_place(|| {
+            crate::dedupe::TxWindow::seed(
+                crate::dedupe::WINDOW_TXIDS,
+                crate::dedupe::newest_first(&reader),
+            )
+        });
+        self.decider = Some(
+            Decider::new(self.offsets, self.ledger.height().saturating_sub(1)).with_window(window),
+        );
         self.state_tx.send_replace(ChainState::Ready);
         info!(channel_id = %self.channel_id, start_offset = self.offsets.start_offset(), "Start phase completed successfully");
         self.consume(consumer, &producer, shutdown).await;
