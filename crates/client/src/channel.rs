@@ -309,6 +309,20 @@ pub fn load_signer_spec(spec: &str) -> Result<LocalSigner> {
         .with_context(|| format!("loading the signing identity from {dir}"))
 }
 
+/// Signs `cue` as [`signed_config_update_tx`] does and broadcasts it; returns
+/// the orderer's answer (SUCCESS only means the update was accepted for
+/// ordering).
+pub async fn submit_config_update(
+    client: &mut Client,
+    channel: &str,
+    cue: ConfigUpdateEnvelope,
+    cosigners: &[&LocalSigner],
+    signer: &LocalSigner,
+) -> Result<BroadcastResponse> {
+    let env = signed_config_update_tx(channel, cue, cosigners, signer);
+    broadcast_envelope(client, env).await
+}
+
 /// Sends one envelope on a new Broadcast stream and returns the orderer's answer.
 pub async fn broadcast_envelope(client: &mut Client, env: Envelope) -> Result<BroadcastResponse> {
     let (tx, rx) = mpsc::channel(1);
@@ -389,6 +403,68 @@ pub async fn fetch_config_block(
     fetch_block(client, channel, signer, Position::Specified(lc)).await
 }
 
+/// A `peer channel fetch` target: `oldest`, `newest`, `config` or a block number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchTarget {
+    /// The oldest block.
+    Oldest,
+    /// The newest block.
+    Newest,
+    /// The block the newest block's LAST_CONFIG points at.
+    Config,
+    /// A block number.
+    Number(u64),
+}
+
+impl std::str::FromStr for FetchTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "oldest" => Ok(FetchTarget::Oldest),
+            "newest" => Ok(FetchTarget::Newest),
+            "config" => Ok(FetchTarget::Config),
+            n => n.parse().map(FetchTarget::Number).map_err(|_| {
+                format!("fetch target illegal: {s:?} (expected oldest, newest, config or a number)")
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for FetchTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchTarget::Oldest => f.write_str("oldest"),
+            FetchTarget::Newest => f.write_str("newest"),
+            FetchTarget::Config => f.write_str("config"),
+            FetchTarget::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl FetchTarget {
+    /// `peer channel fetch`'s default output file: `<channel>_<target>.block`.
+    pub fn default_file(&self, channel: &str) -> String {
+        format!("{channel}_{self}.block")
+    }
+}
+
+/// Fetches `target` of `channel` (`peer channel fetch`).
+pub async fn fetch(
+    client: &mut Client,
+    channel: &str,
+    signer: &LocalSigner,
+    target: FetchTarget,
+) -> Result<Block> {
+    match target {
+        FetchTarget::Oldest => fetch_block(client, channel, signer, Position::Oldest).await,
+        FetchTarget::Newest => fetch_block(client, channel, signer, Position::Newest).await,
+        FetchTarget::Config => fetch_config_block(client, channel, signer).await,
+        FetchTarget::Number(n) => {
+            fetch_block(client, channel, signer, Position::Specified(n)).await
+        }
+    }
+}
+
 /// Whether a Deliver status means "the channel does not exist (yet)".
 pub fn is_not_ready(status: i32) -> bool {
     status == Status::NotFound as i32 || status == Status::ServiceUnavailable as i32
@@ -439,8 +515,7 @@ pub fn config_from_block(block: &Block) -> Result<(String, Config), ConfigTxErro
         .as_ref()
         .and_then(|d| d.data.first())
         .ok_or_else(|| bad("block has no data".into()))?;
-    let env =
-        Envelope::decode(data.as_slice()).map_err(|e| bad(format!("bad envelope: {e}")))?;
+    let env = Envelope::decode(data.as_slice()).map_err(|e| bad(format!("bad envelope: {e}")))?;
     let (payload, ch) =
         payload_channel_header(&env).map_err(|e| bad(format!("bad envelope: {e}")))?;
     if ch.r#type != HeaderType::Config as i32 {
@@ -470,9 +545,8 @@ pub fn batch_size(config: &Config) -> Result<BatchSize, ConfigTxError> {
         .values
         .get(BATCH_SIZE_KEY)
         .ok_or_else(|| ConfigTxError::Missing(format!("{ORDERER_GROUP}/{BATCH_SIZE_KEY}")))?;
-    BatchSize::decode(value.value.as_slice()).map_err(|e| {
-        ConfigTxError::Missing(format!("valid {ORDERER_GROUP}/{BATCH_SIZE_KEY}: {e}"))
-    })
+    BatchSize::decode(value.value.as_slice())
+        .map_err(|e| ConfigTxError::Missing(format!("valid {ORDERER_GROUP}/{BATCH_SIZE_KEY}: {e}")))
 }
 
 /// As [`batch_size_update`], with errors: the block must be a config block of
@@ -576,7 +650,8 @@ mod tests {
 
     fn config_update(channel: &str) -> ConfigUpdate {
         let mut ws = ConfigGroup::default();
-        ws.groups.insert("Application".into(), ConfigGroup::default());
+        ws.groups
+            .insert("Application".into(), ConfigGroup::default());
         ConfigUpdate {
             channel_id: channel.into(),
             read_set: Some(ConfigGroup::default()),
@@ -587,7 +662,13 @@ mod tests {
 
     /// An unsigned CONFIG_UPDATE envelope as configtxgen writes it.
     fn envelope(header_type: HeaderType, channel: &str, data: Vec<u8>) -> Envelope {
-        create_signed_envelope(header_type, channel, None, data, &EnvelopeOptions::default())
+        create_signed_envelope(
+            header_type,
+            channel,
+            None,
+            data,
+            &EnvelopeOptions::default(),
+        )
     }
 
     fn cue(channel: &str) -> ConfigUpdateEnvelope {
@@ -630,10 +711,9 @@ mod tests {
         let (channel, signed) = open_config_update_tx(&out).unwrap();
         assert_eq!(channel, "newchan");
         let payload = Payload::decode(out.payload.as_slice()).unwrap();
-        let sh = SignatureHeader::decode(
-            payload.header.as_ref().unwrap().signature_header.as_slice(),
-        )
-        .unwrap();
+        let sh =
+            SignatureHeader::decode(payload.header.as_ref().unwrap().signature_header.as_slice())
+                .unwrap();
         assert_eq!(sh.creator, f.admin.creator());
         let key = pem_cert_public_key(f.admin.cert_pem()).unwrap();
         verify_p256(&key, &out.payload, &out.signature).unwrap();
@@ -766,6 +846,20 @@ mod tests {
     }
 
     #[test]
+    fn fetch_targets() {
+        assert_eq!("oldest".parse(), Ok(FetchTarget::Oldest));
+        assert_eq!("newest".parse(), Ok(FetchTarget::Newest));
+        assert_eq!("config".parse(), Ok(FetchTarget::Config));
+        assert_eq!("7".parse(), Ok(FetchTarget::Number(7)));
+        assert!("-1".parse::<FetchTarget>().is_err());
+        assert_eq!(FetchTarget::Config.default_file("ch"), "ch_config.block");
+        assert_eq!(FetchTarget::Number(3).default_file("ch"), "ch_3.block");
+        assert!(is_not_ready(Status::NotFound as i32));
+        assert!(is_not_ready(Status::ServiceUnavailable as i32));
+        assert!(!is_not_ready(Status::Forbidden as i32));
+    }
+
+    #[test]
     fn signer_specs() {
         assert!(load_signer_spec("nocolon").is_err());
         assert!(load_signer_spec(":Org1MSP").is_err());
@@ -778,8 +872,7 @@ mod tests {
 
     fn dev_config_block(f: &Fixture, channel: &str) -> (Block, ConfigGroup) {
         let net = DevNetwork::new(f.org.msp_dir());
-        let mut group =
-            fabric_configtx::new_channel_group(&net.system_channel_profile()).unwrap();
+        let mut group = fabric_configtx::new_channel_group(&net.system_channel_profile()).unwrap();
         // Give the groups and the value non-zero versions, as after earlier updates.
         group.version = 3;
         let orderer = group.groups.get_mut(ORDERER_GROUP).unwrap();

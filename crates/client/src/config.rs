@@ -85,7 +85,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub server: Option<String>,
     /// Channel ID [default: the dev network's channel]
-    #[arg(long, global = true)]
+    #[arg(short = 'c', long, global = true)]
     pub channel: Option<String>,
     /// MSP folder of the signing identity [default: the dev network's client]
     #[arg(long, global = true)]

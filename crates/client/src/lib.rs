@@ -14,8 +14,8 @@
 //! * [`latency`]: latency histograms.
 
 pub mod bench;
-pub mod channel;
 pub mod broadcast;
+pub mod channel;
 pub mod config;
 pub mod conn;
 pub mod counter;

@@ -1,19 +1,22 @@
 //! `orderer-client`: sample and test client for the orderer's
 //! `AtomicBroadcast` service (Fabric's `broadcast_msg` and `deliver_stdout`
-//! sample clients, plus a counter check and channel info).
+//! sample clients, plus a counter check, channel info and `peer channel`'s
+//! create / update / fetch).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use fabric_common::block::header_hash;
 use orderer_client::bench::{self, BenchOpts};
+use orderer_client::channel::{self, ConfigTx, FetchTarget};
 use orderer_client::config::GlobalArgs;
 use orderer_client::conn::connect;
 use orderer_client::counter::{self, CounterOpts};
 use orderer_client::deliver::{self, BlockSummary, DeliverOpts, Position};
-use orderer_client::status_name;
+use orderer_client::{status_name, SUCCESS};
 
 /// `println!` that ends the process quietly when stdout is closed
 /// (e.g. `orderer-client deliver --stop forever | head`).
@@ -131,6 +134,67 @@ enum Cmd {
     },
     /// Print the channel height and newest block
     ChannelInfo,
+    /// Create or update a channel, or fetch one of its blocks (like `peer channel`)
+    Channel {
+        #[command(subcommand)]
+        cmd: ChannelCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelCmd {
+    /// Sign and submit a channel creation transaction, then write the new
+    /// channel's genesis block (`peer channel create`)
+    Create {
+        /// The CONFIG_UPDATE envelope from `configtxgen -outputCreateChannelTx`
+        #[arg(short = 'f', long = "channel-tx", visible_alias = "file")]
+        channel_tx: PathBuf,
+        /// Where to write block 0 [default: <channel>.block]
+        #[arg(long = "output-block")]
+        output_block: Option<PathBuf>,
+        /// Seconds to wait for the new channel's genesis block
+        #[arg(short = 't', long, default_value_t = 10)]
+        timeout: u64,
+        /// Also sign as this admin (MSPDIR:MSPID), before the submitting identity; repeatable
+        #[arg(long = "sign-with", value_name = "MSPDIR:MSPID")]
+        sign_with: Vec<String>,
+    },
+    /// Sign and submit a config update (`peer channel update -f`), or change the
+    /// channel's Orderer/BatchSize.MaxMessageCount (--max-message-count)
+    Update {
+        /// A CONFIG_UPDATE envelope, or a bare ConfigUpdateEnvelope or ConfigUpdate
+        #[arg(
+            short = 'f',
+            long,
+            required_unless_present = "max_message_count",
+            conflicts_with = "max_message_count"
+        )]
+        file: Option<PathBuf>,
+        /// Build and submit the update setting Orderer/BatchSize.MaxMessageCount
+        /// from the channel's current config block (sign as an admin: --mspdir)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_message_count: Option<u32>,
+        /// Also sign as this admin (MSPDIR:MSPID), before the submitting identity; repeatable
+        #[arg(long = "sign-with", value_name = "MSPDIR:MSPID")]
+        sign_with: Vec<String>,
+        /// Seconds to wait for the orderer
+        #[arg(short = 't', long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Fetch a block and write it to a file (`peer channel fetch`)
+    Fetch {
+        /// oldest | newest | config | a block number
+        target: FetchTarget,
+        /// Output file [default: <channel>_<target>.block]
+        #[arg(conflicts_with = "output")]
+        output_file: Option<PathBuf>,
+        /// Output file [default: <channel>_<target>.block]
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Give up after this many seconds (a block beyond the height is waited for)
+        #[arg(short = 't', long)]
+        timeout: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -156,8 +220,27 @@ fn main() -> ExitCode {
     }
 }
 
-async fn real_main(cli: Cli) -> Result<bool> {
+async fn real_main(mut cli: Cli) -> Result<bool> {
+    // A config transaction file names its channel: it is the default for
+    // --channel, and must match an explicit one.
+    let config_tx = match &cli.cmd {
+        Cmd::Channel {
+            cmd: ChannelCmd::Create { channel_tx: f, .. },
+        }
+        | Cmd::Channel {
+            cmd: ChannelCmd::Update { file: Some(f), .. },
+        } => Some(read_config_tx(f)?),
+        _ => None,
+    };
+    if let Some(tx) = &config_tx {
+        cli.global
+            .channel
+            .get_or_insert_with(|| tx.channel_id.clone());
+    }
     let target = cli.global.resolve()?;
+    if let Some(tx) = &config_tx {
+        tx.check_channel(&target.channel)?;
+    }
     match cli.cmd {
         Cmd::Counter {
             n,
@@ -272,6 +355,151 @@ async fn real_main(cli: Cli) -> Result<bool> {
                     "tx_count": s.tx_count,
                     "last_config": s.last_config,
                 })
+            );
+            Ok(true)
+        }
+        Cmd::Channel { cmd } => channel_cmd(cmd, config_tx, &target).await,
+    }
+}
+
+fn read_config_tx(path: &Path) -> Result<ConfigTx> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("channel configuration tx file {}", path.display()))?;
+    channel::parse_config_tx(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+fn load_cosigners(specs: &[String]) -> Result<Vec<fabric_common::msp::LocalSigner>> {
+    specs.iter().map(|s| channel::load_signer_spec(s)).collect()
+}
+
+/// Prints the Broadcast answer; true on SUCCESS.
+fn report_status(resp: &fabric_protos::orderer::BroadcastResponse) -> bool {
+    outln!("status: {}", status_name(resp.status));
+    if !resp.info.is_empty() {
+        outln!("info: {}", resp.info);
+    }
+    resp.status == SUCCESS
+}
+
+fn write_block(path: &Path, block: &fabric_protos::common::Block) -> Result<()> {
+    use prost::Message as _;
+    std::fs::write(path, block.encode_to_vec())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+async fn with_timeout<T>(
+    secs: u64,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(Duration::from_secs(secs), f).await {
+        Ok(r) => r,
+        Err(_) => bail!("timeout after {secs}s {what}"),
+    }
+}
+
+async fn channel_cmd(
+    cmd: ChannelCmd,
+    config_tx: Option<ConfigTx>,
+    target: &orderer_client::config::Target,
+) -> Result<bool> {
+    let signer = &*target.signer;
+    let ch = target.channel.as_str();
+    match cmd {
+        ChannelCmd::Create {
+            output_block,
+            timeout,
+            sign_with,
+            ..
+        } => {
+            let tx = config_tx.expect("read before resolving");
+            let cosigners = load_cosigners(&sign_with)?;
+            let cosigners: Vec<_> = cosigners.iter().collect();
+            let resp = with_timeout(timeout, "waiting for the orderer's answer", async {
+                let mut client = connect(&target.server).await?;
+                channel::submit_config_update(&mut client, ch, tx.envelope, &cosigners, signer)
+                    .await
+            })
+            .await?;
+            if !report_status(&resp) {
+                return Ok(false);
+            }
+            let block = channel::wait_for_block(
+                &target.server,
+                ch,
+                signer,
+                0,
+                Duration::from_secs(timeout),
+            )
+            .await?;
+            let file = output_block.unwrap_or_else(|| PathBuf::from(format!("{ch}.block")));
+            write_block(&file, &block)?;
+            outln!("wrote block 0 of channel {ch} to {}", file.display());
+            Ok(true)
+        }
+        ChannelCmd::Update {
+            max_message_count,
+            sign_with,
+            timeout,
+            ..
+        } => {
+            let cosigners = load_cosigners(&sign_with)?;
+            let cosigners: Vec<_> = cosigners.iter().collect();
+            let resp = with_timeout(timeout, "updating the channel", async {
+                let mut client = connect(&target.server).await?;
+                let cue = match (config_tx, max_message_count) {
+                    (Some(tx), _) => tx.envelope,
+                    (None, Some(n)) => {
+                        let block = channel::fetch_config_block(&mut client, ch, signer).await?;
+                        let (_, config) = channel::config_from_block(&block)?;
+                        let current = channel::batch_size(&config)?;
+                        if current.max_message_count == n {
+                            outln!("Orderer/BatchSize.MaxMessageCount of {ch} is already {n}");
+                            return Ok(None);
+                        }
+                        outln!(
+                            "Orderer/BatchSize.MaxMessageCount of {ch}: {} -> {n} (config block {})",
+                            current.max_message_count,
+                            block.header.as_ref().map_or(0, |h| h.number)
+                        );
+                        let cu = channel::try_batch_size_update(&block, ch, n)?;
+                        use prost::Message as _;
+                        fabric_protos::common::ConfigUpdateEnvelope {
+                            config_update: cu.encode_to_vec(),
+                            signatures: Vec::new(),
+                        }
+                    }
+                    (None, None) => bail!("--file or --max-message-count is required"),
+                };
+                channel::submit_config_update(&mut client, ch, cue, &cosigners, signer)
+                    .await
+                    .map(Some)
+            })
+            .await?;
+            Ok(resp.is_none_or(|r| report_status(&r)))
+        }
+        ChannelCmd::Fetch {
+            target: what,
+            output_file,
+            output,
+            timeout,
+        } => {
+            let fetch = async {
+                let mut client = connect(&target.server).await?;
+                channel::fetch(&mut client, ch, signer, what).await
+            };
+            let block = match timeout {
+                Some(secs) => with_timeout(secs, &format!("fetching {what}"), fetch).await?,
+                None => fetch.await?,
+            };
+            let file = output
+                .or(output_file)
+                .unwrap_or_else(|| PathBuf::from(what.default_file(ch)));
+            write_block(&file, &block)?;
+            outln!(
+                "wrote block {} of channel {ch} to {}",
+                block.header.as_ref().map_or(0, |h| h.number),
+                file.display()
             );
             Ok(true)
         }
