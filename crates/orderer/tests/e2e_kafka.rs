@@ -276,3 +276,125 @@ async fn an_envelope_resent_to_two_osns_is_in_both_chains_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_update_through_kafka_is_an_isolated_block_on_every_osn_and_resizes_later_blocks()
+{
+    use fabric_common::envelope::{create_signed_envelope, EnvelopeOptions};
+    use fabric_protos::common::{
+        ConfigEnvelope, ConfigSignature, ConfigUpdateEnvelope, Envelope, HeaderType, Payload,
+    };
+    use fabric_protos::orderer::BatchSize;
+    let channel = unique_channel("kcfg");
+    let net = kafka_net(&channel, 300, 10);
+    let a = start_osn(&net, &net.dir.path().join("a"));
+    let b = start_osn(&net, &net.dir.path().join("b"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    let mut ca = a.client().await;
+    let (g, _) = deliver(
+        &mut ca,
+        &net.client,
+        &channel,
+        SeekInfo {
+            start: Some(seek_oldest()),
+            stop: Some(seek_oldest()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let env = Envelope::decode(g[0].data.as_ref().unwrap().data[0].as_slice()).unwrap();
+    let payload = Payload::decode(env.payload.as_slice()).unwrap();
+    let original = ConfigEnvelope::decode(payload.data.as_slice())
+        .unwrap()
+        .config
+        .unwrap()
+        .channel_group
+        .unwrap();
+    let mut updated = original.clone();
+    let v = updated
+        .groups
+        .get_mut("Orderer")
+        .unwrap()
+        .values
+        .get_mut("BatchSize")
+        .unwrap();
+    let mut bs = BatchSize::decode(v.value.as_slice()).unwrap();
+    bs.max_message_count = 4;
+    v.value = bs.encode_to_vec();
+    let mut update = fabric_configtx::update::compute(&original, &updated).unwrap();
+    update.channel_id = channel.clone();
+    let mut cue = ConfigUpdateEnvelope {
+        config_update: update.encode_to_vec(),
+        signatures: vec![],
+    };
+    let shdr = net.client.new_signature_header().encode_to_vec();
+    let mut msg = shdr.clone();
+    msg.extend_from_slice(&cue.config_update);
+    cue.signatures.push(ConfigSignature {
+        signature_header: shdr,
+        signature: net.client.sign(&msg),
+    });
+    let upd = create_signed_envelope(
+        HeaderType::ConfigUpdate,
+        &channel,
+        Some(&net.client),
+        cue.encode_to_vec(),
+        &EnvelopeOptions::default(),
+    );
+    // Some normal traffic pending when the update arrives, then 8 more through the other OSN.
+    let r = broadcast(
+        &mut ca,
+        vec![
+            tx(&net.client, &channel, b"p1".to_vec()),
+            tx(&net.client, &channel, b"p2".to_vec()),
+            upd,
+        ],
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        r
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut cb = b.client().await;
+    let r = broadcast(
+        &mut cb,
+        (0..8u8)
+            .map(|i| tx(&net.client, &channel, vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(r.iter().all(|r| r.status == Status::Success as i32));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (ba, bb) = loop {
+        let (ba, _) = deliver(&mut ca, &net.client, &channel, all()).await;
+        let (bb, _) = deliver(&mut cb, &net.client, &channel, all()).await;
+        let n: usize = ba
+            .iter()
+            .skip(1)
+            .map(|x| x.data.as_ref().unwrap().data.len())
+            .sum();
+        if (n >= 11 && ba.len() == bb.len()) || std::time::Instant::now() > deadline {
+            break (ba, bb);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (x, y) in ba.iter().zip(&bb) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+    verify_chain(&ba, net.org.ca_cert_pem());
+    let sizes: Vec<usize> = ba
+        .iter()
+        .skip(1)
+        .map(|x| x.data.as_ref().unwrap().data.len())
+        .collect();
+    // [p1 p2] cut before the config block, the config block alone, then blocks of at most 4.
+    assert_eq!(sizes, vec![2, 1, 4, 4], "block sizes {sizes:?}");
+    assert_eq!(fabric_common::block::last_config_index(&ba[2]), Some(2));
+    assert_eq!(
+        fabric_common::block::last_config_index(ba.last().unwrap()),
+        Some(2)
+    );
+}
