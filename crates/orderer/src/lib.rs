@@ -12,8 +12,9 @@
 //!
 //! Around it: [`channels`] (registrar), [`channelconfig`] (what the config
 //! block says), [`status`] (errors → Fabric status, in one place),
-//! [`server`] (start-up and bootstrap), [`devnet`] (the embedded default),
-//! [`limits`].
+//! [`server`] (start-up, bootstrap, TLS, shutdown), [`devnet`] (the
+//! embedded default), [`limits`], [`operations`] (`/healthz`, `/metrics`,
+//! `/logspec`, `/version`), [`metrics`] (Fabric's metric names).
 
 pub mod blockcutter;
 pub mod blockwriter;
@@ -29,5 +30,7 @@ pub mod channels;
 pub mod configupdate;
 pub mod devnet;
 pub mod limits;
+pub mod metrics;
+pub mod operations;
 pub mod server;
 pub mod status;

@@ -1,5 +1,18 @@
 //! Start-up: load the signing identity, open or bootstrap the channels'
-//! ledgers, start one chain task per channel, and serve gRPC until shutdown.
+//! ledgers, start one chain task per channel, and serve gRPC (with TLS from
+//! `General.TLS`) and the operations endpoint until shutdown.
+//!
+//! Shutdown ([`RunningNode::wait`] once `shutdown` is cancelled), bounded by
+//! [`SHUTDOWN_BUDGET`]:
+//! 1. the gRPC server stops accepting connections and tells clients to go
+//!    away (HTTP/2 GOAWAY); requests in flight go on, with the chains still
+//!    running, for up to [`DRAIN_GRACE`];
+//! 2. the chains stop: envelopes not yet in a block are answered
+//!    SERVICE_UNAVAILABLE, Deliver streams waiting for blocks end, and each
+//!    chain's ledger (fsynced per block) is closed; Kafka clients are dropped.
+//!    A chain still busy after [`CHAIN_STOP_GRACE`] is aborted;
+//! 3. connections still open [`CLOSE_GRACE`] later (streams the clients keep
+//!    open while idle) are cut.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +27,7 @@ use fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::blockwriter::BlockWriter;
 use crate::broadcast::Broadcaster;
@@ -25,7 +38,112 @@ use crate::consensus::kafka::{self, KafkaSettings};
 use crate::consensus::solo::{self, SoloSettings};
 use crate::consensus::ConfigSink;
 use crate::deliver::Deliverer;
+use crate::operations::{self, OperationsSettings};
 use crate::service::AtomicBroadcastService;
+
+/// How long requests in flight may go on after shutdown begins, with the
+/// chains still running.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(3);
+/// How long a chain may take to stop before its task is aborted (a Kafka
+/// chain may be inside a broker call; it holds no unwritten state then, and
+/// a block append is never interrupted: it has no await point).
+pub const CHAIN_STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long connections may stay open once the chains have stopped (idle
+/// streams that the clients keep open are cut then).
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The most the whole shutdown takes.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
+
+/// `General.TLS`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// `General.TLS.Enabled`.
+    pub enabled: bool,
+    /// `General.TLS.Certificate` (PEM file).
+    pub certificate: PathBuf,
+    /// `General.TLS.PrivateKey` (PEM file).
+    pub private_key: PathBuf,
+    /// `General.TLS.ClientAuthRequired`: mutual TLS, and Deliver's
+    /// `tls_cert_hash` binding.
+    pub client_auth_required: bool,
+    /// `General.TLS.ClientRootCAs` (PEM files) that client certificates must
+    /// chain to, besides the TLS CAs of the channels' organizations.
+    pub client_root_cas: Vec<PathBuf>,
+}
+
+/// The TLS root and intermediate CA certificates (PEM) of every
+/// organization in the channels' configs (orderer and application orgs, and
+/// the consortium orgs of a system channel), as Fabric adds them to the
+/// client root CAs of a mutual-TLS server.
+pub fn channel_tls_roots(registrar: &Registrar) -> Vec<Vec<u8>> {
+    use fabric_protos::msp::FabricMspConfig;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for id in registrar.channel_ids() {
+        let Some(support) = registrar.get(&id) else {
+            continue;
+        };
+        let config = support.config();
+        let Some(group) = config.config.channel_group.as_ref() else {
+            continue;
+        };
+        let Ok(msps) = fabric_msp::collect_msp_configs(group) else {
+            continue;
+        };
+        for m in msps.iter().filter(|m| m.r#type == 0) {
+            if let Ok(f) = FabricMspConfig::decode(m.config.as_slice()) {
+                for c in f.tls_root_certs.into_iter().chain(f.tls_intermediate_certs) {
+                    if !c.is_empty() && !out.contains(&c) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl TlsSettings {
+    /// Whether clients must present a certificate (Fabric's `mutualTLS`).
+    pub fn mutual(&self) -> bool {
+        self.enabled && self.client_auth_required
+    }
+
+    /// The tonic server TLS config: TLS 1.2 and 1.3 (rustls), the server
+    /// certificate and key, and with mutual TLS the client root CAs:
+    /// `ClientRootCAs` plus `channel_roots` (PEM, see [`channel_tls_roots`]).
+    pub fn server_config(
+        &self,
+        channel_roots: &[Vec<u8>],
+    ) -> Result<Option<tonic::transport::ServerTlsConfig>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let read = |key: &str, p: &Path| {
+            std::fs::read(p).with_context(|| format!("{key}: reading {}", p.display()))
+        };
+        let cert = read("General.TLS.Certificate", &self.certificate)?;
+        let key = read("General.TLS.PrivateKey", &self.private_key)?;
+        let mut cfg = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        if self.client_auth_required {
+            let mut roots = Vec::new();
+            for p in &self.client_root_cas {
+                let pem = read("General.TLS.ClientRootCAs", p)?;
+                roots.extend_from_slice(&pem);
+                roots.push(b'\n');
+            }
+            for pem in channel_roots {
+                roots.extend_from_slice(pem);
+                roots.push(b'\n');
+            }
+            if roots.is_empty() {
+                bail!("General.TLS.ClientAuthRequired is true but neither General.TLS.ClientRootCAs nor the channels' MSPs name a TLS CA: no client certificate could be verified");
+            }
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(roots));
+        }
+        Ok(Some(cfg))
+    }
+}
 
 /// What the node needs to run, resolved from `orderer.yaml` once at start.
 #[derive(Debug, Clone)]
@@ -51,6 +169,10 @@ pub struct NodeSettings {
     pub max_send_msg_size: usize,
     /// `Kafka.*` (the brokers come from each channel's config).
     pub kafka: KafkaSettings,
+    /// `General.TLS`.
+    pub tls: TlsSettings,
+    /// The operations endpoint (none: off).
+    pub operations: Option<OperationsSettings>,
 }
 
 /// A running node.
@@ -58,23 +180,74 @@ pub struct NodeSettings {
 pub struct RunningNode {
     /// The bound gRPC address.
     pub addr: SocketAddr,
-    /// Cancel to stop.
+    /// The bound operations address, when the endpoint is on.
+    pub operations_addr: Option<SocketAddr>,
+    /// Cancel to stop (see the module doc for the sequence).
     pub shutdown: CancellationToken,
     /// The channels.
     pub registrar: Arc<Registrar>,
     starter: Arc<ChainStarter>,
+    chains_stop: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    operations: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningNode {
-    /// Waits for the server and chains to stop (after `shutdown` is cancelled).
+    /// Runs until `shutdown` is cancelled (or the gRPC server fails), then
+    /// shuts down in order within [`SHUTDOWN_BUDGET`].
     pub async fn wait(self) -> Result<()> {
-        let r = self.server.await.context("server task")?;
-        self.shutdown.cancel();
-        for t in self.starter.take_tasks() {
-            let _ = t.await;
+        let RunningNode {
+            shutdown,
+            starter,
+            chains_stop,
+            mut server,
+            operations,
+            ..
+        } = self;
+        let early = tokio::select! {
+            r = &mut server => Some(r),
+            _ = shutdown.cancelled() => None,
+        };
+        shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+        let mut result = early;
+        if result.is_none() {
+            info!(grace = ?DRAIN_GRACE, "stopped accepting connections; letting requests in flight finish");
+            if let Ok(r) = tokio::time::timeout(DRAIN_GRACE, &mut server).await {
+                result = Some(r);
+            }
         }
-        r.context("gRPC server")
+        info!("stopping chains");
+        chains_stop.cancel();
+        let chains_deadline = deadline.min(tokio::time::Instant::now() + CHAIN_STOP_GRACE);
+        for mut t in starter.take_tasks() {
+            if tokio::time::timeout_at(chains_deadline, &mut t)
+                .await
+                .is_err()
+            {
+                warn!("a chain did not stop in time; aborting it");
+                t.abort();
+                let _ = t.await;
+            }
+        }
+        info!("chains stopped, ledgers closed");
+        if result.is_none() {
+            let until = deadline.min(tokio::time::Instant::now() + CLOSE_GRACE);
+            match tokio::time::timeout_at(until, &mut server).await {
+                Ok(r) => result = Some(r),
+                Err(_) => {
+                    info!("closing connections still open");
+                    server.abort();
+                }
+            }
+        }
+        if let Some(ops) = operations {
+            let _ = tokio::time::timeout_at(deadline, ops).await;
+        }
+        match result {
+            Some(r) => r.context("server task")?.context("gRPC server"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -149,16 +322,26 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         channels.push(id);
     }
 
+    // Fail early on unreadable TLS files, before any chain starts.
+    settings.tls.server_config(&[vec![]])?;
     let shutdown = CancellationToken::new();
+    let chains_stop = CancellationToken::new();
     let registrar = Arc::new(Registrar::new());
     let starter = Arc::new_cyclic(|me| ChainStarter {
         me: me.clone(),
         settings: settings.clone(),
         signer: Arc::clone(&signer),
         registrar: Arc::clone(&registrar),
-        shutdown: shutdown.clone(),
+        shutdown: chains_stop.clone(),
         tasks: std::sync::Mutex::new(Vec::new()),
     });
+    if let Some(ops) = &settings.operations {
+        crate::metrics::set_enabled(ops.prometheus);
+        if ops.prometheus {
+            crate::metrics::set_version(&ops.version);
+        }
+    }
+    let stop_chains_on_error = chains_stop.clone().drop_guard();
     for id in &channels {
         starter.start_channel(id)?;
     }
@@ -173,7 +356,8 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         Arc::clone(&registrar),
         settings.time_window,
         expiration_checks,
-    );
+    )
+    .with_mutual_tls(settings.tls.mutual());
     let svc = AtomicBroadcastServer::new(AtomicBroadcastService::new(broadcaster, deliverer))
         .max_decoding_message_size(settings.max_recv_msg_size)
         .max_encoding_message_size(settings.max_send_msg_size);
@@ -181,10 +365,27 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    info!(%addr, channels = ?registrar.channel_ids(), "Beginning to serve requests");
+    let operations = match settings.operations.clone() {
+        Some(ops) => operations::start(ops, Arc::clone(&registrar), shutdown.clone()).await?,
+        None => None,
+    };
+    let mut builder = tonic::transport::Server::builder();
+    let channel_roots = if settings.tls.mutual() {
+        channel_tls_roots(&registrar)
+    } else {
+        Vec::new()
+    };
+    if let Some(tls) = settings.tls.server_config(&channel_roots)? {
+        builder = builder
+            .tls_config(tls)
+            .context("General.TLS: server certificate or key")?;
+    }
+    info!(%addr, tls = settings.tls.enabled, mutual_tls = settings.tls.mutual(),
+          channels = ?registrar.channel_ids(), "Beginning to serve requests");
     let stop = shutdown.clone();
+    stop_chains_on_error.disarm();
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        builder
             .add_service(svc)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -194,10 +395,13 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     });
     Ok(RunningNode {
         addr,
+        operations_addr: operations.as_ref().map(|o| o.addr),
         shutdown,
         registrar,
         starter,
+        chains_stop,
         server,
+        operations: operations.map(|o| o.task),
     })
 }
 

@@ -55,10 +55,11 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
+        let client_cert_hash = crate::deliver::client_cert_hash(&request);
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(DELIVER_BUFFER);
         let deliverer = self.deliverer.clone();
-        tokio::spawn(async move { deliverer.handle(inbound, tx).await });
+        tokio::spawn(async move { deliverer.handle(inbound, tx, client_cert_hash).await });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

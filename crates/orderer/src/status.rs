@@ -32,6 +32,7 @@ pub fn deliver_status(err: &DeliverError) -> Status {
     match err {
         DeliverError::Header(_)
         | DeliverError::Timestamp(_)
+        | DeliverError::Binding(_)
         | DeliverError::SignedData(_)
         | DeliverError::SeekInfo(_)
         | DeliverError::MissingPosition

@@ -531,30 +531,52 @@ async fn a_config_update_changing_max_message_count_changes_the_blocks_that_foll
 fn bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let p = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(p.is_file(), "{} not built (run `cargo build --workspace --bins` first)", p.display());
+    assert!(
+        p.is_file(),
+        "{} not built (run `cargo build --workspace --bins` first)",
+        p.display()
+    );
     p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_channel_create() {
     let s = setup();
-    let node = Node::start_with(&s.net, &s.net.dir.path().join("ledger"), free_port(), "OrdererMSP", true);
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        free_port(),
+        "OrdererMSP",
+        true,
+    );
     let tx_file = s.dir.join("org1cli.tx");
     let out = std::process::Command::new(bin("configtxgen"))
         .arg("-configPath")
         .arg(&s.dir)
-        .args(["-profile", "Org1Channel", "-channelID", "org1cli", "-outputCreateChannelTx"])
+        .args([
+            "-profile",
+            "Org1Channel",
+            "-channelID",
+            "org1cli",
+            "-outputCreateChannelTx",
+        ])
         .arg(&tx_file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let block_file = s.dir.join("org1cli.block");
     let client = |msp: &str| {
         std::process::Command::new(bin("orderer-client"))
             .args(["--server", &format!("127.0.0.1:{}", node.port)])
             .arg("--mspdir")
             .arg(s.dir.join("crypto/org1/users").join(msp).join("msp"))
-            .args(["--mspid", "Org1MSP", "channel", "create", "-c", "org1cli", "-f"])
+            .args([
+                "--mspid", "Org1MSP", "channel", "create", "-c", "org1cli", "-f",
+            ])
             .arg(&tx_file)
             .arg("--output-block")
             .arg(&block_file)
@@ -562,13 +584,24 @@ async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_chan
             .unwrap()
     };
     let user = client("User1@org1.example.com");
-    assert!(!user.status.success(), "a user cannot create: {}", String::from_utf8_lossy(&user.stdout));
+    assert!(
+        !user.status.success(),
+        "a user cannot create: {}",
+        String::from_utf8_lossy(&user.stdout)
+    );
     let admin = client("Admin@org1.example.com");
-    assert!(admin.status.success(), "{}{}", String::from_utf8_lossy(&admin.stdout), String::from_utf8_lossy(&admin.stderr));
+    assert!(
+        admin.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&admin.stdout),
+        String::from_utf8_lossy(&admin.stderr)
+    );
     let genesis = Block::decode(std::fs::read(&block_file).unwrap().as_slice()).unwrap();
     assert_eq!(genesis.header.as_ref().unwrap().number, 0);
     let cfg = config_of(&genesis);
-    assert!(cfg.channel_group.unwrap().groups["Application"].groups.contains_key("Org1MSP"));
+    assert!(cfg.channel_group.unwrap().groups["Application"]
+        .groups
+        .contains_key("Org1MSP"));
     let mut c = node.client().await;
     let r = broadcast(&mut c, vec![tx(&s.org1_user, "org1cli", b"hello".to_vec())]).await;
     assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);

@@ -1,13 +1,28 @@
 //! `orderer start` / `orderer version`, configured as Fabric's orderer:
 //! `orderer.yaml` through `FABRIC_CFG_PATH`, `ORDERER_*` overrides.
+//!
+//! Logging follows `FABRIC_LOGGING_SPEC` (Fabric's syntax, see
+//! [`orderer::operations::logspec`]) and can be changed at run time through
+//! the operations endpoint's `/logspec`. SIGTERM or SIGINT shuts down in
+//! order ([`orderer::server`]) and exits 0; a second signal, or
+//! [`FORCE_EXIT_AFTER`] without the shutdown completing, ends the process at once.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
-use orderer::server::{self, NodeSettings};
+use orderer::operations::{LogControl, LogSpec, OperationsSettings};
+use orderer::server::{self, NodeSettings, TlsSettings};
 use orderer_config::{Bootstrap, ConfigSource};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// After a shutdown signal, the process ends by this time whatever happens.
+const FORCE_EXIT_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -27,25 +42,34 @@ enum Cmd {
     Version,
 }
 
-fn init_logging() {
-    let spec = std::env::var("FABRIC_LOGGING_SPEC").unwrap_or_else(|_| "info".into());
-    // Fabric's spec is `level` or `logger=level:level`; take the default level part.
-    let level = spec
-        .split(':')
-        .find(|p| !p.contains('='))
-        .unwrap_or("info")
-        .to_ascii_lowercase();
-    let level = match level.as_str() {
-        "warning" => "warn".to_string(),
-        "critical" | "panic" | "fatal" => "error".to_string(),
-        other => other.to_string(),
+/// Installs the subscriber with `FABRIC_LOGGING_SPEC` behind a reload
+/// handle, and returns the control `/logspec` uses.
+fn init_logging() -> Arc<LogControl> {
+    use tracing_subscriber::EnvFilter;
+    let raw = std::env::var("FABRIC_LOGGING_SPEC").unwrap_or_default();
+    let (spec, bad) = match LogSpec::parse(&raw) {
+        Ok(s) => (s, None),
+        Err(e) => (
+            LogSpec::parse("info").expect("info is a valid spec"),
+            Some(e),
+        ),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    let filter = EnvFilter::try_new(spec.directives()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(false))
         .init();
+    if let Some(e) = bad {
+        warn!("FABRIC_LOGGING_SPEC: {e}; using info");
+    }
+    Arc::new(LogControl::new(
+        spec.normalized(),
+        Box::new(move |directives| {
+            let f = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        }),
+    ))
 }
 
 fn env_set(name: &str) -> bool {
@@ -82,7 +106,7 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
     }
 }
 
-fn settings() -> Result<NodeSettings> {
+fn settings(log: Arc<LogControl>) -> Result<NodeSettings> {
     let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &config.warnings {
         warn!("{w}");
@@ -102,7 +126,28 @@ fn settings() -> Result<NodeSettings> {
         max_recv_msg_size: g.max_recv_msg_size as usize,
         max_send_msg_size: g.max_send_msg_size as usize,
         kafka: kafka_settings(&config.kafka),
+        tls: TlsSettings {
+            enabled: g.tls.enabled,
+            certificate: g.tls.certificate.clone(),
+            private_key: g.tls.private_key.clone(),
+            client_auth_required: g.tls.client_auth_required,
+            client_root_cas: g.tls.client_root_cas.clone(),
+        },
+        operations: Some(OperationsSettings {
+            listen: config.operations.listen_address.clone(),
+            tls_enabled: config.operations.tls.enabled,
+            prometheus: config.metrics.provider == "prometheus",
+            // The built-in default address only logs when it is taken.
+            required: matches!(config.source, ConfigSource::File(_))
+                || env_set("ORDERER_OPERATIONS_LISTENADDRESS"),
+            log: Some(log),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            commit_sha: option_env!("ORDERER_COMMIT_SHA").unwrap_or("").to_string(),
+        }),
     };
+    if config.metrics.provider == "statsd" {
+        warn!("Metrics.Provider statsd is not supported by this orderer; metrics are disabled");
+    }
     let explicit_bootstrap =
         env_set("ORDERER_GENERAL_BOOTSTRAPFILE") || env_set("ORDERER_GENERAL_GENESISFILE");
     if matches!(config.source, ConfigSource::BuiltinDefaults) && !explicit_bootstrap {
@@ -155,28 +200,42 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Start => {
-            init_logging();
-            let s = settings()?;
+            let log = init_logging();
+            let s = settings(log)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
                 let node = server::start(s).await?;
                 let stop = node.shutdown.clone();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .context("installing the SIGTERM handler")?;
                 tokio::spawn(async move {
-                    let mut term =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .expect("installing SIGTERM handler");
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}
                     }
-                    info!("shutting down");
+                    info!("received a shutdown signal; shutting down");
                     stop.cancel();
+                    std::thread::spawn(|| {
+                        std::thread::sleep(FORCE_EXIT_AFTER);
+                        error!(after = ?FORCE_EXIT_AFTER, "shutdown did not complete in time; exiting");
+                        std::process::exit(0);
+                    });
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                    warn!("second shutdown signal; exiting at once");
+                    std::process::exit(1);
                 });
                 node.wait().await
             })
-            .context("orderer")
+            .context("orderer")?;
+            rt.shutdown_timeout(Duration::from_secs(1));
+            info!("orderer stopped");
+            Ok(())
         }
     }
 }

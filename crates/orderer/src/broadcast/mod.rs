@@ -132,6 +132,7 @@ impl Broadcaster {
             self.expiration_checks,
             &bundle.policies,
         )?;
+        crate::metrics::broadcast_begin_enqueue();
         support.chain.wait_ready()?;
         let size = policy::message_size(&env);
         let bytes = prost::Message::encode_to_vec(&env);
@@ -168,6 +169,7 @@ impl Broadcaster {
             self.expiration_checks,
             &bundle.policies,
         )?;
+        crate::metrics::broadcast_begin_enqueue();
         support.chain.wait_ready()?;
         Ok(support
             .chain
@@ -211,6 +213,7 @@ impl Broadcaster {
             self.expiration_checks,
             &bundle.policies,
         )?;
+        crate::metrics::broadcast_begin_enqueue();
         sys.chain.wait_ready()?;
         Ok(sys
             .chain
@@ -236,13 +239,16 @@ impl Broadcaster {
                         break;
                     }
                 };
-                match this.process(env).await {
+                let tracker = crate::metrics::BroadcastTracker::begin(&env);
+                match tracker.scope(this.process(env)).await {
                     Ok(rx) => {
+                        tracker.record(Status::Success);
                         if slot_tx.send(Slot::Pending(rx)).await.is_err() {
                             break;
                         }
                     }
                     Err(err) => {
+                        tracker.record(broadcast_status(&err));
                         warn!(error = %err, "rejecting broadcast");
                         let _ = slot_tx.send(Slot::Done(response(&err))).await;
                         break;

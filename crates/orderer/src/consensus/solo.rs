@@ -152,6 +152,9 @@ impl SoloChain {
                     for batch in o.batches {
                         self.write(batch);
                     }
+                    if o.pending {
+                        crate::metrics::block_fill_pending(&self.channel_id);
+                    }
                     if o.pending && deadline.is_none() {
                         deadline = Some(Instant::now() + self.settings.batch_timeout);
                     } else if !o.pending {
@@ -229,6 +232,7 @@ impl SoloChain {
     }
 
     fn write(&mut self, batch: Vec<Pending>) {
+        crate::metrics::block_fill_cut(&self.channel_id);
         let (data, acks): (Vec<Vec<u8>>, Vec<_>) =
             batch.into_iter().map(|p| (p.envelope, p.ack)).unzip();
         let block = self.writer.next_block(data, false, &[]);

@@ -31,6 +31,10 @@ pub enum DeliverError {
     /// Channel header timestamp missing or outside the time window.
     #[error("{0}")]
     Timestamp(String),
+    /// Mutual TLS: `tls_cert_hash` missing or not the client's certificate
+    /// (Fabric `common/deliver/binding.go`).
+    #[error("{0}")]
+    Binding(String),
     /// No such channel.
     #[error("channel {0} not found")]
     ChannelNotFound(String),
@@ -75,6 +79,39 @@ pub struct Deliverer {
     registrar: Arc<Registrar>,
     time_window: Duration,
     expiration_checks: bool,
+    mutual_tls: bool,
+}
+
+/// SHA-256 of the client's TLS certificate (DER) of a gRPC request, when
+/// the connection is TLS and the client sent one.
+pub fn client_cert_hash<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    Some(sha2::Sha256::digest(leaf.as_ref()).to_vec())
+}
+
+/// Fabric's `mutualTLSBinding`: the seek's channel header must carry the
+/// hash of the certificate the client presented on this connection.
+fn check_binding(claimed: &[u8], actual: Option<&[u8]>) -> Result<(), DeliverError> {
+    if claimed.is_empty() {
+        return Err(DeliverError::Binding(
+            "client didn't include its TLS cert hash".into(),
+        ));
+    }
+    let Some(actual) = actual.filter(|a| !a.is_empty()) else {
+        return Err(DeliverError::Binding(
+            "client didn't send a TLS certificate".into(),
+        ));
+    };
+    if claimed != actual {
+        return Err(DeliverError::Binding(format!(
+            "claimed TLS cert hash is {} but actual TLS cert hash is {}",
+            hex::encode(claimed),
+            hex::encode(actual)
+        )));
+    }
+    Ok(())
 }
 
 fn status_response(status: Status) -> DeliverResponse {
@@ -92,18 +129,29 @@ impl Deliverer {
             registrar,
             time_window,
             expiration_checks,
+            mutual_tls: false,
         }
     }
 
-    /// Serves one Deliver stream.
+    /// With `mutual_tls` (TLS with `ClientAuthRequired`), every seek must be
+    /// bound to the client's TLS certificate through `tls_cert_hash`.
+    pub fn with_mutual_tls(mut self, mutual_tls: bool) -> Self {
+        self.mutual_tls = mutual_tls;
+        self
+    }
+
+    /// Serves one Deliver stream; `client_cert_hash` is the SHA-256 of the
+    /// client's TLS certificate on this connection, if any ([`client_cert_hash`]).
     pub async fn handle<S>(
         &self,
         mut inbound: S,
         out: mpsc::Sender<Result<DeliverResponse, tonic::Status>>,
+        client_cert_hash: Option<Vec<u8>>,
     ) where
         S: futures::Stream<Item = Result<Envelope, tonic::Status>> + Unpin + Send,
     {
         use futures::StreamExt;
+        let _stream_metric = crate::metrics::deliver_stream_opened();
         while let Some(item) = inbound.next().await {
             let env = match item {
                 Ok(env) => env,
@@ -112,7 +160,10 @@ impl Deliverer {
                     return;
                 }
             };
-            let status = match self.deliver_blocks(&env, &out).await {
+            let status = match self
+                .deliver_blocks(&env, &out, client_cert_hash.as_deref())
+                .await
+            {
                 Ok(()) => Status::Success,
                 Err(err) => {
                     let st = deliver_status(&err);
@@ -155,14 +206,19 @@ impl Deliverer {
         &self,
         env: &Envelope,
         out: &mpsc::Sender<Result<DeliverResponse, tonic::Status>>,
+        client_cert_hash: Option<&[u8]>,
     ) -> Result<(), DeliverError> {
         let parsed = parse_envelope(env)?;
         self.check_timestamp(parsed.channel_header.timestamp.as_ref())?;
+        if self.mutual_tls {
+            check_binding(&parsed.channel_header.tls_cert_hash, client_cert_hash)?;
+        }
         let channel_id = &parsed.channel_header.channel_id;
         let support = self
             .registrar
             .get(channel_id)
             .ok_or_else(|| DeliverError::ChannelNotFound(channel_id.clone()))?;
+        let mut request_metric = crate::metrics::DeliverRequest::received(channel_id);
         let seek = SeekInfo::decode(parsed.payload.data.as_slice())
             .map_err(|e| DeliverError::SeekInfo(e.to_string()))?;
         let best_effort = seek.error_response == seek_info::SeekErrorResponse::BestEffort as i32;
@@ -182,15 +238,18 @@ impl Deliverer {
         let range = seek::resolve(&seek, height)?;
         let fail_if_not_ready = seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
         debug!(channel_id = %channel_id, start = range.start, stop = range.stop, "deliver");
-        self.stream(
-            &support,
-            &mut acl,
-            range,
-            fail_if_not_ready,
-            best_effort,
-            out,
-        )
-        .await
+        let r = self
+            .stream(
+                &support,
+                &mut acl,
+                range,
+                fail_if_not_ready,
+                best_effort,
+                out,
+            )
+            .await;
+        request_metric.complete(r.is_ok());
+        r
     }
 
     async fn stream(
@@ -251,6 +310,7 @@ impl Deliverer {
             if out.send(Ok(resp)).await.is_err() {
                 return Err(DeliverError::Internal("client went away".into()));
             }
+            crate::metrics::deliver_block_sent(&support.channel_id);
             if number == range.stop {
                 return Ok(());
             }

@@ -420,6 +420,10 @@ impl KafkaChain {
             Decider::new(self.offsets, self.ledger.height().saturating_sub(1)).with_window(window),
         );
         self.state_tx.send_replace(ChainState::Ready);
+        crate::metrics::kafka_last_offset_persisted(
+            &self.channel_id,
+            self.offsets.last_offset_persisted,
+        );
         info!(channel_id = %self.channel_id, start_offset = self.offsets.start_offset(), "Start phase completed successfully");
         self.consume(consumer, &producer, shutdown).await;
         let _ = produce_task.await;
@@ -487,6 +491,7 @@ impl KafkaChain {
                     for a in actions {
                         match a {
                             Action::StartTimer => {
+                                crate::metrics::block_fill_pending(&self.channel_id);
                                 if deadline.is_none() {
                                     deadline = Some(Instant::now() + self.batch_timeout);
                                 }
@@ -547,11 +552,16 @@ impl KafkaChain {
             None
         };
         let is_config = matches!(effect, Some((_, ConfigEffect::NewConfig(_))));
+        crate::metrics::block_fill_cut(&self.channel_id);
         let block = self.writer.next_block(data, is_config, &md.encode_to_vec());
         let number = self.writer.next_number() - 1;
         match tokio::task::block_in_place(|| self.ledger.append(&block)) {
             Ok(_) => {
                 debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
+                crate::metrics::kafka_last_offset_persisted(
+                    &self.channel_id,
+                    md.last_offset_persisted,
+                );
                 if let Some((env, effect)) = effect {
                     if let ConfigEffect::NewConfig(cfg) = effect {
                         info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");

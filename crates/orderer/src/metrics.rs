@@ -1,0 +1,529 @@
+//! Fabric's orderer metrics (`docs/source/metrics_reference.rst`), under
+//! Fabric's exact names and labels, in one process-wide Prometheus registry.
+//! The operations endpoint serves them at `/metrics` when
+//! `Metrics.Provider` is `prometheus`; otherwise recording is switched off
+//! ([`set_enabled`]) and every helper here returns at once.
+//!
+//! | metric | type | labels | recorded in |
+//! |---|---|---|---|
+//! | `broadcast_validate_duration` | histogram | channel, type, status | `broadcast` (per envelope) |
+//! | `broadcast_enqueue_duration` | histogram | channel, type, status | `broadcast` |
+//! | `broadcast_processed_count` | counter | channel, type, status | `broadcast` |
+//! | `deliver_streams_opened` / `deliver_streams_closed` | counter | — | `deliver` |
+//! | `deliver_requests_received` | counter | channel, filtered, data_type | `deliver` |
+//! | `deliver_requests_completed` | counter | channel, filtered, data_type, success | `deliver` |
+//! | `deliver_blocks_sent` | counter | channel, filtered, data_type | `deliver` |
+//! | `blockcutter_block_fill_duration` | histogram | channel | solo and Kafka chains |
+//! | `consensus_kafka_last_offset_persisted` | gauge | channel | Kafka chain, per block |
+//! | `ledger_blockchain_height` | gauge | channel | at scrape time, from the registrar |
+//! | `fabric_version` | gauge | version | at start |
+//!
+//! As in Fabric, a Broadcast envelope is counted when it has been validated
+//! and handed to its chain (status `SUCCESS`) or refused (its error
+//! status); `broadcast_enqueue_duration` is only observed for envelopes that
+//! passed validation.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
+
+use fabric_protos::common::{Envelope, HeaderType, Status};
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, Opts, Registry,
+    TextEncoder,
+};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Switches recording on (the `prometheus` provider) or off.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether metrics are recorded.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// All metrics, registered once.
+pub struct Metrics {
+    registry: Registry,
+    broadcast_validate_duration: HistogramVec,
+    broadcast_enqueue_duration: HistogramVec,
+    broadcast_processed_count: CounterVec,
+    deliver_streams_opened: IntCounter,
+    deliver_streams_closed: IntCounter,
+    deliver_requests_received: CounterVec,
+    deliver_requests_completed: CounterVec,
+    deliver_blocks_sent: CounterVec,
+    blockcutter_block_fill_duration: HistogramVec,
+    consensus_kafka_last_offset_persisted: GaugeVec,
+    ledger_blockchain_height: GaugeVec,
+    fabric_version: GaugeVec,
+    /// When each channel's pending batch received its first envelope.
+    fill_start: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric registration");
+    h
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let c = CounterVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registration");
+    c
+}
+
+fn int_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registration");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registration");
+    g
+}
+
+const BROADCAST_LABELS: &[&str] = &["channel", "type", "status"];
+const DELIVER_LABELS: &[&str] = &["channel", "filtered", "data_type"];
+
+impl Metrics {
+    fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            broadcast_validate_duration: histogram(
+                &r,
+                "broadcast_validate_duration",
+                "The time to validate a transaction in seconds.",
+                BROADCAST_LABELS,
+            ),
+            broadcast_enqueue_duration: histogram(
+                &r,
+                "broadcast_enqueue_duration",
+                "The time to enqueue a transaction in seconds.",
+                BROADCAST_LABELS,
+            ),
+            broadcast_processed_count: counter(
+                &r,
+                "broadcast_processed_count",
+                "The number of transactions processed.",
+                BROADCAST_LABELS,
+            ),
+            deliver_streams_opened: int_counter(
+                &r,
+                "deliver_streams_opened",
+                "The number of GRPC streams that have been opened for the deliver service.",
+            ),
+            deliver_streams_closed: int_counter(
+                &r,
+                "deliver_streams_closed",
+                "The number of GRPC streams that have been closed for the deliver service.",
+            ),
+            deliver_requests_received: counter(
+                &r,
+                "deliver_requests_received",
+                "The number of deliver requests that have been received.",
+                DELIVER_LABELS,
+            ),
+            deliver_requests_completed: counter(
+                &r,
+                "deliver_requests_completed",
+                "The number of deliver requests that have been completed.",
+                &["channel", "filtered", "data_type", "success"],
+            ),
+            deliver_blocks_sent: counter(
+                &r,
+                "deliver_blocks_sent",
+                "The number of blocks sent by the deliver service.",
+                DELIVER_LABELS,
+            ),
+            blockcutter_block_fill_duration: histogram(
+                &r,
+                "blockcutter_block_fill_duration",
+                "The time from first transaction enqueing to the block being cut in seconds.",
+                &["channel"],
+            ),
+            consensus_kafka_last_offset_persisted: gauge(
+                &r,
+                "consensus_kafka_last_offset_persisted",
+                "The offset specified in the block metadata of the most recently committed block.",
+                &["channel"],
+            ),
+            ledger_blockchain_height: gauge(
+                &r,
+                "ledger_blockchain_height",
+                "Height of the chain in blocks.",
+                &["channel"],
+            ),
+            fabric_version: gauge(
+                &r,
+                "fabric_version",
+                "The active version of Fabric.",
+                &["version"],
+            ),
+            fill_start: Mutex::new(HashMap::new()),
+            registry: r,
+        }
+    }
+
+    /// The registry (for tests and custom exposition).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+/// Everything in the Prometheus text exposition format (version 0.0.4).
+pub fn render_text() -> Result<String, String> {
+    let families = METRICS.registry.gather();
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// `fabric_version{version} 1`.
+pub fn set_version(version: &str) {
+    METRICS
+        .fabric_version
+        .with_label_values(&[version])
+        .set(1.0);
+}
+
+/// `ledger_blockchain_height{channel}`.
+pub fn set_ledger_height(channel: &str, height: u64) {
+    METRICS
+        .ledger_blockchain_height
+        .with_label_values(&[channel])
+        .set(height as f64);
+}
+
+/// `consensus_kafka_last_offset_persisted{channel}`.
+pub fn kafka_last_offset_persisted(channel: &str, offset: i64) {
+    if !enabled() {
+        return;
+    }
+    METRICS
+        .consensus_kafka_last_offset_persisted
+        .with_label_values(&[channel])
+        .set(offset as f64);
+}
+
+/// A chain's pending batch holds an envelope: starts the fill clock unless running.
+pub fn block_fill_pending(channel: &str) {
+    if !enabled() {
+        return;
+    }
+    let mut m = METRICS.fill_start.lock().unwrap_or_else(|e| e.into_inner());
+    if !m.contains_key(channel) {
+        m.insert(channel.to_string(), Instant::now());
+    }
+}
+
+/// A chain cut a block: observes `blockcutter_block_fill_duration` since
+/// the first envelope of the batch (when one was noted) and stops the clock.
+pub fn block_fill_cut(channel: &str) {
+    if !enabled() {
+        return;
+    }
+    let start = METRICS
+        .fill_start
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(channel);
+    if let Some(start) = start {
+        METRICS
+            .blockcutter_block_fill_duration
+            .with_label_values(&[channel])
+            .observe(start.elapsed().as_secs_f64());
+    }
+}
+
+// ---- Broadcast ----
+
+/// Only the two channel-header fields the labels need; other fields are skipped
+/// without copying.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LabelChannelHeader {
+    #[prost(int32, tag = "1")]
+    r#type: i32,
+    #[prost(string, tag = "4")]
+    channel_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct LabelHeader {
+    #[prost(bytes = "vec", tag = "1")]
+    channel_header: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct LabelPayload {
+    #[prost(message, optional, tag = "1")]
+    header: Option<LabelHeader>,
+}
+
+/// `(channel, type)` labels of an envelope, Fabric's `"unknown"` when the
+/// headers do not decode.
+fn envelope_labels(env: &Envelope) -> (String, String) {
+    use prost::Message;
+    let ch = LabelPayload::decode(env.payload.as_slice())
+        .ok()
+        .and_then(|p| p.header)
+        .and_then(|h| LabelChannelHeader::decode(h.channel_header.as_slice()).ok());
+    match ch {
+        Some(ch) => {
+            let t = HeaderType::try_from(ch.r#type)
+                .map(|t| t.as_str_name().to_string())
+                .unwrap_or_else(|_| ch.r#type.to_string());
+            (ch.channel_id, t)
+        }
+        None => ("unknown".into(), "unknown".into()),
+    }
+}
+
+tokio::task_local! {
+    static ENQUEUE_START: Arc<Mutex<Option<Instant>>>;
+}
+
+/// Broadcast's `MetricsTracker`: one per envelope.
+#[derive(Debug)]
+pub struct BroadcastTracker {
+    on: bool,
+    channel: String,
+    tx_type: String,
+    start: Instant,
+    enqueue_start: Arc<Mutex<Option<Instant>>>,
+}
+
+impl BroadcastTracker {
+    /// Starts timing the validation of `env`.
+    pub fn begin(env: &Envelope) -> Self {
+        let on = enabled();
+        let (channel, tx_type) = if on {
+            envelope_labels(env)
+        } else {
+            (String::new(), String::new())
+        };
+        Self {
+            on,
+            channel,
+            tx_type,
+            start: Instant::now(),
+            enqueue_start: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Runs `fut` (the envelope's processing) so that
+    /// [`broadcast_begin_enqueue`] inside it marks this tracker.
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        ENQUEUE_START
+            .scope(Arc::clone(&self.enqueue_start), fut)
+            .await
+    }
+
+    /// Records the outcome with Fabric's status label.
+    pub fn record(&self, status: Status) {
+        if !self.on {
+            return;
+        }
+        let labels = [
+            self.channel.as_str(),
+            self.tx_type.as_str(),
+            status.as_str_name(),
+        ];
+        let enqueue = *self.enqueue_start.lock().unwrap_or_else(|e| e.into_inner());
+        let validated = enqueue.unwrap_or_else(Instant::now);
+        METRICS
+            .broadcast_validate_duration
+            .with_label_values(&labels)
+            .observe(validated.duration_since(self.start).as_secs_f64());
+        if let Some(e) = enqueue {
+            METRICS
+                .broadcast_enqueue_duration
+                .with_label_values(&labels)
+                .observe(e.elapsed().as_secs_f64());
+        }
+        METRICS
+            .broadcast_processed_count
+            .with_label_values(&labels)
+            .inc();
+    }
+}
+
+/// Validation of the current envelope is over; enqueueing begins (Fabric's
+/// `BeginEnqueue`). A no-op outside [`BroadcastTracker::scope`].
+pub fn broadcast_begin_enqueue() {
+    let _ = ENQUEUE_START.try_with(|s| {
+        *s.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    });
+}
+
+// ---- Deliver ----
+
+/// The orderer's Deliver serves blocks, unfiltered.
+const DATA_TYPE: &str = "block";
+const FILTERED: &str = "false";
+
+/// Counts a Deliver stream as opened now and as closed when dropped.
+#[derive(Debug)]
+pub struct DeliverStreamGuard {
+    on: bool,
+}
+
+/// `deliver_streams_opened` now, `deliver_streams_closed` when the guard drops.
+pub fn deliver_stream_opened() -> DeliverStreamGuard {
+    let on = enabled();
+    if on {
+        METRICS.deliver_streams_opened.inc();
+    }
+    DeliverStreamGuard { on }
+}
+
+impl Drop for DeliverStreamGuard {
+    fn drop(&mut self) {
+        if self.on {
+            METRICS.deliver_streams_closed.inc();
+        }
+    }
+}
+
+/// One Deliver request on a known channel: counted as received when made,
+/// as completed (`success` false unless [`DeliverRequest::complete`] says
+/// otherwise) when dropped.
+#[derive(Debug)]
+pub struct DeliverRequest {
+    channel: Option<String>,
+    success: bool,
+}
+
+impl DeliverRequest {
+    /// `deliver_requests_received{channel,filtered,data_type}`.
+    pub fn received(channel: &str) -> Self {
+        if !enabled() {
+            return Self {
+                channel: None,
+                success: false,
+            };
+        }
+        METRICS
+            .deliver_requests_received
+            .with_label_values(&[channel, FILTERED, DATA_TYPE])
+            .inc();
+        Self {
+            channel: Some(channel.to_string()),
+            success: false,
+        }
+    }
+
+    /// Sets the outcome recorded when the request is dropped.
+    pub fn complete(&mut self, success: bool) {
+        self.success = success;
+    }
+}
+
+impl Drop for DeliverRequest {
+    fn drop(&mut self) {
+        if let Some(ch) = &self.channel {
+            let success = if self.success { "true" } else { "false" };
+            METRICS
+                .deliver_requests_completed
+                .with_label_values(&[ch.as_str(), FILTERED, DATA_TYPE, success])
+                .inc();
+        }
+    }
+}
+
+/// `deliver_blocks_sent{channel,filtered,data_type}`.
+pub fn deliver_block_sent(channel: &str) {
+    if !enabled() {
+        return;
+    }
+    METRICS
+        .deliver_blocks_sent
+        .with_label_values(&[channel, FILTERED, DATA_TYPE])
+        .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_of_an_envelope() {
+        let env = fabric_common::envelope::create_signed_envelope(
+            HeaderType::EndorserTransaction,
+            "mychannel",
+            None,
+            b"data".to_vec(),
+            &Default::default(),
+        );
+        assert_eq!(
+            envelope_labels(&env),
+            ("mychannel".to_string(), "ENDORSER_TRANSACTION".to_string())
+        );
+        let bad = Envelope {
+            payload: vec![0xff, 0x01],
+            signature: vec![],
+        };
+        assert_eq!(
+            envelope_labels(&bad),
+            ("unknown".to_string(), "unknown".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn tracker_and_text_format_use_fabric_names() {
+        set_enabled(true);
+        let env = fabric_common::envelope::create_signed_envelope(
+            HeaderType::Message,
+            "metrics-test",
+            None,
+            vec![],
+            &Default::default(),
+        );
+        let t = BroadcastTracker::begin(&env);
+        t.scope(async { broadcast_begin_enqueue() }).await;
+        t.record(Status::Success);
+        {
+            let mut r = DeliverRequest::received("metrics-test");
+            deliver_block_sent("metrics-test");
+            r.complete(true);
+        }
+        block_fill_pending("metrics-test");
+        block_fill_cut("metrics-test");
+        let text = render_text().unwrap();
+        assert!(text.contains(
+            "broadcast_processed_count{channel=\"metrics-test\",status=\"SUCCESS\",type=\"MESSAGE\"} 1"
+        ), "{text}");
+        assert!(text.contains("broadcast_enqueue_duration_count{channel=\"metrics-test\""));
+        assert!(text.contains(
+            "deliver_requests_completed{channel=\"metrics-test\",data_type=\"block\",filtered=\"false\",success=\"true\"} 1"
+        ));
+        assert!(text.contains("blockcutter_block_fill_duration_count{channel=\"metrics-test\"} 1"));
+        assert!(!text.contains("_total"));
+    }
+}
