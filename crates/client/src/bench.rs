@@ -332,15 +332,24 @@ pub async fn run(opts: BenchOpts) -> Result<BenchReport> {
             false,
             false,
         );
-        let session = DeliverSession::seek(&mut client, &opts.channel, &opts.signer, &info).await?;
         let chain = ChainFollower::new(Some(prev), opts.trust.clone());
-        Some(tokio::spawn(follow(
-            session,
-            chain,
-            run_id,
+        // Open the Deliver stream inside the task: Fabric's orderer sends the
+        // response headers only with the first block, so waiting for them
+        // here, before broadcasting, would wait forever.
+        let (channel, signer, times) = (
+            opts.channel.clone(),
+            opts.signer.clone(),
             send_times.clone(),
-            target_rx,
-        )))
+        );
+        Some(tokio::spawn(async move {
+            match DeliverSession::seek(&mut client, &channel, &signer, &info).await {
+                Ok(session) => follow(session, chain, run_id, times, target_rx).await,
+                Err(e) => FollowStats {
+                    violations: vec![format!("opening Deliver: {e:#}")],
+                    ..Default::default()
+                },
+            }
+        }))
     } else {
         None
     };

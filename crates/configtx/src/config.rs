@@ -316,15 +316,14 @@ pub mod defaults {
 }
 
 impl Orderer {
-    /// Fills Fabric's defaults (type, addresses, batch parameters, Kafka
+    /// Fills Fabric's defaults (type, batch parameters, Kafka
     /// brokers, etcdraft options) and validates the consensus type.
     pub fn complete_initialization(&mut self, config_dir: &Path) -> Result<()> {
         if self.orderer_type.is_empty() {
             self.orderer_type = defaults::ORDERER_TYPE.into();
         }
-        if self.addresses.is_none() {
-            self.addresses = Some(vec![defaults::ADDRESS.into()]);
-        }
+        // Fabric v2.3+ (FAB-18054) no longer fills a default address: the
+        // OrdererAddresses value is only written when addresses are listed.
         if self.batch_timeout.as_nanos() == 0 {
             self.batch_timeout = defaults::BATCH_TIMEOUT;
         }
