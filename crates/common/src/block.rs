@@ -234,6 +234,7 @@ mod tests {
         assert_eq!(enc(127), "02017f");
         assert_eq!(enc(128), "02020080");
         assert_eq!(enc(256), "02020100");
+        assert_eq!(enc(1 << 56), "02080100000000000000");
         assert_eq!(enc(u64::MAX), "020900ffffffffffffffff");
         let h = BlockHeader {
             number: 0,
@@ -257,6 +258,15 @@ mod tests {
         // body = 3 + (3 + 200) + 34 = 240 -> 0x81 0xf0
         assert_eq!(&der[..3], &[0x30, 0x81, 0xf0]);
         assert_eq!(&der[6..9], &[0x04, 0x81, 200]);
+        // Two length bytes from 256: body = 3 + (4 + 0x1230) + 34 = 0x1259.
+        let h = BlockHeader {
+            number: 5,
+            previous_hash: vec![7; 0x1230],
+            data_hash: vec![9; 32],
+        };
+        let der = header_bytes(&h);
+        assert_eq!(&der[..4], &[0x30, 0x82, 0x12, 0x59]);
+        assert_eq!(&der[7..11], &[0x04, 0x82, 0x12, 0x30]);
     }
 
     #[test]

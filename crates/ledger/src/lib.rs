@@ -18,8 +18,8 @@
 //! * `ledger`: [`Ledger`], the single writer (open, recover, append), and
 //!   [`LedgerReader`], the cloneable reader (get, height, wait).
 //! * [`LedgerConfig`]: the limits; [`LedgerError`]: the errors.
-//! * `hash`: Fabric's block header hash (DER + SHA-256), used to verify
-//!   the `previous_hash` chain.
+//! * `hash`: Fabric's block header hash (`fabric_common::block::header_hash`),
+//!   used to verify the `previous_hash` chain.
 //!
 //! # Durability
 //!

@@ -48,46 +48,11 @@ pub struct ChannelConfig {
     pub config: Config,
 }
 
-/// Parses a Go duration string (`2s`, `500ms`, `1m30s`, `1.5h`).
+/// Parses a Go duration string (`2s`, `500ms`, `1m30s`, `1.5h`) with the
+/// same parser as `orderer.yaml`; negative durations are refused.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let mult = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mult;
-    }
-    if !total.is_finite() || !(0.0..=1e12).contains(&total) {
-        return None;
-    }
-    Some(Duration::from_secs_f64(total))
+    let nanos = orderer_config::parse_go_duration(s.trim()).ok()?;
+    u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
 fn value<M: Message + Default>(

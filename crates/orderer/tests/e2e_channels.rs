@@ -528,17 +528,6 @@ async fn a_config_update_changing_max_message_count_changes_the_blocks_that_foll
     assert_eq!(tail[0].data.as_ref().unwrap().data.len(), 3);
 }
 
-fn bin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        p.is_file(),
-        "{} not built (run `cargo build --workspace --bins` first)",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_channel_create() {
     let s = setup();

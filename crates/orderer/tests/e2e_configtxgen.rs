@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,18 +16,6 @@ use fabric_common::msp::LocalSigner;
 use fabric_protos::common::Status;
 use fabric_protos::orderer::SeekInfo;
 use support::*;
-
-fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        p.is_file(),
-        "{} not built (run `cargo build --workspace --bins` first)",
-        p.display()
-    );
-    p
-}
 
 const CONFIGTX: &str = r#"
 Organizations:

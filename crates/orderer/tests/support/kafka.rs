@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use fabric_common::envelope::seek_oldest;
 use fabric_protos::common::Status;
 use fabric_protos::orderer::SeekInfo;
-use prost::Message;
 
 use super::{deliver, Net, Node};
 
@@ -47,45 +46,12 @@ pub fn unique_channel(prefix: &str) -> String {
 
 /// One org, a Kafka genesis block for `channel` on the test cluster.
 pub fn kafka_net(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -> Net {
-    let dir = tempfile::tempdir().unwrap();
-    let org = fabric_common::devcrypto::DevOrg::create(
-        &dir.path().join("org"),
-        "SampleOrg",
-        "example.com",
-    )
-    .unwrap();
-    let orderer_msp = org
-        .issue(
-            "orderer.example.com",
-            fabric_common::devcrypto::NodeOu::Orderer,
-        )
-        .unwrap();
-    let client_msp = org
-        .issue(
-            "User1@example.com",
-            fabric_common::devcrypto::NodeOu::Client,
-        )
-        .unwrap();
-    let client = fabric_common::msp::LocalSigner::load(&client_msp, "SampleOrg").unwrap();
-    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
-    dev.orderer_type = "kafka".into();
-    dev.kafka_brokers = brokers();
-    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
-    dev.batch_size.max_message_count = max_message_count;
-    let block = fabric_configtx::genesis::genesis_block_from_profile(
-        &dev.system_channel_profile(),
-        channel,
-    )
-    .unwrap();
-    let genesis = dir.path().join("genesis.block");
-    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
-    Net {
-        dir,
-        org,
-        orderer_msp,
-        client,
-        genesis,
-    }
+    super::net_with(channel, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = brokers();
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+        dev.batch_size.max_message_count = max_message_count;
+    })
 }
 
 /// Deliver status of a one-block seek.

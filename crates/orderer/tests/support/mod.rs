@@ -31,19 +31,28 @@ pub struct Net {
 
 /// Crypto for one org plus a solo genesis block with the given batch settings.
 pub fn net(batch_timeout_ms: i64, max_message_count: u32, absolute_max_bytes: u32) -> Net {
+    net_with(CHANNEL, |dev| {
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+        dev.batch_size.max_message_count = max_message_count;
+        dev.batch_size.absolute_max_bytes = absolute_max_bytes;
+        dev.batch_size.preferred_max_bytes =
+            absolute_max_bytes.min(dev.batch_size.preferred_max_bytes);
+    })
+}
+
+/// One org (`SampleOrg`: an orderer and a client identity) and a genesis
+/// block for `channel` from the development profile, adjusted by `tweak`.
+pub fn net_with(channel: &str, tweak: impl FnOnce(&mut fabric_configtx::dev::DevNetwork)) -> Net {
     let dir = tempfile::tempdir().unwrap();
     let org = DevOrg::create(&dir.path().join("org"), "SampleOrg", "example.com").unwrap();
     let orderer_msp = org.issue("orderer.example.com", NodeOu::Orderer).unwrap();
     let client_msp = org.issue("User1@example.com", NodeOu::Client).unwrap();
     let client = LocalSigner::load(&client_msp, "SampleOrg").unwrap();
     let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
-    dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
-    dev.batch_size.max_message_count = max_message_count;
-    dev.batch_size.absolute_max_bytes = absolute_max_bytes;
-    dev.batch_size.preferred_max_bytes = absolute_max_bytes.min(dev.batch_size.preferred_max_bytes);
+    tweak(&mut dev);
     let block = fabric_configtx::genesis::genesis_block_from_profile(
         &dev.system_channel_profile(),
-        CHANNEL,
+        channel,
     )
     .unwrap();
     let genesis = dir.path().join("genesis.block");
@@ -55,6 +64,19 @@ pub fn net(batch_timeout_ms: i64, max_message_count: u32, absolute_max_bytes: u3
         client,
         genesis,
     }
+}
+
+/// A workspace binary next to the test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        p.is_file(),
+        "{} not built (run `cargo build --workspace --bins` first)",
+        p.display()
+    );
+    p
 }
 
 pub fn free_port() -> u16 {
