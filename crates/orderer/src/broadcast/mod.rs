@@ -125,6 +125,11 @@ impl Broadcaster {
         }
         let bundle = support.bundle();
         let config = &bundle.config;
+        if bundle.policies.normal_rejected() {
+            return Err(BroadcastError::Maintenance(
+                "normal transactions are rejected: maintenance mode".into(),
+            ));
+        }
         policy::apply_filters(
             &env,
             &parsed,

@@ -135,6 +135,10 @@ pub fn apply_filters(
 /// acts (`OrdererProvider.ExpirationCheck`: V1_1, V1_4_2, V2_0).
 const EXPIRATION_CHECK_CAPABILITIES: [&str; 3] = ["V1_1", "V1_4_2", "V2_0"];
 
+/// The orderer capabilities under which maintenance mode refuses normal
+/// transactions (`OrdererProvider.ConsensusTypeMigration`: V1_4_2, V2_0).
+const MIGRATION_CAPABILITIES: [&str; 2] = ["V1_4_2", "V2_0"];
+
 /// A channel's MSPs and policies, built once from one config (and replaced
 /// as a whole when the config changes).
 #[derive(Debug)]
@@ -145,6 +149,10 @@ pub struct ChannelPolicies {
     /// `Orderer/ConsensusType.state` is `STATE_MAINTENANCE`: the orderer
     /// policies apply instead of the channel's.
     maintenance: bool,
+    /// The orderer capabilities enable consensus-type migration (V1_4_2,
+    /// V2_0), under which Fabric refuses normal transactions while the
+    /// channel is in maintenance mode.
+    migration_capability: bool,
 }
 
 fn orderer_value<M: Message + Default>(config: &Config, key: &str) -> Option<M> {
@@ -176,20 +184,31 @@ impl ChannelPolicies {
     /// Sets up the MSPs and the policy tree of a channel config.
     pub fn from_config(config: &Config) -> Result<Self, PolicyError> {
         let policies = PolicyManager::from_config(config)?;
-        let expiration_capability =
+        let capabilities =
             orderer_value::<Capabilities>(config, fabric_msp::manager::CAPABILITIES_KEY)
-                .is_some_and(|c| {
-                    EXPIRATION_CHECK_CAPABILITIES
-                        .iter()
-                        .any(|k| c.capabilities.contains_key(*k))
-                });
+                .unwrap_or_default();
+        let has_any = |names: &[&str]| {
+            names
+                .iter()
+                .any(|k| capabilities.capabilities.contains_key(*k))
+        };
+        let expiration_capability = has_any(&EXPIRATION_CHECK_CAPABILITIES);
+        let migration_capability = has_any(&MIGRATION_CAPABILITIES);
         let maintenance = orderer_value::<ConsensusType>(config, "ConsensusType")
             .is_some_and(|c| c.state == consensus_type::State::Maintenance as i32);
         Ok(Self {
             policies,
             expiration_capability,
             maintenance,
+            migration_capability,
         })
+    }
+
+    /// Whether normal (non-config) transactions are refused: the channel is
+    /// in maintenance mode under a consensus-migration capability (Fabric's
+    /// `StandardChannel.ProcessNormalMsg`, checked before the filters).
+    pub fn normal_rejected(&self) -> bool {
+        self.maintenance && self.migration_capability
     }
 
     /// The channel's MSPs (with the identity cache).
@@ -348,6 +367,64 @@ mod tests {
         .unwrap();
         let config = crate::channelconfig::ChannelConfig::from_block(&block).unwrap();
         ChannelPolicies::from_config(&config.config).unwrap()
+    }
+
+    #[test]
+    fn maintenance_mode_refuses_normal_transactions_under_migration_capability() {
+        use fabric_protos::common::ConfigValue;
+        let dir = tempfile::tempdir().unwrap();
+        let org = fabric_common::devcrypto::DevOrg::create(dir.path(), "SampleOrg", "example.com")
+            .unwrap();
+        let dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
+        let block = fabric_configtx::genesis::genesis_block_from_profile(
+            &dev.system_channel_profile(),
+            "ch",
+        )
+        .unwrap();
+        let config = crate::channelconfig::ChannelConfig::from_block(&block)
+            .unwrap()
+            .config;
+        let normal = ChannelPolicies::from_config(&config).unwrap();
+        assert!(!normal.normal_rejected());
+        assert_eq!(normal.writers_path(), CHANNEL_WRITERS);
+
+        let set_orderer_value = |c: &mut Config, key: &str, bytes: Vec<u8>| {
+            let orderer = c
+                .channel_group
+                .as_mut()
+                .unwrap()
+                .groups
+                .get_mut(fabric_msp::manager::ORDERER_GROUP)
+                .unwrap();
+            orderer.values.insert(
+                key.to_string(),
+                ConfigValue {
+                    value: bytes,
+                    ..Default::default()
+                },
+            );
+        };
+        let mut maint = config.clone();
+        let mut ct = orderer_value::<ConsensusType>(&config, "ConsensusType").unwrap();
+        ct.state = consensus_type::State::Maintenance as i32;
+        set_orderer_value(&mut maint, "ConsensusType", ct.encode_to_vec());
+        let p = ChannelPolicies::from_config(&maint).unwrap();
+        assert!(p.normal_rejected(), "dev network has the V1_4_2 capability");
+        assert_eq!(p.writers_path(), CHANNEL_ORDERER_WRITERS);
+
+        // Without V1_4_2/V2_0 Fabric orders normal transactions even in maintenance.
+        let mut old = maint.clone();
+        let caps = Capabilities {
+            capabilities: [("V1_1".to_string(), Default::default())].into(),
+        };
+        set_orderer_value(
+            &mut old,
+            fabric_msp::manager::CAPABILITIES_KEY,
+            caps.encode_to_vec(),
+        );
+        assert!(!ChannelPolicies::from_config(&old)
+            .unwrap()
+            .normal_rejected());
     }
 
     #[test]
