@@ -272,24 +272,28 @@ fn msp_value(org: &Organization) -> Result<Vec<u8>> {
     Ok(conf.encode_to_vec())
 }
 
-/// The group of an orderer organization (`NewOrdererOrgGroup`).
-pub fn new_orderer_org_group(org: &Organization) -> Result<ConfigGroup> {
+/// The part every org group shares (Fabric's `New*OrgGroup`): mod policy
+/// Admins, and unless the org is foreign its policies and MSP value.
+/// The flag is `false` for a foreign org (`SkipAsForeign`), whose group is
+/// empty. `what` names the group in errors as Fabric does.
+fn org_group_base(org: &Organization, what: &str) -> Result<(ConfigGroup, bool)> {
     let mut g = ConfigGroup {
         mod_policy: ADMINS.into(),
         ..Default::default()
     };
     if org.skip_as_foreign {
-        return Ok(g);
+        return Ok((g, false));
     }
     let msp = msp_value(org)?;
-    org_policies(&mut g, org).map_err(|e| {
-        e.context(format!(
-            "error adding policies to orderer org group '{}'",
-            org.name
-        ))
-    })?;
+    org_policies(&mut g, org).map_err(|e| e.context(format!("error adding policies to {what}")))?;
     add_value(&mut g, MSP, msp, ADMINS);
-    if !org.orderer_endpoints.is_empty() {
+    Ok((g, true))
+}
+
+/// The group of an orderer organization (`NewOrdererOrgGroup`).
+pub fn new_orderer_org_group(org: &Organization) -> Result<ConfigGroup> {
+    let (mut g, full) = org_group_base(org, &format!("orderer org group '{}'", org.name))?;
+    if full && !org.orderer_endpoints.is_empty() {
         add_value(
             &mut g,
             ENDPOINTS,
@@ -305,22 +309,8 @@ pub fn new_orderer_org_group(org: &Organization) -> Result<ConfigGroup> {
 
 /// The group of an application organization (`NewApplicationOrgGroup`).
 pub fn new_application_org_group(org: &Organization) -> Result<ConfigGroup> {
-    let mut g = ConfigGroup {
-        mod_policy: ADMINS.into(),
-        ..Default::default()
-    };
-    if org.skip_as_foreign {
-        return Ok(g);
-    }
-    let msp = msp_value(org)?;
-    org_policies(&mut g, org).map_err(|e| {
-        e.context(format!(
-            "error adding policies to application org group {}",
-            org.name
-        ))
-    })?;
-    add_value(&mut g, MSP, msp, ADMINS);
-    if !org.anchor_peers.is_empty() {
+    let (mut g, full) = org_group_base(org, &format!("application org group {}", org.name))?;
+    if full && !org.anchor_peers.is_empty() {
         let anchors = AnchorPeers {
             anchor_peers: org
                 .anchor_peers
@@ -338,22 +328,7 @@ pub fn new_application_org_group(org: &Organization) -> Result<ConfigGroup> {
 
 /// The group of a consortium member (`NewConsortiumOrgGroup`).
 pub fn new_consortium_org_group(org: &Organization) -> Result<ConfigGroup> {
-    let mut g = ConfigGroup {
-        mod_policy: ADMINS.into(),
-        ..Default::default()
-    };
-    if org.skip_as_foreign {
-        return Ok(g);
-    }
-    let msp = msp_value(org)?;
-    org_policies(&mut g, org).map_err(|e| {
-        e.context(format!(
-            "error adding policies to consortiums org group '{}'",
-            org.name
-        ))
-    })?;
-    add_value(&mut g, MSP, msp, ADMINS);
-    Ok(g)
+    Ok(org_group_base(org, &format!("consortiums org group '{}'", org.name))?.0)
 }
 
 /// Local definitions of Fabric's `orderer/etcdraft` messages.

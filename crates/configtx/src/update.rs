@@ -14,61 +14,68 @@ struct MapDiff<T> {
     members_updated: bool,
 }
 
-fn policies_update(
-    original: &BTreeMap<String, ConfigPolicy>,
-    updated: &BTreeMap<String, ConfigPolicy>,
-) -> MapDiff<ConfigPolicy> {
-    let mut d = MapDiff {
-        read: BTreeMap::new(),
-        write: BTreeMap::new(),
-        same: BTreeMap::new(),
-        members_updated: false,
-    };
-    for (name, orig) in original {
-        let Some(upd) = updated.get(name) else {
-            d.members_updated = true;
-            continue;
-        };
-        if orig.mod_policy == upd.mod_policy && orig.policy == upd.policy {
-            d.same.insert(
-                name.clone(),
-                ConfigPolicy {
-                    version: orig.version,
-                    ..Default::default()
-                },
-            );
-            continue;
-        }
-        d.write.insert(
-            name.clone(),
-            ConfigPolicy {
-                version: orig.version + 1,
-                mod_policy: upd.mod_policy.clone(),
-                policy: upd.policy.clone(),
-            },
-        );
-    }
-    for (name, upd) in updated {
-        if original.contains_key(name) {
-            continue;
-        }
-        d.members_updated = true;
-        d.write.insert(
-            name.clone(),
-            ConfigPolicy {
-                version: 0,
-                mod_policy: upd.mod_policy.clone(),
-                policy: upd.policy.clone(),
-            },
-        );
-    }
-    d
+/// A config leaf (policy or value): versioned, with a mod policy and a body.
+trait Leaf {
+    fn version(&self) -> u64;
+    /// Same mod policy and body.
+    fn same_content(&self, other: &Self) -> bool;
+    /// `self`'s mod policy and body at `version`.
+    fn at_version(&self, version: u64) -> Self;
+    /// An empty leaf that only names `version` (a read-set entry).
+    fn version_only(version: u64) -> Self;
 }
 
-fn values_update(
-    original: &BTreeMap<String, ConfigValue>,
-    updated: &BTreeMap<String, ConfigValue>,
-) -> MapDiff<ConfigValue> {
+impl Leaf for ConfigPolicy {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_content(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.policy == other.policy
+    }
+    fn at_version(&self, version: u64) -> Self {
+        ConfigPolicy {
+            version,
+            mod_policy: self.mod_policy.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+    fn version_only(version: u64) -> Self {
+        ConfigPolicy {
+            version,
+            ..Default::default()
+        }
+    }
+}
+
+impl Leaf for ConfigValue {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_content(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.value == other.value
+    }
+    fn at_version(&self, version: u64) -> Self {
+        ConfigValue {
+            version,
+            mod_policy: self.mod_policy.clone(),
+            value: self.value.clone(),
+        }
+    }
+    fn version_only(version: u64) -> Self {
+        ConfigValue {
+            version,
+            ..Default::default()
+        }
+    }
+}
+
+/// The diff of a policy or value map: unchanged leaves go to `same` as
+/// version-only entries, changed ones to `write` at version + 1, new ones to
+/// `write` at version 0.
+fn leaves_update<T: Leaf>(
+    original: &BTreeMap<String, T>,
+    updated: &BTreeMap<String, T>,
+) -> MapDiff<T> {
     let mut d = MapDiff {
         read: BTreeMap::new(),
         write: BTreeMap::new(),
@@ -80,38 +87,18 @@ fn values_update(
             d.members_updated = true;
             continue;
         };
-        if orig.mod_policy == upd.mod_policy && orig.value == upd.value {
-            d.same.insert(
-                name.clone(),
-                ConfigValue {
-                    version: orig.version,
-                    ..Default::default()
-                },
-            );
-            continue;
+        if orig.same_content(upd) {
+            d.same.insert(name.clone(), T::version_only(orig.version()));
+        } else {
+            d.write
+                .insert(name.clone(), upd.at_version(orig.version() + 1));
         }
-        d.write.insert(
-            name.clone(),
-            ConfigValue {
-                version: orig.version + 1,
-                mod_policy: upd.mod_policy.clone(),
-                value: upd.value.clone(),
-            },
-        );
     }
     for (name, upd) in updated {
-        if original.contains_key(name) {
-            continue;
+        if !original.contains_key(name) {
+            d.members_updated = true;
+            d.write.insert(name.clone(), upd.at_version(0));
         }
-        d.members_updated = true;
-        d.write.insert(
-            name.clone(),
-            ConfigValue {
-                version: 0,
-                mod_policy: upd.mod_policy.clone(),
-                value: upd.value.clone(),
-            },
-        );
     }
     d
 }
@@ -164,8 +151,8 @@ pub fn group_update(
     original: &ConfigGroup,
     updated: &ConfigGroup,
 ) -> (ConfigGroup, ConfigGroup, bool) {
-    let mut p = policies_update(&original.policies, &updated.policies);
-    let mut v = values_update(&original.values, &updated.values);
+    let mut p = leaves_update(&original.policies, &updated.policies);
+    let mut v = leaves_update(&original.values, &updated.values);
     let mut g = groups_update(&original.groups, &updated.groups);
 
     if !(p.members_updated

@@ -281,6 +281,12 @@ pub fn read_block_file(path: &Path) -> Result<Block> {
 
 /// Creates the ledger of a new channel from its genesis block.
 fn bootstrap_channel(ledger_root: &Path, genesis: &Block) -> Result<String> {
+    Ok(bootstrap_channel_if_empty(ledger_root, genesis)?.0)
+}
+
+/// As [`bootstrap_channel`]; also says whether the genesis block was
+/// written now (the ledger was empty or absent).
+fn bootstrap_channel_if_empty(ledger_root: &Path, genesis: &Block) -> Result<(String, bool)> {
     let config = ChannelConfig::from_block(genesis).context("genesis block config")?;
     let number = genesis.header.as_ref().map_or(u64::MAX, |h| h.number);
     if number != 0 {
@@ -288,10 +294,26 @@ fn bootstrap_channel(ledger_root: &Path, genesis: &Block) -> Result<String> {
     }
     let mut ledger = Ledger::open(ledger_root, &config.channel_id)
         .with_context(|| format!("opening ledger for channel {}", config.channel_id))?;
-    if ledger.height() == 0 {
+    let created = ledger.height() == 0;
+    if created {
         ledger.append(genesis).context("writing genesis block")?;
     }
-    Ok(config.channel_id)
+    Ok((config.channel_id, created))
+}
+
+/// The channel a block creates, when the block is an `ORDERER_TRANSACTION`
+/// block of the system channel: its ID and the inner config transaction.
+fn creation_in_block(block: &Block) -> Option<(String, Envelope)> {
+    let [only] = block.data.as_ref()?.data.as_slice() else {
+        return None;
+    };
+    let outer = Envelope::decode(only.as_slice()).ok()?;
+    let inner = configupdate::unwrap_orderer_transaction(&outer).ok()?;
+    let id = fabric_common::envelope::parse_envelope(&inner)
+        .ok()?
+        .channel_header
+        .channel_id;
+    Some((id, inner))
 }
 
 /// Starts the node: bootstraps if needed, starts chains, binds and serves.
@@ -342,8 +364,15 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         }
     }
     let stop_chains_on_error = chains_stop.clone().drop_guard();
+    // An empty ledger may belong to a channel whose creation was interrupted
+    // (see `finish_interrupted_creation`): it is started after the others.
     for id in &channels {
-        starter.start_channel(id)?;
+        starter.try_start_channel(id)?;
+    }
+    for id in existing_channels(&settings.ledger_root)? {
+        if registrar.get(&id).is_none() {
+            starter.start_channel(&id)?;
+        }
     }
 
     let expiration_checks = !settings.no_expiration_checks;
@@ -425,6 +454,15 @@ impl ChainStarter {
 
     /// Opens channel `id`'s ledger, builds its bundle and starts its chain.
     pub fn start_channel(self: &Arc<Self>, id: &str) -> Result<()> {
+        if !self.try_start_channel(id)? {
+            bail!("channel {id}: ledger is empty");
+        }
+        Ok(())
+    }
+
+    /// As [`Self::start_channel`]; `false` (nothing started) when the
+    /// ledger is empty.
+    fn try_start_channel(self: &Arc<Self>, id: &str) -> Result<bool> {
         let settings = &self.settings;
         let ledger = Ledger::open(&settings.ledger_root, id)
             .with_context(|| format!("opening ledger for channel {id}"))?;
@@ -433,8 +471,9 @@ impl ChainStarter {
             .last_block()
             .with_context(|| format!("channel {id}: reading last block"))?;
         let Some(last) = last else {
-            bail!("channel {id}: ledger is empty");
+            return Ok(false);
         };
+        self.finish_interrupted_creation(id, &last)?;
         let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
         let config_block = reader
             .get(lc)
@@ -504,6 +543,29 @@ impl ChainStarter {
             .push(task);
         self.registrar
             .insert(ChannelSupport::from_bundle(bundle, handle, reader));
+        Ok(true)
+    }
+
+    /// Repairs a stop between committing a system-channel block that holds
+    /// an `ORDERER_TRANSACTION` and creating that channel's ledger. The chain
+    /// calls its [`ConfigSink`] only after the block is durable, and before it
+    /// orders anything else, so such a block can only be the channel's last.
+    /// Creating the ledger again from the same inner transaction gives the
+    /// same genesis block; a ledger that has blocks is left alone.
+    fn finish_interrupted_creation(&self, id: &str, last: &Block) -> Result<()> {
+        let Some((new_id, inner)) = creation_in_block(last) else {
+            return Ok(());
+        };
+        if new_id == id || self.registrar.get(&new_id).is_some() {
+            return Ok(());
+        }
+        let genesis = configupdate::genesis_block_for_new_channel(&inner);
+        let (_, created) = bootstrap_channel_if_empty(&self.settings.ledger_root, &genesis)
+            .with_context(|| format!("channel {id}: finishing the creation of channel {new_id}"))?;
+        if created {
+            warn!(channel_id = %new_id, system_channel = %id,
+                  "created the ledger of a channel whose creation block was committed before the orderer stopped");
+        }
         Ok(())
     }
 

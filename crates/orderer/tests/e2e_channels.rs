@@ -20,116 +20,6 @@ use fabric_protos::orderer::{BatchSize, SeekInfo};
 use prost::Message;
 use support::*;
 
-const CONFIGTX_BASE: &str = r#"
-Organizations:
-    - &OrdererOrg
-        Name: OrdererOrg
-        ID: OrdererMSP
-        MSPDir: crypto/orderer/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('OrdererMSP.member')"
-            Writers:
-                Type: Signature
-                Rule: "OR('OrdererMSP.member')"
-            Admins:
-                Type: Signature
-                Rule: "OR('OrdererMSP.admin')"
-    - &Org1
-        Name: Org1MSP
-        ID: Org1MSP
-        MSPDir: crypto/org1/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin', 'Org1MSP.peer', 'Org1MSP.client')"
-            Writers:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin', 'Org1MSP.client')"
-            Admins:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin')"
-    - &Org2
-        Name: Org2MSP
-        ID: Org2MSP
-        MSPDir: crypto/org2/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin', 'Org2MSP.peer', 'Org2MSP.client')"
-            Writers:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin', 'Org2MSP.client')"
-            Admins:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin')"
-
-Capabilities:
-    Channel: &ChannelCapabilities
-        V2_0: true
-    Orderer: &OrdererCapabilities
-        V2_0: true
-    Application: &ApplicationCapabilities
-        V2_0: true
-
-Application: &ApplicationDefaults
-    Organizations:
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-    Capabilities:
-        <<: *ApplicationCapabilities
-
-Orderer: &OrdererDefaults
-    OrdererType: solo
-    Addresses:
-        - 127.0.0.1:7050
-    BatchTimeout: 100ms
-    BatchSize:
-        MaxMessageCount: 10
-        AbsoluteMaxBytes: 1 MB
-        PreferredMaxBytes: 512 KB
-    Organizations:
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-        BlockValidation:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-    Capabilities:
-        <<: *OrdererCapabilities
-
-Channel: &ChannelDefaults
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-    Capabilities:
-        <<: *ChannelCapabilities
-
-"#;
-
 const PROFILES: &str = r#"
 Profiles:
     SysChannel:
@@ -182,7 +72,7 @@ fn setup() -> Setup {
     let org1_user = signer(&org1, "User1@org1.example.com", NodeOu::Client);
     let org2_admin = signer(&org2, "Admin@org2.example.com", NodeOu::Admin);
     let org2_user = signer(&org2, "User1@org2.example.com", NodeOu::Client);
-    let yaml = format!("{CONFIGTX_BASE}{PROFILES}");
+    let yaml = format!("{}{PROFILES}", three_org_configtx("1 MB", "512 KB"));
     std::fs::write(dir.join("configtx.yaml"), &yaml).unwrap();
     let genesis = genesis_from_configtx(&dir, &yaml, "SysChannel", SYS);
     let client = LocalSigner::load(
@@ -591,6 +481,29 @@ async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_chan
     assert!(cfg.channel_group.unwrap().groups["Application"]
         .groups
         .contains_key("Org1MSP"));
+
+    // A stop between the system channel's creation block and the new ledger:
+    // the node finishes the creation at start, with the same genesis block
+    // (an empty ledger directory, as a crash mid-creation can leave, too).
+    let mut node = node;
+    node.kill9();
+    let chain_dir = s.net.dir.path().join("ledger/chains/org1cli");
+    std::fs::remove_dir_all(&chain_dir).unwrap();
+    std::fs::create_dir(&chain_dir).unwrap();
+    let node = Node::start_with(
+        &s.net,
+        &s.net.dir.path().join("ledger"),
+        free_port(),
+        "OrdererMSP",
+        true,
+    );
+    let again = fetch_block(&node, &s.org1_user, "org1cli", 0, Duration::from_secs(10))
+        .await
+        .expect("channel recreated at start");
+    assert_eq!(again, genesis);
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("created the ledger of a channel"), "{log}");
+
     let mut c = node.client().await;
     let r = broadcast(&mut c, vec![tx(&s.org1_user, "org1cli", b"hello".to_vec())]).await;
     assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);

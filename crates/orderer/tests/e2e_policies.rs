@@ -15,114 +15,7 @@ use fabric_protos::common::{Envelope, HeaderType, Status};
 use fabric_protos::orderer::SeekInfo;
 use support::*;
 
-const CONFIGTX: &str = r#"
-Organizations:
-    - &OrdererOrg
-        Name: OrdererOrg
-        ID: OrdererMSP
-        MSPDir: crypto/orderer/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('OrdererMSP.member')"
-            Writers:
-                Type: Signature
-                Rule: "OR('OrdererMSP.member')"
-            Admins:
-                Type: Signature
-                Rule: "OR('OrdererMSP.admin')"
-    - &Org1
-        Name: Org1MSP
-        ID: Org1MSP
-        MSPDir: crypto/org1/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin', 'Org1MSP.peer', 'Org1MSP.client')"
-            Writers:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin', 'Org1MSP.client')"
-            Admins:
-                Type: Signature
-                Rule: "OR('Org1MSP.admin')"
-    - &Org2
-        Name: Org2MSP
-        ID: Org2MSP
-        MSPDir: crypto/org2/msp
-        Policies:
-            Readers:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin', 'Org2MSP.peer', 'Org2MSP.client')"
-            Writers:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin', 'Org2MSP.client')"
-            Admins:
-                Type: Signature
-                Rule: "OR('Org2MSP.admin')"
-
-Capabilities:
-    Channel: &ChannelCapabilities
-        V2_0: true
-    Orderer: &OrdererCapabilities
-        V2_0: true
-    Application: &ApplicationCapabilities
-        V2_0: true
-
-Application: &ApplicationDefaults
-    Organizations:
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-    Capabilities:
-        <<: *ApplicationCapabilities
-
-Orderer: &OrdererDefaults
-    OrdererType: solo
-    Addresses:
-        - 127.0.0.1:7050
-    BatchTimeout: 100ms
-    BatchSize:
-        MaxMessageCount: 10
-        AbsoluteMaxBytes: 16 KB
-        PreferredMaxBytes: 16 KB
-    Organizations:
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-        BlockValidation:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-    Capabilities:
-        <<: *OrdererCapabilities
-
-Channel: &ChannelDefaults
-    Policies:
-        Readers:
-            Type: ImplicitMeta
-            Rule: "ANY Readers"
-        Writers:
-            Type: ImplicitMeta
-            Rule: "ANY Writers"
-        Admins:
-            Type: ImplicitMeta
-            Rule: "MAJORITY Admins"
-    Capabilities:
-        <<: *ChannelCapabilities
-
+const PROFILES: &str = r#"
 Profiles:
     TwoOrgsApplicationGenesis:
         <<: *ChannelDefaults
@@ -229,7 +122,7 @@ fn setup() -> Orgs {
         net: Net {
             genesis: genesis_from_configtx(
                 dir.path(),
-                CONFIGTX,
+                &format!("{}{PROFILES}", three_org_configtx("16 KB", "16 KB")),
                 "TwoOrgsApplicationGenesis",
                 CHANNEL,
             ),

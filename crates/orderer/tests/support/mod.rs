@@ -355,3 +355,123 @@ pub fn genesis_from_configtx(dir: &Path, yaml: &str, profile: &str, channel: &st
     std::fs::write(&path, block.encode_to_vec()).unwrap();
     path
 }
+
+/// The `configtx.yaml` sections (no `Profiles:`) of a three-org network used
+/// by the policy and channel tests: OrdererOrg (OrdererMSP), Org1MSP and
+/// Org2MSP under `crypto/{orderer,org1,org2}/msp`, V2_0 capabilities, solo,
+/// with the batch's absolute and preferred maximum bytes given.
+pub fn three_org_configtx(absolute_max: &str, preferred_max: &str) -> String {
+    THREE_ORG_CONFIGTX
+        .replace("{ABSOLUTE_MAX}", absolute_max)
+        .replace("{PREFERRED_MAX}", preferred_max)
+}
+
+const THREE_ORG_CONFIGTX: &str = r#"
+Organizations:
+    - &OrdererOrg
+        Name: OrdererOrg
+        ID: OrdererMSP
+        MSPDir: crypto/orderer/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('OrdererMSP.member')"
+            Writers:
+                Type: Signature
+                Rule: "OR('OrdererMSP.member')"
+            Admins:
+                Type: Signature
+                Rule: "OR('OrdererMSP.admin')"
+    - &Org1
+        Name: Org1MSP
+        ID: Org1MSP
+        MSPDir: crypto/org1/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin', 'Org1MSP.peer', 'Org1MSP.client')"
+            Writers:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin', 'Org1MSP.client')"
+            Admins:
+                Type: Signature
+                Rule: "OR('Org1MSP.admin')"
+    - &Org2
+        Name: Org2MSP
+        ID: Org2MSP
+        MSPDir: crypto/org2/msp
+        Policies:
+            Readers:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin', 'Org2MSP.peer', 'Org2MSP.client')"
+            Writers:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin', 'Org2MSP.client')"
+            Admins:
+                Type: Signature
+                Rule: "OR('Org2MSP.admin')"
+
+Capabilities:
+    Channel: &ChannelCapabilities
+        V2_0: true
+    Orderer: &OrdererCapabilities
+        V2_0: true
+    Application: &ApplicationCapabilities
+        V2_0: true
+
+Application: &ApplicationDefaults
+    Organizations:
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+    Capabilities:
+        <<: *ApplicationCapabilities
+
+Orderer: &OrdererDefaults
+    OrdererType: solo
+    Addresses:
+        - 127.0.0.1:7050
+    BatchTimeout: 100ms
+    BatchSize:
+        MaxMessageCount: 10
+        AbsoluteMaxBytes: {ABSOLUTE_MAX}
+        PreferredMaxBytes: {PREFERRED_MAX}
+    Organizations:
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+        BlockValidation:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+    Capabilities:
+        <<: *OrdererCapabilities
+
+Channel: &ChannelDefaults
+    Policies:
+        Readers:
+            Type: ImplicitMeta
+            Rule: "ANY Readers"
+        Writers:
+            Type: ImplicitMeta
+            Rule: "ANY Writers"
+        Admins:
+            Type: ImplicitMeta
+            Rule: "MAJORITY Admins"
+    Capabilities:
+        <<: *ChannelCapabilities
+
+"#;
