@@ -11,11 +11,14 @@
 #    that has orderer and configtxgen.
 # 3. Starts our orderer on the embedded development network (solo, crypto + genesis made by the
 #    orderer itself under WORKDIR/dev), makes a channel-creation tx and an anchor-peer update with OUR
-#    configtxgen (interop/configtx.yaml, profile InteropChannel), and runs sdk-check.js: plaintext
+#    configtxgen (interop/node/configtx.yaml, profile SdkChannel), and runs sdk-check.js: plaintext
 #    first, then again over mutual TLS (openssl-made certificates; TLS=0 skips that phase).
+# 4. Reference (REFERENCE=auto|1|0, default auto: when interop/fabric-tools.sh has built Fabric's orderer
+#    into the cache): the same checks against Fabric v2.5's orderer booted from the same genesis block,
+#    so that every expectation in sdk-check.js is also shown to hold for Fabric itself.
 # Prints PASS/FAIL per check and "node-sdk interop: N passed, N failed"; exits 1 if anything failed.
 #
-# Env: OUR_BIN, PORT (default: a free port), TXS (default 30), TLS (default 1), FABRIC_INTEROP_CACHE,
+# Env: OUR_BIN, PORT (default: a free port), TXS (default 30), TLS (default 1), REFERENCE, FABRIC_INTEROP_CACHE,
 #      NPM_INSTALL_TIMEOUT (seconds, default 1800), JOBS (parallel native compile jobs, default nproc).
 set -uo pipefail
 
@@ -110,17 +113,17 @@ fi
 ORG=$DEV/crypto/ordererOrganizations/example.com
 ADMIN_MSP=$ORG/users/Admin@example.com/msp
 
-# configtx.yaml of interop/ with the development org's MSP as `msp`
+# interop/node/configtx.yaml with the development org's MSP as `msp`
 mkdir -p "$W/cfg"
-cp "$REPO/interop/configtx.yaml" "$W/cfg/configtx.yaml"
+cp "$HERE/configtx.yaml" "$W/cfg/configtx.yaml"
 rm -rf "$W/cfg/msp"; cp -r "$ORG/msp" "$W/cfg/msp"
 ctg() { "$OUR_BIN/configtxgen" -configPath "$W/cfg" "$@"; }
 
 run_check() {   # $1 phase name, $2 channel, then extra sdk-check arguments
     local phase=$1 ch=$2; shift 2
-    ctg -profile InteropChannel -channelID "$ch" -outputCreateChannelTx "$W/$ch.tx" >"$W/$ch-ctg.log" 2>&1 \
+    ctg -profile SdkChannel -channelID "$ch" -outputCreateChannelTx "$W/$ch.tx" >"$W/$ch-ctg.log" 2>&1 \
         || { cat "$W/$ch-ctg.log"; fail "$phase: configtxgen -outputCreateChannelTx"; return; }
-    ctg -profile InteropChannel -channelID "$ch" -asOrg SampleOrg -outputAnchorPeersUpdate "$W/$ch-anchors.tx" \
+    ctg -profile SdkChannel -channelID "$ch" -asOrg SampleOrg -outputAnchorPeersUpdate "$W/$ch-anchors.tx" \
         >>"$W/$ch-ctg.log" 2>&1 || { cat "$W/$ch-ctg.log"; fail "$phase: configtxgen -outputAnchorPeersUpdate"; return; }
     local out=$W/sdk-check-$phase.log
     timeout 300 node "$HERE/sdk-check.js" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
@@ -181,6 +184,38 @@ if [[ $TLS == 1 ]]; then
 fi
 
 stop_orderer
+
+# ---------- 6. reference: the same checks against Fabric's own orderer (when interop/fabric-tools.sh built it) ----------
+FABRIC_HOME=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop}
+REFERENCE=${REFERENCE:-auto}
+if [[ $REFERENCE != 0 && -x $FABRIC_HOME/bin/orderer && -d $FABRIC_HOME/sampleconfig ]]; then
+    # booted from the same genesis block (made by our orderer's development network), own ledger
+    (cd "$W/empty" && exec env FABRIC_CFG_PATH="$FABRIC_HOME/sampleconfig" ORDERER_GENERAL_BOOTSTRAPMETHOD=file \
+        ORDERER_GENERAL_BOOTSTRAPFILE="$DEV/genesis.block" ORDERER_GENERAL_LOCALMSPDIR="$ORG/orderers/orderer.example.com/msp" \
+        ORDERER_GENERAL_LOCALMSPID=SampleOrg ORDERER_FILELEDGER_LOCATION="$W/fabric-ledger" \
+        ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT="$PORT" \
+        ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:0 ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:0 \
+        "$FABRIC_HOME/bin/orderer") >"$W/fabric-orderer.log" 2>&1 &
+    ORDERER_PID=$!
+    up=0
+    for _ in $(seq 1 300); do
+        grep -q "Beginning to serve requests" "$W/fabric-orderer.log" 2>/dev/null && { up=1; break; }
+        kill -0 "$ORDERER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ $up == 1 ]]; then
+        pass "reference: Fabric's orderer ($("$FABRIC_HOME/bin/orderer" version 2>/dev/null | awk '/Version:/{print $2}')) boots from the same genesis block"
+        run_check reference sdkch --orderer "grpc://127.0.0.1:$PORT"
+    else
+        tail -20 "$W/fabric-orderer.log"; fail "reference: Fabric's orderer did not start"
+    fi
+    stop_orderer
+elif [[ $REFERENCE == 1 ]]; then
+    fail "reference: REFERENCE=1 but no Fabric orderer in $FABRIC_HOME (run interop/fabric-tools.sh)"
+else
+    echo "reference phase not run: no Fabric orderer in $FABRIC_HOME (interop/fabric-tools.sh builds it; REFERENCE=0 silences this)"
+fi
+
 summary
 echo "files and logs: $W"
 [[ $FAILED -eq 0 && $PASSED -gt 0 ]]

@@ -72,12 +72,14 @@ function errText(e) {
 }
 // Runs one step: fn returns a PASS message or throws; a throw is a FAIL with the error.
 async function stepDo(name, fn) {
+    const t0 = process.hrtime.bigint();
+    const ms = () => `[${Number((process.hrtime.bigint() - t0) / 1000000n)} ms]`;
     try {
         const msg = await fn();
-        pass(`${name}${msg ? ': ' + msg : ''}`);
+        pass(`${name}${msg ? ': ' + msg : ''} ${ms()}`);
         return true;
     } catch (e) {
-        fail(`${name}: ${errText(e)}`);
+        fail(`${name}: ${errText(e)} ${ms()}`);
         return false;
     }
 }
@@ -264,10 +266,10 @@ async function main() {
         assert(app && app.groups[args.mspid], `Application orgs ${app && Object.keys(app.groups)}`);
         // the channel-creation request is kept as last_update, with the SDK's signature on it
         const lu = env.payload.data.last_update;
-        assert(lu && lu.payload.header.channel_header.typeString === 'CONFIG_UPDATE', 'last_update is not a CONFIG_UPDATE');
+        assert(lu && lu.payload && lu.payload.header.channel_header.type === 2, 'last_update is not a CONFIG_UPDATE');
         const sigs = lu.payload.data.signatures;
-        assert(sigs.length === 1 && sigs[0].signature_header.creator.mspid === args.mspid, `last_update signatures ${JSON.stringify(sigs.map((s) => s.signature_header.creator.mspid))}`);
-        const creatorPem = sigs[0].signature_header.creator.id_bytes.toString().replace(/\r/g, '').trim();
+        assert(sigs.length === 1 && sigs[0].signature_header.creator.Mspid === args.mspid, `last_update signatures ${JSON.stringify(sigs.map((s) => s.signature_header.creator.Mspid))}`);
+        const creatorPem = sigs[0].signature_header.creator.IdBytes.replace(/\r/g, '').trim();
         assert(creatorPem === msp.cert.replace(/\r/g, '').trim(), 'last_update signer is not the SDK admin');
         return `block 0, CONFIG sequence ${configSeq}, Application org ${args.mspid}, last_update signed by the SDK admin`;
     });
@@ -277,7 +279,7 @@ async function main() {
         assert(created, 'channel was not created');
         const env = await channel.getChannelConfigFromOrderer();
         const items = channel.loadConfigEnvelope(env);
-        const mspIds = items.msps.map((m) => m.id).sort();
+        const mspIds = Object.keys(channel.getMSPManager().getMSPs()).sort();
         assert(mspIds.includes(args.mspid), `MSPs ${mspIds}`);
         const mspObj = channel.getMSPManager().getMSP(args.mspid);
         assert(mspObj, 'MSP manager has no ' + args.mspid);
@@ -359,10 +361,12 @@ async function main() {
             const {proposal} = channel.generateUnsignedProposal(
                 {chaincodeId: 'sdkcc', fcn: 'put', args: [`key-${i}`]}, args.mspid, certPem, false);
             const {key, value, resp} = makeResponse(proposal, i);
+            // read the tx id first: the SDK's protobufjs 5 consumes the proposal's ByteBuffers when it decodes them
+            const id = proposal_tx_id(proposal);
             const payload = channel.generateUnsignedTransaction({proposalResponses: [resp], proposal});
             const payloadBytes = payload.toBuffer();
             const signature = cryptoSuite.sign(offlineKey, cryptoSuite.hash(payloadBytes));
-            sent.set(proposal_tx_id(proposal), {key, value, path: 'sendSignedTransaction', fcnArg: `key-${i}`});
+            sent.set(id, {key, value, path: 'sendSignedTransaction', fcnArg: `key-${i}`});
             wave.push(withTimeout(channel.sendSignedTransaction({
                 signedProposal: {signature, proposal_bytes: payloadBytes}, request: {}, orderer,
             }), TIMEOUT_MS, 'sendSignedTransaction'));
@@ -401,17 +405,26 @@ async function main() {
         return p;
     };
 
+    // Fabric's solo answers SUCCESS once an envelope is queued, ours once its block is written: either
+    // way, read blocks 0, 1, 2, ... (each seek waits for its block, up to request-timeout) until every
+    // acknowledged transaction has been delivered.
     const blocks = [];
     await stepDo(`Orderer.sendDeliver: every block of ${chName} + BlockDecoder.decode`, async () => {
         assert(created, 'channel was not created');
-        const top = await deliverOne(chName, newest(), newest());
-        const height = top.header.number.toNumber() + 1;
-        for (let n = 0; n < height; n++) {
+        const pending = new Set(sent.keys());
+        for (let n = 0; pending.size > 0; n++) {
+            assert(n <= sent.size + 1, `${pending.size} transactions still not delivered after block ${n - 1}`);
             const b = await deliverOne(chName, specified(n), specified(n));
             assert(b, `block ${n}: nothing returned`);
-            blocks.push({proto: b, bytes: buf(b), decoded: BlockDecoder.decode(buf(b))});
+            const decoded = BlockDecoder.decode(buf(b));
+            blocks.push({proto: b, bytes: buf(b), decoded});
+            for (const env of decoded.data.data) {
+                pending.delete(env.payload.header.channel_header.tx_id);
+            }
         }
-        assert(blocks.length >= 2, `height ${height}`);
+        const top = await deliverOne(chName, newest(), newest());
+        const height = top.header.number.toNumber() + 1;
+        assert(height === blocks.length, `newest block is ${height - 1}, but all transactions were in blocks 0..${blocks.length - 1}`);
         return `height ${height}`;
     });
 
@@ -456,7 +469,7 @@ async function main() {
                 assert(want, `block ${n}: unknown tx ${ch.tx_id}`);
                 assert(!seen.has(ch.tx_id), `tx ${ch.tx_id} twice (blocks ${seen.get(ch.tx_id)} and ${n})`);
                 seen.set(ch.tx_id, n);
-                assert(env.payload.header.signature_header.creator.mspid === args.mspid, 'creator MSP');
+                assert(env.payload.header.signature_header.creator.Mspid === args.mspid, 'creator MSP');
                 const action = env.payload.data.actions && env.payload.data.actions[0];
                 assert(action, `tx ${ch.tx_id}: BlockDecoder found no action`);
                 const input = action.payload.chaincode_proposal_payload.input.chaincode_spec.input.args.map((a) => a.toString());
@@ -467,7 +480,7 @@ async function main() {
                 assert(w.key === want.key && Buffer.from(w.value).equals(want.value), `tx ${ch.tx_id}: write ${w.key}`);
                 assert(ext.response.status === 200 && ext.chaincode_id.name === 'sdkcc', 'chaincode response');
                 const e = action.payload.action.endorsements;
-                assert(e.length === 1 && e[0].endorser.mspid === args.mspid, 'endorsements');
+                assert(e.length === 1 && e[0].endorser.Mspid === args.mspid, 'endorsements');
             }
         }
         const missing = [...sent.keys()].filter((id) => !seen.has(id));
@@ -478,21 +491,26 @@ async function main() {
     // 13: block metadata: orderer signature verifies, LAST_CONFIG points at block 0
     await stepDo('block metadata: SIGNATURES verify with the orderer certificate, LAST_CONFIG = 0', async () => {
         assert(blocks.length >= 2, 'no blocks');
+        // Fabric writes a new channel's block 0 without an orderer signature; blocks it cuts are signed.
+        const block0Signed = blocks[0].decoded.metadata.metadata[0].signatures.length > 0;
         for (let n = 0; n < blocks.length; n++) {
             const p = blocks[n].proto;
             const md = blocks[n].decoded.metadata.metadata;
+            assert(md[1].value.index === '0', `block ${n}: LAST_CONFIG ${md[1].value.index}`);
+            if (n === 0 && !block0Signed) {
+                continue;
+            }
             assert(md[0].signatures.length >= 1, `block ${n}: ${md[0].signatures.length} signatures`);
             const raw = commonProto.Metadata.decode(buf(p.metadata.metadata[0]));
             const sig = commonProto.MetadataSignature.decode(buf(raw.signatures[0]));
             const creator = md[0].signatures[0].signature_header.creator;
             const signed = Buffer.concat([buf(raw.value), buf(sig.signature_header),
                 headerBytes(p.header.number.toString(), buf(p.header.previous_hash), buf(p.header.data_hash))]);
-            const ok = crypto.verify('sha256', signed, creator.id_bytes.toString(), buf(sig.signature));
+            const ok = crypto.verify('sha256', signed, creator.IdBytes, buf(sig.signature));
             assert(ok, `block ${n}: orderer signature does not verify`);
-            assert(md[1].value.index === '0', `block ${n}: LAST_CONFIG ${md[1].value.index}`);
         }
-        const signer0 = blocks[1].decoded.metadata.metadata[0].signatures[0].signature_header.creator.mspid;
-        return `${blocks.length} blocks signed by ${signer0}`;
+        const signer0 = blocks[1].decoded.metadata.metadata[0].signatures[0].signature_header.creator.Mspid;
+        return `blocks 1..${blocks.length - 1} signed by ${signer0}${block0Signed ? ', block 0 too' : ' (block 0 unsigned, as in Fabric)'}`;
     });
 
     // 14: Client.updateChannel (anchor peers from configtxgen -outputAnchorPeersUpdate)
@@ -505,8 +523,9 @@ async function main() {
                 txId: client.newTransactionID(true),
             });
             assert(res && res.status === 'SUCCESS', `status ${res && res.status} info ${res && res.info}`);
-            const top = await deliverOne(chName, newest(), newest());
-            const cfgBlock = top.header.number.toNumber();
+            // the config block is the next one (BLOCK_UNTIL_READY waits for it, bounded by request-timeout)
+            const cfgBlock = blocks.length;
+            const top = await deliverOne(chName, specified(cfgBlock), specified(cfgBlock));
             const d = BlockDecoder.decodeBlock(top);
             assert(d.data.data[0].payload.header.channel_header.typeString === 'CONFIG', 'newest block is not the config block');
             assert(d.metadata.metadata[1].value.index === String(cfgBlock), `LAST_CONFIG ${d.metadata.metadata[1].value.index} != ${cfgBlock}`);
