@@ -16,7 +16,7 @@
 # 4. Reference (REFERENCE=auto|1|0, default auto: when interop/fabric-tools.sh has built Fabric's orderer
 #    into the cache): the same checks against Fabric v2.5's orderer booted from the same genesis block,
 #    so that every expectation in sdk-check.js is also shown to hold for Fabric itself.
-# Prints PASS/FAIL per check and "node-sdk interop: N passed, N failed"; exits 1 if anything failed.
+# Prints PASS/FAIL per check and, last, "node-sdk-interop: N passed, N failed"; exits 1 if anything failed.
 #
 # Env: OUR_BIN, PORT (default: a free port), TXS (default 30), TLS (default 1), REFERENCE, FABRIC_INTEROP_CACHE,
 #      NPM_INSTALL_TIMEOUT (seconds, default 1800), JOBS (parallel native compile jobs, default nproc).
@@ -34,10 +34,10 @@ PASSED=0; FAILED=0
 pass() { echo "PASS $*"; PASSED=$((PASSED + 1)); }
 fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
 die() { echo "FAIL $*"; FAILED=$((FAILED + 1)); summary; exit 1; }
-summary() { echo "node-sdk interop: $PASSED passed, $FAILED failed"; }
+summary() { echo "node-sdk-interop: $PASSED passed, $FAILED failed"; }
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
-for t in node npm; do command -v $t >/dev/null || die "setup: $t is not installed"; done
+for t in node npm openssl; do command -v $t >/dev/null || die "setup: $t is not installed"; done
 echo "workdir $W, node $(node --version), npm $(npm --version)"
 
 # ---------- 1. the SDK, cached outside the repository ----------
@@ -52,6 +52,8 @@ else
     rm -rf "$DEST" "$DEST.tmp"; mkdir -p "$DEST.tmp"
     cp "$HERE/package.json" "$HERE/package-lock.json" "$DEST.tmp/"
     t0=$(date +%s)
+    # node-gyp needs Node's headers to compile grpc; use the installed ones instead of downloading them
+    if [[ -z ${npm_config_nodedir:-} && -f /usr/include/node/node.h ]]; then export npm_config_nodedir=/usr; fi
     if (cd "$DEST.tmp" && JOBS=${JOBS:-$(nproc)} timeout "${NPM_INSTALL_TIMEOUT:-1800}" \
             npm ci --no-audit --no-fund --foreground-scripts) >"$W/npm-install.log" 2>&1 \
        && mv "$DEST.tmp" "$DEST" && sdk_ok; then
@@ -76,7 +78,33 @@ for t in orderer configtxgen; do
 done
 echo "our binaries: $OUR_BIN"
 
-# ---------- 3. orderer (embedded development network) ----------
+# ---------- 3. certificates made with openssl: TLS CA, server and client; an outsider identity ----------
+T=$W/tls; OUTSIDER_MSP=$W/outsider/msp
+mkdir -p "$T" "$OUTSIDER_MSP/signcerts" "$OUTSIDER_MSP/keystore"
+if ! (
+    set -e
+    cd "$T"
+    gen() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.ec"; openssl pkcs8 -topk8 -nocrypt -in "$1.ec" -out "$1.key"; }
+    gen ca
+    openssl req -x509 -new -key ca.key -subj "/O=example.com/CN=tlsca.example.com" -days 2 -out ca.pem \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    gen server
+    openssl req -new -key server.key -subj "/O=example.com/CN=orderer.example.com" -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
+    gen client
+    openssl req -new -key client.key -subj "/O=example.com/CN=Admin@example.com" -out client.csr
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.pem
+    # an identity whose self-signed certificate no channel MSP trusts
+    gen outsider
+    openssl req -x509 -new -key outsider.key -subj "/O=elsewhere.org/OU=client/CN=outsider" -days 2 -out outsider.pem
+    cp outsider.pem "$OUTSIDER_MSP/signcerts/cert.pem"; cp outsider.key "$OUTSIDER_MSP/keystore/key_sk"
+) >"$W/openssl.log" 2>&1; then
+    cat "$W/openssl.log"; die "setup: openssl certificate generation"
+fi
+
+# ---------- 4. orderer (embedded development network) ----------
 PORT=${PORT:-$(free_port)}
 DEV=$W/dev
 mkdir -p "$W/empty"
@@ -128,7 +156,8 @@ run_check() {   # $1 phase name, $2 channel, then extra sdk-check arguments
     local out=$W/sdk-check-$phase.log
     timeout 300 node "$HERE/sdk-check.js" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
         --system-channel system-channel --channel "$ch" --channel-tx "$W/$ch.tx" \
-        --anchor-tx "$W/$ch-anchors.tx" --genesis-file "$DEV/genesis.block" --txs "$TXS" "$@" 2>"$W/sdk-check-$phase.err" \
+        --anchor-tx "$W/$ch-anchors.tx" --genesis-file "$DEV/genesis.block" --outsider-mspdir "$OUTSIDER_MSP" \
+        --txs "$TXS" "$@" 2>"$W/sdk-check-$phase.err" \
         | tee "$out" | sed "s/^\(PASS\|FAIL\) /\1 $phase /"
     local p f
     p=$(grep -c '^PASS' "$out"); f=$(grep -c '^FAIL' "$out")
@@ -140,36 +169,15 @@ run_check() {   # $1 phase name, $2 channel, then extra sdk-check arguments
     fi
 }
 
-# ---------- 4. plaintext ----------
+# ---------- 5. plaintext ----------
 t0=$(date +%s%N)
 run_check plain sdkch --orderer "grpc://127.0.0.1:$PORT"
 echo "plaintext phase: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
-# ---------- 5. mutual TLS (same ledger, restarted orderer, new channel) ----------
+# ---------- 6. mutual TLS (same ledger, restarted orderer, new channel) ----------
 if [[ $TLS == 1 ]]; then
     stop_orderer
-    T=$W/tls; mkdir -p "$T"
-    if ! command -v openssl >/dev/null; then
-        fail "tls: openssl is not installed"
-    elif ! (
-        set -e
-        cd "$T"
-        gen() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"; \
-                openssl pkcs8 -topk8 -nocrypt -in "$1.key" -out "$1.pk8"; mv "$1.pk8" "$1.key"; }
-        gen ca
-        openssl req -x509 -new -key ca.key -subj "/O=example.com/CN=tlsca.example.com" -days 2 -out ca.pem \
-            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-        gen server
-        openssl req -new -key server.key -subj "/O=example.com/CN=orderer.example.com" -out server.csr
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n' >server.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
-        gen client
-        openssl req -new -key client.key -subj "/O=example.com/CN=Admin@example.com" -out client.csr
-        printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' >client.ext
-        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.pem
-    ) >"$W/tls-openssl.log" 2>&1; then
-        cat "$W/tls-openssl.log"; fail "tls: openssl certificate generation"
-    elif start_orderer "$W/orderer-tls.log" ORDERER_GENERAL_TLS_ENABLED=true \
+    if start_orderer "$W/orderer-tls.log" ORDERER_GENERAL_TLS_ENABLED=true \
             ORDERER_GENERAL_TLS_CERTIFICATE="$T/server.pem" ORDERER_GENERAL_TLS_PRIVATEKEY="$T/server.key" \
             ORDERER_GENERAL_TLS_ROOTCAS="[$T/ca.pem]" ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED=true \
             ORDERER_GENERAL_TLS_CLIENTROOTCAS="[$T/ca.pem]"; then
@@ -185,7 +193,7 @@ fi
 
 stop_orderer
 
-# ---------- 6. reference: the same checks against Fabric's own orderer (when interop/fabric-tools.sh built it) ----------
+# ---------- 7. reference: the same checks against Fabric's own orderer (when interop/fabric-tools.sh built it) ----------
 FABRIC_HOME=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop}
 REFERENCE=${REFERENCE:-auto}
 if [[ $REFERENCE != 0 && -x $FABRIC_HOME/bin/orderer && -d $FABRIC_HOME/sampleconfig ]]; then
@@ -216,6 +224,6 @@ else
     echo "reference phase not run: no Fabric orderer in $FABRIC_HOME (interop/fabric-tools.sh builds it; REFERENCE=0 silences this)"
 fi
 
-summary
 echo "files and logs: $W"
+summary
 [[ $FAILED -eq 0 && $PASSED -gt 0 ]]

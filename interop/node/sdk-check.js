@@ -7,7 +7,7 @@
 // Usage (interop/node/run.sh passes these):
 //   node sdk-check.js --orderer grpc://127.0.0.1:7050 --mspdir <admin MSP folder> --mspid SampleOrg \
 //        --system-channel system-channel --channel sdkch --channel-tx sdkch.tx \
-//        [--anchor-tx anchors.tx] [--genesis-file genesis.block] [--txs 30]
+//        [--anchor-tx anchors.tx] [--genesis-file genesis.block] [--txs 30] [--outsider-mspdir <MSP folder>]
 //        [--tls-ca ca.pem --tls-client-cert c.pem --tls-client-key k.pem --tls-hostname localhost]
 //
 // The SDK is resolved through NODE_PATH (run.sh points it at the cached install).
@@ -595,6 +595,75 @@ async function main() {
         }
         throw new Error('a block was returned');
     });
+
+    await stepDo('envelope larger than AbsoluteMaxBytes -> BAD_REQUEST', async () => {
+        // the channel's BatchSize.AbsoluteMaxBytes, from its genesis block as BlockDecoder decoded it
+        assert(blocks.length > 0, 'no blocks');
+        const cfg = blocks[0].decoded.data.data[0].payload.data.config;
+        const max = Number(cfg.channel_group.groups.Orderer.values.BatchSize.value.absolute_max_bytes);
+        assert(max > 0 && max <= 64 * 1024 * 1024, `AbsoluteMaxBytes ${max}`);
+        const {proposal} = channel.generateUnsignedProposal(
+            {chaincodeId: 'sdkcc', fcn: 'put', args: ['big'], argbytes: Buffer.alloc(max + 1024, 7)}, args.mspid, certPem, false);
+        const {resp} = makeResponse(proposal, 'big');
+        const payloadBytes = channel.generateUnsignedTransaction({proposalResponses: [resp], proposal}).toBuffer();
+        const signature = cryptoSuite.sign(offlineKey, cryptoSuite.hash(payloadBytes));
+        const res = await orderer.sendBroadcast({signature, payload: payloadBytes});
+        assert(res.status === 'BAD_REQUEST', `status ${res.status}`);
+        return `${payloadBytes.length} bytes > ${max}: status ${res.status}`;
+    });
+
+    if (args['outsider-mspdir']) {
+        // an identity from a CA the channel does not know, claiming the member org's MSP ID
+        const out = readMsp(args['outsider-mspdir']);
+        const oc = new Client();
+        oc.setConfigSetting('request-timeout', TIMEOUT_MS);
+        if (tls && args['tls-client-cert']) {
+            oc.setTlsClientCertAndKey(fs.readFileSync(args['tls-client-cert'], 'utf8'),
+                fs.readFileSync(args['tls-client-key'], 'utf8'));
+        }
+        oc.setAdminSigningIdentity(out.key, out.cert, args.mspid);
+        const oOrderer = oc.newOrderer(url, ordererOpts);
+        const oChannel = oc.newChannel(chName);
+        oChannel.addOrderer(oOrderer);
+        await stepDo('outsider (unknown CA): Deliver -> FORBIDDEN', async () => {
+            try {
+                await oChannel.getGenesisBlock({orderer: oOrderer});
+            } catch (e) {
+                assert(/FORBIDDEN/.test(errText(e)), `error ${errText(e)}`);
+                return errText(e);
+            }
+            throw new Error('a block was returned');
+        });
+        await stepDo('outsider (unknown CA): Broadcast -> FORBIDDEN', async () => {
+            const osid = oc._getSigningIdentity(true);
+            const {proposal} = oChannel.generateUnsignedProposal(
+                {chaincodeId: 'sdkcc', fcn: 'put', args: ['outsider']}, args.mspid, out.cert, true);
+            const {resp} = makeResponse(proposal, 'outsider');
+            const payloadBytes = oChannel.generateUnsignedTransaction({proposalResponses: [resp], proposal}).toBuffer();
+            const res = await oOrderer.sendBroadcast({signature: Buffer.from(osid.sign(payloadBytes)), payload: payloadBytes});
+            assert(res.status === 'FORBIDDEN', `status ${res.status}`);
+            return `status ${res.status}`;
+        });
+        oOrderer.close();
+    }
+
+    if (tls && args['tls-client-cert']) {
+        await stepDo('mutual TLS: an SDK client without a client certificate gets no block', async () => {
+            const nc = new Client();
+            nc.setConfigSetting('request-timeout', 5000);
+            nc.setAdminSigningIdentity(msp.key, msp.cert, args.mspid);
+            const nOrderer = nc.newOrderer(url, ordererOpts);
+            const nChannel = nc.newChannel(args['system-channel']);
+            try {
+                await nChannel.getGenesisBlock({orderer: nOrderer});
+            } catch (e) {
+                return errText(e);
+            } finally {
+                nOrderer.close();
+            }
+            throw new Error('a block was returned');
+        });
+    }
 
     orderer.close();
 }
