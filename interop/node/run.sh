@@ -154,7 +154,7 @@ run_check() {   # $1 phase name, $2 channel, then extra sdk-check arguments
     ctg -profile SdkChannel -channelID "$ch" -asOrg SampleOrg -outputAnchorPeersUpdate "$W/$ch-anchors.tx" \
         >>"$W/$ch-ctg.log" 2>&1 || { cat "$W/$ch-ctg.log"; fail "$phase: configtxgen -outputAnchorPeersUpdate"; return; }
     local out=$W/sdk-check-$phase.log
-    timeout 300 node "$HERE/sdk-check.js" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
+    HFC_LOGGING="{\"error\":\"$W/sdk-$phase-errors.log\"}" timeout 300 node "$HERE/sdk-check.js" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
         --system-channel system-channel --channel "$ch" --channel-tx "$W/$ch.tx" \
         --anchor-tx "$W/$ch-anchors.tx" --genesis-file "$DEV/genesis.block" --outsider-mspdir "$OUTSIDER_MSP" \
         --txs "$TXS" "$@" 2>"$W/sdk-check-$phase.err" \
@@ -220,7 +220,7 @@ if [[ $REFERENCE != 0 && -x $FABRIC_HOME/bin/orderer && -d $FABRIC_HOME/sampleco
     stop_orderer
 elif [[ $REFERENCE == 1 ]]; then
     fail "reference: REFERENCE=1 but no Fabric orderer in $FABRIC_HOME (run interop/fabric-tools.sh)"
-else
+elif [[ $REFERENCE != 0 ]]; then
     echo "reference phase not run: no Fabric orderer in $FABRIC_HOME (interop/fabric-tools.sh builds it; REFERENCE=0 silences this)"
 fi
 
