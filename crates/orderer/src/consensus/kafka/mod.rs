@@ -16,7 +16,9 @@
 //! for `LongTotal`. Until then the chain is `Starting` (Broadcast and
 //! Deliver answer SERVICE_UNAVAILABLE).
 
+pub mod check;
 pub mod decide;
+pub mod inspect;
 pub mod produce;
 
 use std::future::Future;
@@ -276,7 +278,9 @@ pub fn start_with_hooks(
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Starting);
+    let (health_tx, health_rx) = watch::channel(None);
     let chain = KafkaChain {
+        health_tx,
         offsets: Offsets::from_metadata(last_metadata.as_ref()),
         decider: None,
         channel_id,
@@ -289,10 +293,80 @@ pub fn start_with_hooks(
         hooks,
     };
     let task = tokio::spawn(chain.run(submit_rx, shutdown));
-    (ChainHandle::new(submit_tx, state_rx), task)
+    (
+        ChainHandle::new(submit_tx, state_rx).with_health(health_rx),
+        task,
+    )
+}
+
+/// How often a ready Kafka chain checks that its partition is reachable.
+pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one probe may take.
+pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The health probe of a ready chain: a metadata request for the channel's
+/// topic through the producer's client every [`HEALTH_PROBE_INTERVAL`];
+/// unhealthy when the brokers do not answer or partition 0 has no leader.
+/// `/healthz` reports it (Fabric's Kafka health check posts a CONNECT
+/// instead; a metadata round trip tells the same without writing to the
+/// partition).
+async fn health_probe(
+    channel_id: String,
+    producer: Arc<FutureProducer>,
+    health_tx: watch::Sender<Option<String>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HEALTH_PROBE_INTERVAL) => {}
+        }
+        let p = Arc::clone(&producer);
+        let topic = channel_id.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let md = p
+                .client()
+                .fetch_metadata(Some(&topic), HEALTH_PROBE_TIMEOUT)
+                .map_err(|e| format!("Kafka unreachable: metadata request failed: {e}"))?;
+            let t = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .ok_or_else(|| format!("Kafka: topic {topic} not in the metadata"))?;
+            if let Some(e) = t.error() {
+                return Err(format!(
+                    "Kafka: topic {topic}: {:?}",
+                    RDKafkaErrorCode::from(e)
+                ));
+            }
+            match t.partitions().iter().find(|p| p.id() == PARTITION) {
+                Some(p) if p.leader() >= 0 && p.error().is_none() => Ok(()),
+                Some(p) => Err(format!(
+                    "Kafka: partition {topic}/{PARTITION} has no leader (replicas {:?}, in sync {:?})",
+                    p.replicas(),
+                    p.isr()
+                )),
+                None => Err(format!("Kafka: partition {topic}/{PARTITION} missing")),
+            }
+        });
+        let verdict = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT * 2, probe).await {
+            Ok(Ok(r)) => r.err(),
+            Ok(Err(e)) => Some(format!("Kafka health probe failed: {e}")),
+            Err(_) => Some("Kafka unreachable: metadata request did not finish".to_string()),
+        };
+        let changed = *health_tx.borrow() != verdict;
+        if changed {
+            match &verdict {
+                Some(why) => warn!(%channel_id, reason = %why, "Kafka health check failing"),
+                None => info!(%channel_id, "Kafka health check passing again"),
+            }
+            health_tx.send_replace(verdict);
+        }
+    }
 }
 
 struct KafkaChain {
+    health_tx: watch::Sender<Option<String>>,
     channel_id: String,
     settings: Arc<KafkaSettings>,
     batch_size: BatchSize,
@@ -402,6 +476,14 @@ impl KafkaChain {
             }
         };
         let producer = Arc::new(producer);
+        let probe_stop = shutdown.child_token();
+        tokio::spawn(health_probe(
+            self.channel_id.clone(),
+            Arc::clone(&producer),
+            self.health_tx.clone(),
+            probe_stop.clone(),
+        ));
+        let _probe_guard = probe_stop.drop_guard();
         let produce_task = tokio::spawn(produce::run(
             self.channel_id.clone(),
             Arc::clone(&producer),
