@@ -161,7 +161,13 @@ async fn order_and_read(node: &Node, net: &Net, channel: &str, n: usize, tag: &s
     loop {
         let (blocks, status) = deliver(&mut c, &net.client, channel, all()).await;
         assert_eq!(status, Some(Status::Success));
-        let got: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
+        let prefix = format!("{tag}-");
+        let got: Vec<Vec<u8>> = blocks
+            .iter()
+            .skip(1)
+            .flat_map(block_payloads)
+            .filter(|p| p.starts_with(prefix.as_bytes()))
+            .collect();
         if got.len() >= n {
             assert_eq!(got, payloads, "payloads in order, once each");
             verify_chain(&blocks, net.org.ca_cert_pem());
@@ -266,12 +272,20 @@ async fn wrong_sasl_password_or_untrusted_ca_gives_service_unavailable_and_a_cle
     // The reasons, in the orderer's log (librdkafka's, through our logger).
     let log_pw = wait_log(
         &node_pw,
-        &["kafka step failed; retrying", "Authentication failed"],
+        &[
+            "connect to the Kafka brokers",
+            "Authentication failed",
+            "check Kafka.SASLPlain.User and Kafka.SASLPlain.Password",
+        ],
         Duration::from_secs(40),
     );
     let log_ca = wait_log(
         &node_ca,
-        &["kafka step failed; retrying", "certificate verify failed"],
+        &[
+            "connect to the Kafka brokers",
+            "certificate verify failed",
+            "check Kafka.TLS.RootCAs",
+        ],
         Duration::from_secs(40),
     );
     for (node, net, ch, log) in [
@@ -288,6 +302,11 @@ async fn wrong_sasl_password_or_untrusted_ca_gives_service_unavailable_and_a_cle
             Some(Status::ServiceUnavailable)
         );
         assert!(node.alive(), "the orderer must not exit:\n{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("connect to the Kafka brokers"))
+            .unwrap();
+        eprintln!("{ch}: {line}");
         assert!(!log.contains("panicked"), "{log}");
     }
 }
@@ -346,6 +365,15 @@ async fn create_topic(topic: &str, configs: &[(&str, &str)]) {
     for r in res {
         r.unwrap();
     }
+    // Metadata reaches every broker shortly after the controller created the topic.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::kafka::leader_and_replicas_opt(topic).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} not in the metadata"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +408,11 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
         out.text
     );
     assert!(out.text.contains("4 broker(s)"), "{}", out.text);
+    assert!(
+        out.text.contains(&format!("topic {good}: 3 replica(s)")),
+        "{}",
+        out.text
+    );
 
     // A channel topic with unclean leader election on: that rule fails, by name.
     let bad = unique_channel("checkunclean");
@@ -416,11 +449,11 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
         &node,
         &[
             "WARNING: the Kafka cluster does not follow Fabric's Kafka guide",
-            "rule=unclean-leader-election",
+            "unclean-leader-election",
         ],
         Duration::from_secs(30),
     );
-    assert!(!log.contains("rule=retention"), "{log}");
+    assert!(!log.contains("time-based retention disabled"), "{log}");
     wait_ready(&node, &net, &bad, Duration::from_secs(60)).await;
 
     // Brokers that cannot be reached: exit status 2 and the reason.
@@ -431,7 +464,7 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
     let out = check_kafka(&net, &[]);
     assert_eq!(out.code, 2, "{}", out.text);
     assert!(
-        out.text.contains("reading the cluster metadata"),
+        out.text.contains("cannot read the cluster metadata"),
         "{}",
         out.text
     );
@@ -646,13 +679,13 @@ async fn metrics_parse_as_prometheus_text_and_move_under_load_on_a_kafka_channel
     let ok = [
         ("channel", channel.as_str()),
         ("status", "SUCCESS"),
-        ("type", "ENDORSER_TRANSACTION"),
+        ("type", "MESSAGE"),
     ];
     let moved: Vec<(&str, &[(&str, &str)], f64)> = vec![
         ("broadcast_processed_count", &ok, 200.0),
         ("deliver_blocks_sent", &ch, 20.0),
         ("blockcutter_block_fill_duration", &ch, 20.0),
-        ("consensus_kafka_last_offset_persisted", &ch, 200.0),
+        ("consensus_kafka_last_offset_persisted", &ch, 190.0),
         ("ledger_blockchain_height", &ch, 20.0),
     ];
     for (name, labels, at_least) in moved {

@@ -254,9 +254,19 @@ fn check_kafka(timeout: Duration) -> Result<bool> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let results = rt
-        .block_on(inspect::check(&ks, &topics, amb, timeout))
+    let observed = rt
+        .block_on(inspect::observe(&ks, &topics, amb, timeout))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for t in &observed.topics {
+        match t.replicas {
+            Some(n) => println!("topic {}: {n} replica(s)", t.name),
+            None => println!(
+                "topic {}: not created yet (the broker defaults apply when it is)",
+                t.name
+            ),
+        }
+    }
+    let results = check::evaluate(&observed);
     print!("{}", check::report(&results));
     Ok(check::failed_rules(&results).is_empty())
 }

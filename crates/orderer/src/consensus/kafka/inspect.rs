@@ -27,18 +27,10 @@ pub async fn observe(
     let admin = settings
         .admin()
         .map_err(|e| format!("creating the Kafka admin client: {e}"))?;
-    let (admin, md) = tokio::task::spawn_blocking(move || {
-        let md = admin.inner().fetch_metadata(None, timeout);
-        (admin, md)
-    })
-    .await
-    .map_err(|e| format!("metadata task: {e}"))?;
-    let md = md.map_err(|e| {
-        format!(
-            "reading the cluster metadata from {}: {e}",
-            settings.brokers.join(",")
-        )
-    })?;
+    let s2 = settings.clone();
+    let md = tokio::task::spawn_blocking(move || s2.metadata_diagnosed(None, timeout))
+        .await
+        .map_err(|e| format!("metadata task: {e}"))??;
     let mut broker_ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
     broker_ids.sort_unstable();
     let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
@@ -53,34 +45,47 @@ pub async fn observe(
         .iter()
         .filter(|t| replicas.contains_key(*t))
         .collect();
-    let mut specs: Vec<ResourceSpecifier<'_>> = broker_ids
+    // librdkafka takes one broker resource per DescribeConfigs request: one
+    // request per broker, one for all the topics, in parallel.
+    let broker_specs: Vec<ResourceSpecifier<'_>> = broker_ids
         .iter()
         .map(|id| ResourceSpecifier::Broker(*id))
         .collect();
-    specs.extend(
-        existing
-            .iter()
-            .map(|t| ResourceSpecifier::Topic(t.as_str())),
-    );
+    let topic_specs: Vec<ResourceSpecifier<'_>> = existing
+        .iter()
+        .map(|t| ResourceSpecifier::Topic(t.as_str()))
+        .collect();
     let opts = AdminOptions::new().request_timeout(Some(timeout));
-    let described = tokio::time::timeout(timeout + Duration::from_secs(1), async {
-        admin.describe_configs(specs.iter(), &opts).await
-    })
+    let mut requests: Vec<Vec<ResourceSpecifier<'_>>> =
+        broker_specs.into_iter().map(|s| vec![s]).collect();
+    if !topic_specs.is_empty() {
+        requests.push(topic_specs);
+    }
+    let described = tokio::time::timeout(
+        timeout + Duration::from_secs(1),
+        futures::future::join_all(
+            requests
+                .iter()
+                .map(|specs| admin.describe_configs(specs.iter(), &opts)),
+        ),
+    )
     .await
-    .map_err(|_| format!("DescribeConfigs did not answer within {timeout:?}"))?
-    .map_err(|e| format!("DescribeConfigs: {e}"))?;
+    .map_err(|_| format!("DescribeConfigs did not answer within {timeout:?}"))?;
     let mut brokers = Vec::new();
     let mut topic_configs: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
-    for (spec, res) in specs.iter().zip(described) {
-        let res = res.map_err(|code| format!("DescribeConfigs of {spec:?}: {code}"))?;
-        let configs: BTreeMap<String, Option<String>> =
-            res.entries.into_iter().map(|e| (e.name, e.value)).collect();
-        match spec {
-            ResourceSpecifier::Broker(id) => brokers.push(BrokerObserved { id: *id, configs }),
-            ResourceSpecifier::Topic(t) => {
-                topic_configs.insert(t.to_string(), configs);
+    for (specs, res) in requests.iter().zip(described) {
+        let res = res.map_err(|e| format!("DescribeConfigs of {specs:?}: {e}"))?;
+        for (spec, res) in specs.iter().zip(res) {
+            let res = res.map_err(|code| format!("DescribeConfigs of {spec:?}: {code}"))?;
+            let configs: BTreeMap<String, Option<String>> =
+                res.entries.into_iter().map(|e| (e.name, e.value)).collect();
+            match spec {
+                ResourceSpecifier::Broker(id) => brokers.push(BrokerObserved { id: *id, configs }),
+                ResourceSpecifier::Topic(t) => {
+                    topic_configs.insert(t.to_string(), configs);
+                }
+                ResourceSpecifier::Group(_) => {}
             }
-            ResourceSpecifier::Group(_) => {}
         }
     }
     let topics = topics

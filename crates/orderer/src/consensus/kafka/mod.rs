@@ -33,7 +33,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -177,6 +177,107 @@ impl KafkaSettings {
 
     fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
         self.client_config().create()
+    }
+}
+
+/// Records librdkafka's last error (its error callback) for
+/// [`KafkaSettings::metadata_diagnosed`].
+#[derive(Debug, Default)]
+struct DiagContext {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl DiagContext {
+    /// Keeps the first error that names a cause (a refused login, a TLS
+    /// failure) over generic ones such as "all brokers down".
+    fn note(&self, what: String) {
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        let specific = |s: &str| transport_hint(s) != transport_hint("");
+        match &*last {
+            Some(prev) if specific(prev) || !specific(&what) && prev.contains("AllBrokersDown") => {
+            }
+            _ => *last = Some(what),
+        }
+    }
+}
+
+impl rdkafka::client::ClientContext for DiagContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if fac == "FAIL" {
+            self.note(log_message.to_string());
+        }
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            L::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            L::Notice | L::Info => info!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            L::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.note(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::producer::ProducerContext for DiagContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// What to check for a transport error of librdkafka's.
+pub fn transport_hint(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("sasl") || r.contains("authentication") {
+        "the brokers refused the SASL/PLAIN login: check Kafka.SASLPlain.User and Kafka.SASLPlain.Password"
+    } else if r.contains("certificate verify failed") || r.contains("could not be verified") {
+        "the brokers' TLS certificate does not chain to Kafka.TLS.RootCAs: check Kafka.TLS.RootCAs"
+    } else if r.contains("ssl") || r.contains("tls") || r.contains("handshake") {
+        "the TLS handshake with the brokers failed: check Kafka.TLS (Certificate, PrivateKey, RootCAs) and that Orderer/KafkaBrokers names the brokers' SSL listeners"
+    } else {
+        "check that the brokers in Orderer/KafkaBrokers are up and reachable"
+    }
+}
+
+impl KafkaSettings {
+    /// The cluster metadata (all topics, or `topic`) through a short-lived
+    /// client; blocking. On failure the error carries librdkafka's last
+    /// transport error (a refused SASL login, a TLS certificate that does
+    /// not verify, …) and what to check.
+    pub fn metadata_diagnosed(
+        &self,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<rdkafka::metadata::Metadata, String> {
+        let p: rdkafka::producer::BaseProducer<DiagContext> = self
+            .client_config()
+            .create_with_context(DiagContext::default())
+            .map_err(|e| format!("creating a Kafka client: {e}"))?;
+        let md = p.client().fetch_metadata(topic, timeout);
+        // Delivers the error events queued meanwhile to DiagContext.
+        p.poll(Duration::from_millis(50));
+        md.map_err(|e| {
+            let last = p
+                .context()
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match last {
+                Some(reason) => format!(
+                    "cannot read the cluster metadata from {}: {e}; last transport error: {reason} ({})",
+                    self.brokers.join(","),
+                    transport_hint(&reason)
+                ),
+                None => format!(
+                    "cannot read the cluster metadata from {}: {e} ({})",
+                    self.brokers.join(","),
+                    transport_hint("")
+                ),
+            }
+        })
     }
 }
 
@@ -393,6 +494,20 @@ impl KafkaChain {
     ) -> Option<Result<(FutureProducer, StreamConsumer), String>> {
         let s = &*self.settings;
         let topic = self.channel_id.clone();
+        // 0. Reach the brokers (a refused login or certificate is named here).
+        let reach = retry("connect to the Kafka brokers", s, shutdown, || async {
+            let s2 = Arc::clone(&self.settings);
+            let timeout = s
+                .dial_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(10));
+            tokio::task::spawn_blocking(move || s2.metadata_diagnosed(None, timeout).map(|_| ()))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+        .await?;
+        if let Err(e) = reach {
+            return Some(Err(e));
+        }
         // 1. The topic (a failure only logs: auto-creation may still work, as in Fabric).
         let created = retry("create topic", s, shutdown, || async {
             let admin = s.admin().map_err(|e| e.to_string())?;
