@@ -470,6 +470,92 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
     );
 }
 
+/// A one-node KRaft cluster started by `kafka.sh` with unclean leader
+/// election on (about 20 s); `down` on drop.
+struct UncleanCluster {
+    env: Vec<(String, String)>,
+    brokers: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl UncleanCluster {
+    fn kafka_sh(env: &[(String, String)], args: &[&str]) -> std::process::Output {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka/kafka.sh");
+        Command::new(script)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap()
+    }
+
+    fn start() -> UncleanCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = free_port();
+        let env = owned(&[
+            (
+                "KAFKA_RUN_DIR",
+                &dir.path().join("kafka").display().to_string(),
+            ),
+            ("KAFKA_BROKER_PORT_BASE", &broker.to_string()),
+            ("KAFKA_CONTROLLER_PORT_BASE", &free_port().to_string()),
+            ("KAFKA_NUM_BROKERS", "1"),
+            ("KAFKA_NUM_CONTROLLERS", "1"),
+            ("KAFKA_REPLICATION_FACTOR", "1"),
+            ("KAFKA_MIN_ISR", "1"),
+            ("KAFKA_TLS", "0"),
+            ("KAFKA_UNCLEAN_LEADER_ELECTION", "true"),
+        ]);
+        let c = UncleanCluster {
+            brokers: vec![format!("127.0.0.1:{broker}")],
+            env,
+            _dir: dir,
+        };
+        let out = Self::kafka_sh(&c.env, &["start", "--kraft", "--wait"]);
+        assert!(
+            out.status.success(),
+            "kafka.sh start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+}
+
+impl Drop for UncleanCluster {
+    fn drop(&mut self) {
+        let _ = Self::kafka_sh(&self.env, &["down"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_kafka_fails_on_a_cluster_started_with_unclean_leader_election() {
+    let cluster = UncleanCluster::start();
+    let net = kafka_net_on(&unique_channel("unclean"), cluster.brokers.clone());
+    let out = check_kafka(&net, &[]);
+    eprintln!("{}", out.text);
+    assert_eq!(out.code, 1, "{}", out.text);
+    assert!(
+        out.text.contains("FAIL  unclean-leader-election"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .contains("broker 1: unclean.leader.election.enable=true"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .contains("fix: set unclean.leader.election.enable=false on every broker"),
+        "{}",
+        out.text
+    );
+    // The same one-node cluster also breaks the guide's size rules, by name.
+    assert!(out.text.contains("FAIL  brokers"), "{}", out.text);
+    assert!(out.text.contains("PASS  retention"), "{}", out.text);
+}
+
 // ----------------------------------------------------------------- /healthz and brokers --
 
 struct Http {
