@@ -767,7 +767,8 @@ async fn metrics_parse_as_prometheus_text_and_move_under_load_on_a_kafka_channel
         ("status", "SUCCESS"),
         ("type", "MESSAGE"),
     ];
-    let moved: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+    let moved: Vec<(&str, Labels, f64)> = vec![
         ("broadcast_processed_count", &ok, 200.0),
         ("deliver_blocks_sent", &ch, 20.0),
         ("blockcutter_block_fill_duration", &ch, 20.0),
