@@ -24,6 +24,12 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
     fi
     KAFKA_BROKERS=$(scripts/kafka/kafka.sh brokers)
     export KAFKA_BROKERS
+    # the same cluster's SSL and SASL_SSL listeners and their test CA (e2e_ops_security)
+    if [ -z "${KAFKA_TLS_DIR:-}" ] && KAFKA_TLS_DIR=$(scripts/kafka/kafka.sh tls-dir 2>/dev/null); then
+        KAFKA_SSL_BROKERS=$(scripts/kafka/kafka.sh brokers --ssl)
+        KAFKA_SASL_SSL_BROKERS=$(scripts/kafka/kafka.sh brokers --sasl-ssl)
+        export KAFKA_TLS_DIR KAFKA_SSL_BROKERS KAFKA_SASL_SSL_BROKERS
+    fi
 fi
 echo "Kafka: $KAFKA_BROKERS"
 

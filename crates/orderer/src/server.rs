@@ -251,7 +251,8 @@ impl RunningNode {
     }
 }
 
-fn existing_channels(ledger_root: &Path) -> Result<Vec<String>> {
+/// The channels whose ledgers exist under `ledger_root`, sorted.
+pub fn existing_channels(ledger_root: &Path) -> Result<Vec<String>> {
     let chains = ledger_root.join("chains");
     let mut out = Vec::new();
     match std::fs::read_dir(&chains) {
@@ -374,6 +375,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
             starter.start_channel(&id)?;
         }
     }
+    spawn_kafka_check(&settings, &registrar, chains_stop.clone());
 
     let expiration_checks = !settings.no_expiration_checks;
     let broadcaster = Broadcaster::new(
@@ -432,6 +434,41 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         server,
         operations: operations.map(|o| o.task),
     })
+}
+
+/// The start-up Kafka cluster check ([`kafka::inspect::warn_at_start`]) over
+/// every Kafka channel: their brokers, topics and largest `AbsoluteMaxBytes`.
+/// It runs beside the chains and only logs.
+fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: CancellationToken) {
+    let mut ks = settings.kafka.clone();
+    ks.brokers.clear();
+    let mut topics = Vec::new();
+    let mut absolute_max_bytes = 0u64;
+    for id in registrar.channel_ids() {
+        let Some(support) = registrar.get(&id) else {
+            continue;
+        };
+        let config = support.config();
+        if config.consensus_type != "kafka" {
+            continue;
+        }
+        for b in &config.kafka_brokers {
+            if !ks.brokers.contains(b) {
+                ks.brokers.push(b.clone());
+            }
+        }
+        absolute_max_bytes =
+            absolute_max_bytes.max(u64::from(config.batch_size.absolute_max_bytes));
+        topics.push(id);
+    }
+    if !topics.is_empty() {
+        tokio::spawn(kafka::inspect::warn_at_start(
+            ks,
+            topics,
+            absolute_max_bytes,
+            stop,
+        ));
+    }
 }
 
 /// Starts chains: at start-up for every channel in the ledger, and at run

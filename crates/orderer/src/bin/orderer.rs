@@ -40,6 +40,16 @@ enum Cmd {
     Start,
     /// Show version information.
     Version,
+    /// Check the Kafka cluster against Fabric's Kafka guide (brokers,
+    /// replication, min.insync.replicas, unclean leader election, message
+    /// sizes, retention), reading orderer.yaml and the bootstrap block.
+    /// Exit status 0: every rule passes; 1: a rule fails; 2: the check
+    /// could not run.
+    CheckKafka {
+        /// How long to wait for the cluster's answers, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 /// Installs the subscriber with `FABRIC_LOGGING_SPEC` behind a reload
@@ -135,7 +145,15 @@ fn settings(log: Arc<LogControl>) -> Result<NodeSettings> {
         },
         operations: Some(OperationsSettings {
             listen: config.operations.listen_address.clone(),
-            tls_enabled: config.operations.tls.enabled,
+            tls: config.operations.tls.enabled.then(|| {
+                let t = &config.operations.tls;
+                orderer::operations::tls::OperationsTls {
+                    certificate: t.certificate.clone(),
+                    private_key: t.private_key.clone(),
+                    client_auth_required: t.client_auth_required,
+                    client_root_cas: t.client_root_cas.clone(),
+                }
+            }),
             prometheus: config.metrics.provider == "prometheus",
             // The built-in default address only logs when it is taken.
             required: matches!(config.source, ConfigSource::File(_))
@@ -192,9 +210,81 @@ fn version() {
     println!(" Consensus types: solo, kafka");
 }
 
+/// `orderer check-kafka`: the brokers and `AbsoluteMaxBytes` come from the
+/// bootstrap block, the topics are its channel and every channel in the
+/// ledger; `Kafka.TLS` / `Kafka.SASLPlain` as for `start`.
+fn check_kafka(timeout: Duration) -> Result<bool> {
+    use orderer::channelconfig::ChannelConfig;
+    use orderer::consensus::kafka::{check, inspect};
+    let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Bootstrap::File(file) = config.bootstrap() else {
+        anyhow::bail!(
+            "check-kafka reads the Kafka brokers from the bootstrap block: set General.BootstrapMethod \
+             to file and General.BootstrapFile (ORDERER_GENERAL_BOOTSTRAPFILE)"
+        );
+    };
+    let block = server::read_block_file(&file)?;
+    let cc = ChannelConfig::from_block(&block)
+        .with_context(|| format!("the config in {}", file.display()))?;
+    if cc.consensus_type != "kafka" {
+        anyhow::bail!(
+            "channel {} in {} uses consensus type {:?}, not kafka: nothing to check",
+            cc.channel_id,
+            file.display(),
+            cc.consensus_type
+        );
+    }
+    let mut ks = kafka_settings(&config.kafka);
+    ks.brokers = cc.kafka_brokers.clone();
+    let mut topics = vec![cc.channel_id.clone()];
+    for id in server::existing_channels(&config.file_ledger.location)? {
+        if !topics.contains(&id) {
+            topics.push(id);
+        }
+    }
+    let amb = u64::from(cc.batch_size.absolute_max_bytes);
+    println!(
+        "Kafka cluster check: brokers {} (TLS {}, SASL/PLAIN {}), topics {}, AbsoluteMaxBytes {amb}",
+        ks.brokers.join(","),
+        ks.tls.is_some(),
+        ks.sasl_plain.is_some(),
+        topics.join(",")
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let observed = rt
+        .block_on(inspect::observe(&ks, &topics, amb, timeout))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for t in &observed.topics {
+        match t.replicas {
+            Some(n) => println!("topic {}: {n} replica(s)", t.name),
+            None => println!(
+                "topic {}: not created yet (the broker defaults apply when it is)",
+                t.name
+            ),
+        }
+    }
+    let results = check::evaluate(&observed);
+    print!("{}", check::report(&results));
+    Ok(check::failed_rules(&results).is_empty())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd.unwrap_or(Cmd::Start) {
+        Cmd::CheckKafka { timeout } => {
+            let _log = init_logging();
+            match check_kafka(Duration::from_secs(timeout.max(1))) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(e) => {
+                    eprintln!("check-kafka: error: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Cmd::Version => {
             version();
             Ok(())

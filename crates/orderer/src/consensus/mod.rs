@@ -99,6 +99,9 @@ pub struct Submission {
 pub struct ChainHandle {
     submit_tx: mpsc::Sender<Submission>,
     state_rx: watch::Receiver<ChainState>,
+    /// The backend's own health probe (Kafka: is the partition reachable):
+    /// `Some(reason)` while unhealthy.
+    health_rx: Option<watch::Receiver<Option<String>>>,
 }
 
 impl ChainHandle {
@@ -107,7 +110,20 @@ impl ChainHandle {
         Self {
             submit_tx,
             state_rx,
+            health_rx: None,
         }
+    }
+
+    /// With a health probe's results (see [`ChainHandle::health`]).
+    pub fn with_health(mut self, health_rx: watch::Receiver<Option<String>>) -> Self {
+        self.health_rx = Some(health_rx);
+        self
+    }
+
+    /// Why the backend is unhealthy right now (a Ready chain whose Kafka
+    /// partition cannot be reached), or `None`.
+    pub fn health(&self) -> Option<String> {
+        self.health_rx.as_ref().and_then(|rx| rx.borrow().clone())
     }
 
     /// The current state.

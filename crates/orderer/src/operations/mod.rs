@@ -13,16 +13,18 @@
 //! registers none for solo; here a halted solo chain is reported too). A
 //! chain that is still connecting to Kafka or has halted fails its check.
 //!
-//! `Operations.TLS.Enabled: true` is refused at start-up: TLS on this
-//! endpoint is not implemented.
+//! `Operations.TLS` ([`tls`]): HTTPS, optionally mutual; with TLS on,
+//! `/metrics` and `/logspec` need a verified client certificate (401
+//! otherwise), as in Fabric.
 
 pub mod logspec;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
@@ -43,8 +45,8 @@ pub use logspec::{LogControl, LogSpec};
 pub struct OperationsSettings {
     /// `Operations.ListenAddress` (`host:port`; port 0 picks a free port).
     pub listen: String,
-    /// `Operations.TLS.Enabled` (not supported: start-up fails when set).
-    pub tls_enabled: bool,
+    /// `Operations.TLS` when `Operations.TLS.Enabled`.
+    pub tls: Option<tls::OperationsTls>,
     /// `Metrics.Provider` is `prometheus`: record metrics and serve `/metrics`.
     pub prometheus: bool,
     /// Whether a bind failure stops start-up (the address was configured
@@ -84,13 +86,11 @@ pub async fn start(
         info!("Operations.ListenAddress is empty: the operations endpoint is off");
         return Ok(None);
     }
-    if settings.tls_enabled {
-        bail!(
-            "Operations.TLS.Enabled is true, but TLS on the operations endpoint is not supported \
-             by this orderer; set Operations.TLS.Enabled to false (and protect {} by other means)",
-            settings.listen
-        );
-    }
+    // Unreadable TLS files stop start-up, before anything is bound.
+    let tls_config = match &settings.tls {
+        Some(t) => Some(tls::server_config(t)?),
+        None => None,
+    };
     let listener = match TcpListener::bind(&settings.listen).await {
         Ok(l) => l,
         Err(e) if !settings.required => {
@@ -113,25 +113,67 @@ pub async fn start(
         registrar,
         settings: Arc::new(settings),
     };
+    let secure = tls_config.is_some();
+    // Fabric's "secure" handlers: a verified client certificate when TLS is on.
+    let guarded = |r: axum::routing::MethodRouter<Ctx>| {
+        if secure {
+            r.layer(axum::middleware::from_fn(require_client_cert))
+        } else {
+            r
+        }
+    };
     let mut app = Router::new()
         .route("/healthz", any(healthz))
-        .route("/logspec", any(logspec))
+        .route("/logspec", guarded(any(logspec)))
         .route("/version", any(version));
     if prometheus {
-        app = app.route("/metrics", any(metrics));
+        app = app.route("/metrics", guarded(any(metrics)));
     }
     let app = app.with_state(ctx);
-    info!(%addr, metrics = prometheus, "operations endpoint serving /healthz /logspec /version{}",
+    info!(%addr, metrics = prometheus, tls = secure, "operations endpoint serving /healthz /logspec /version{}",
           if prometheus { " /metrics" } else { "" });
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = r {
-            warn!(error = %e, "operations endpoint stopped");
+    let task = match tls_config {
+        Some(cfg) => {
+            let listener = tls::TlsListener::new(listener, cfg, shutdown.clone())?;
+            tokio::spawn(async move {
+                let r = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<tls::OpsPeer>(),
+                )
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+                if let Err(e) = r {
+                    warn!(error = %e, "operations endpoint stopped");
+                }
+            })
         }
-    });
+        None => tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = r {
+                warn!(error = %e, "operations endpoint stopped");
+            }
+        }),
+    };
     Ok(Some(OperationsServer { addr, task }))
+}
+
+/// 401 unless the TLS client presented a verified certificate.
+async fn require_client_cert(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<tls::OpsPeer>>()
+        .map(|c| c.0);
+    if peer.is_some_and(|p| p.verified_client) {
+        return next.run(req).await;
+    }
+    warn!(path = %req.uri().path(), method = %req.method(), remote = ?peer.map(|p| p.addr),
+          "client request not authorized: a valid client certificate is required for this operation");
+    StatusCode::UNAUTHORIZED.into_response()
 }
 
 fn json_response(code: StatusCode, body: serde_json::Value) -> Response {
@@ -165,7 +207,10 @@ pub fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
             id.clone()
         };
         let reason = match support.chain.state() {
-            ChainState::Ready => continue,
+            ChainState::Ready => match support.chain.health() {
+                None => continue,
+                Some(why) => why,
+            },
             ChainState::Starting => "consenter has not completed booting".to_string(),
             ChainState::Halted(why) => format!("consenter halted: {why}"),
         };

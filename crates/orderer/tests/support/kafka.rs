@@ -100,3 +100,20 @@ pub fn leader_and_replicas(topic: &str) -> (i32, Vec<i32>) {
     let p = &t.partitions()[0];
     (p.leader(), p.replicas().to_vec())
 }
+
+/// As [`leader_and_replicas`], `None` while `topic` is not (yet) in the
+/// metadata or has no leader.
+pub fn leader_and_replicas_opt(topic: &str) -> Option<(i32, Vec<i32>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers().join(","))
+        .create()
+        .ok()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() {
+        return None;
+    }
+    let p = t.partitions().first()?;
+    (p.leader() >= 0).then(|| (p.leader(), p.replicas().to_vec()))
+}

@@ -16,7 +16,9 @@
 //! for `LongTotal`. Until then the chain is `Starting` (Broadcast and
 //! Deliver answer SERVICE_UNAVAILABLE).
 
+pub mod check;
 pub mod decide;
+pub mod inspect;
 pub mod produce;
 
 use std::future::Future;
@@ -31,7 +33,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -178,6 +180,107 @@ impl KafkaSettings {
     }
 }
 
+/// Records librdkafka's last error (its error callback) for
+/// [`KafkaSettings::metadata_diagnosed`].
+#[derive(Debug, Default)]
+struct DiagContext {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl DiagContext {
+    /// Keeps the first error that names a cause (a refused login, a TLS
+    /// failure) over generic ones such as "all brokers down".
+    fn note(&self, what: String) {
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        let specific = |s: &str| transport_hint(s) != transport_hint("");
+        match &*last {
+            Some(prev) if specific(prev) || !specific(&what) && prev.contains("AllBrokersDown") => {
+            }
+            _ => *last = Some(what),
+        }
+    }
+}
+
+impl rdkafka::client::ClientContext for DiagContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if fac == "FAIL" {
+            self.note(log_message.to_string());
+        }
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            L::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            L::Notice | L::Info => info!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            L::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.note(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::producer::ProducerContext for DiagContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// What to check for a transport error of librdkafka's.
+pub fn transport_hint(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("sasl") || r.contains("authentication") {
+        "the brokers refused the SASL/PLAIN login: check Kafka.SASLPlain.User and Kafka.SASLPlain.Password"
+    } else if r.contains("certificate verify failed") || r.contains("could not be verified") {
+        "the brokers' TLS certificate does not chain to Kafka.TLS.RootCAs: check Kafka.TLS.RootCAs"
+    } else if r.contains("ssl") || r.contains("tls") || r.contains("handshake") {
+        "the TLS handshake with the brokers failed: check Kafka.TLS (Certificate, PrivateKey, RootCAs) and that Orderer/KafkaBrokers names the brokers' SSL listeners"
+    } else {
+        "check that the brokers in Orderer/KafkaBrokers are up and reachable"
+    }
+}
+
+impl KafkaSettings {
+    /// The cluster metadata (all topics, or `topic`) through a short-lived
+    /// client; blocking. On failure the error carries librdkafka's last
+    /// transport error (a refused SASL login, a TLS certificate that does
+    /// not verify, …) and what to check.
+    pub fn metadata_diagnosed(
+        &self,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<rdkafka::metadata::Metadata, String> {
+        let p: rdkafka::producer::BaseProducer<DiagContext> = self
+            .client_config()
+            .create_with_context(DiagContext::default())
+            .map_err(|e| format!("creating a Kafka client: {e}"))?;
+        let md = p.client().fetch_metadata(topic, timeout);
+        // Delivers the error events queued meanwhile to DiagContext.
+        p.poll(Duration::from_millis(50));
+        md.map_err(|e| {
+            let last = p
+                .context()
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match last {
+                Some(reason) => format!(
+                    "cannot read the cluster metadata from {}: {e}; last transport error: {reason} ({})",
+                    self.brokers.join(","),
+                    transport_hint(&reason)
+                ),
+                None => format!(
+                    "cannot read the cluster metadata from {}: {e} ({})",
+                    self.brokers.join(","),
+                    transport_hint("")
+                ),
+            }
+        })
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u32::MAX)) as u64
 }
@@ -276,7 +379,9 @@ pub fn start_with_hooks(
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Starting);
+    let (health_tx, health_rx) = watch::channel(None);
     let chain = KafkaChain {
+        health_tx,
         offsets: Offsets::from_metadata(last_metadata.as_ref()),
         decider: None,
         channel_id,
@@ -289,10 +394,80 @@ pub fn start_with_hooks(
         hooks,
     };
     let task = tokio::spawn(chain.run(submit_rx, shutdown));
-    (ChainHandle::new(submit_tx, state_rx), task)
+    (
+        ChainHandle::new(submit_tx, state_rx).with_health(health_rx),
+        task,
+    )
+}
+
+/// How often a ready Kafka chain checks that its partition is reachable.
+pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one probe may take.
+pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The health probe of a ready chain: a metadata request for the channel's
+/// topic through the producer's client every [`HEALTH_PROBE_INTERVAL`];
+/// unhealthy when the brokers do not answer or partition 0 has no leader.
+/// `/healthz` reports it (Fabric's Kafka health check posts a CONNECT
+/// instead; a metadata round trip tells the same without writing to the
+/// partition).
+async fn health_probe(
+    channel_id: String,
+    producer: Arc<FutureProducer>,
+    health_tx: watch::Sender<Option<String>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HEALTH_PROBE_INTERVAL) => {}
+        }
+        let p = Arc::clone(&producer);
+        let topic = channel_id.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let md = p
+                .client()
+                .fetch_metadata(Some(&topic), HEALTH_PROBE_TIMEOUT)
+                .map_err(|e| format!("Kafka unreachable: metadata request failed: {e}"))?;
+            let t = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .ok_or_else(|| format!("Kafka: topic {topic} not in the metadata"))?;
+            if let Some(e) = t.error() {
+                return Err(format!(
+                    "Kafka: topic {topic}: {:?}",
+                    RDKafkaErrorCode::from(e)
+                ));
+            }
+            match t.partitions().iter().find(|p| p.id() == PARTITION) {
+                Some(p) if p.leader() >= 0 && p.error().is_none() => Ok(()),
+                Some(p) => Err(format!(
+                    "Kafka: partition {topic}/{PARTITION} has no leader (replicas {:?}, in sync {:?})",
+                    p.replicas(),
+                    p.isr()
+                )),
+                None => Err(format!("Kafka: partition {topic}/{PARTITION} missing")),
+            }
+        });
+        let verdict = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT * 2, probe).await {
+            Ok(Ok(r)) => r.err(),
+            Ok(Err(e)) => Some(format!("Kafka health probe failed: {e}")),
+            Err(_) => Some("Kafka unreachable: metadata request did not finish".to_string()),
+        };
+        let changed = *health_tx.borrow() != verdict;
+        if changed {
+            match &verdict {
+                Some(why) => warn!(%channel_id, reason = %why, "Kafka health check failing"),
+                None => info!(%channel_id, "Kafka health check passing again"),
+            }
+            health_tx.send_replace(verdict);
+        }
+    }
 }
 
 struct KafkaChain {
+    health_tx: watch::Sender<Option<String>>,
     channel_id: String,
     settings: Arc<KafkaSettings>,
     batch_size: BatchSize,
@@ -319,6 +494,20 @@ impl KafkaChain {
     ) -> Option<Result<(FutureProducer, StreamConsumer), String>> {
         let s = &*self.settings;
         let topic = self.channel_id.clone();
+        // 0. Reach the brokers (a refused login or certificate is named here).
+        let reach = retry("connect to the Kafka brokers", s, shutdown, || async {
+            let s2 = Arc::clone(&self.settings);
+            let timeout = s
+                .dial_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(10));
+            tokio::task::spawn_blocking(move || s2.metadata_diagnosed(None, timeout).map(|_| ()))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+        .await?;
+        if let Err(e) = reach {
+            return Some(Err(e));
+        }
         // 1. The topic (a failure only logs: auto-creation may still work, as in Fabric).
         let created = retry("create topic", s, shutdown, || async {
             let admin = s.admin().map_err(|e| e.to_string())?;
@@ -402,6 +591,14 @@ impl KafkaChain {
             }
         };
         let producer = Arc::new(producer);
+        let probe_stop = shutdown.child_token();
+        tokio::spawn(health_probe(
+            self.channel_id.clone(),
+            Arc::clone(&producer),
+            self.health_tx.clone(),
+            probe_stop.clone(),
+        ));
+        let _probe_guard = probe_stop.drop_guard();
         let produce_task = tokio::spawn(produce::run(
             self.channel_id.clone(),
             Arc::clone(&producer),
