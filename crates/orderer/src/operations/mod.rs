@@ -168,6 +168,7 @@ pub fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
             ChainState::Ready => continue,
             ChainState::Starting => "consenter has not completed booting".to_string(),
             ChainState::Halted(why) => format!("consenter halted: {why}"),
+            ChainState::Stalled(why) => format!("ledger write failing, retrying: {why}"),
         };
         failed.push(FailedCheck { component, reason });
     }
