@@ -124,6 +124,7 @@ async fn a_full_disk_stalls_broadcast_keeps_deliver_and_resumes_without_loss() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    eprintln!("orderer log: {line}");
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains("blockfile_000000"), "{line}");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -135,6 +136,7 @@ async fn a_full_disk_stalls_broadcast_keeps_deliver_and_resumes_without_loss() {
         "{:?}",
         r[0].info
     );
+    eprintln!("Broadcast while the disk is full: {:?}", r[0]);
     // Deliver keeps serving what is persisted.
     let (blocks, status) = deliver(&mut client, &net.client, CHANNEL, seek_all()).await;
     assert_eq!((blocks.len(), status), (4, Some(Status::Success)));
@@ -225,6 +227,7 @@ async fn a_corrupted_record_in_the_middle_of_a_block_file_stops_the_node_with_it
     };
     assert!(!status.success(), "exit status {status}");
     let log = log_text(&node);
+    eprintln!("orderer exited ({status}):\n{log}");
     assert!(log.contains(&format!("channel {CHANNEL}")), "{log}");
     assert!(log.contains(&file.display().to_string()), "{log}");
     assert!(log.contains(&format!("offset {}", victim.offset)), "{log}");
