@@ -11,7 +11,9 @@
 //! * [`broadcast`]: a pipelined Broadcast stream with a bounded in-flight window;
 //! * [`counter`]: the counter check (every value delivered once and in order);
 //! * [`bench`]: the Broadcast load generator with delivered-latency figures;
-//! * [`latency`]: latency histograms.
+//! * [`latency`]: latency histograms;
+//! * [`load`]: long-lived Broadcast streams and Deliver followers with
+//!   samples of the orderer's RSS (the `load` command).
 
 pub mod bench;
 pub mod broadcast;
@@ -21,6 +23,7 @@ pub mod conn;
 pub mod counter;
 pub mod deliver;
 pub mod latency;
+pub mod load;
 pub mod verify;
 
 /// The symbolic name of a Fabric `common.Status` code (`"SUCCESS"`, …), or the number.

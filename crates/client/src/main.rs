@@ -132,6 +132,46 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Hold many Broadcast streams and Deliver followers open against one orderer
+    /// for a while, sending at a fixed total rate, and sample the orderer's RSS
+    Load {
+        /// Broadcast streams kept open
+        #[arg(long, default_value_t = 1000)]
+        broadcast_streams: usize,
+        /// Deliver followers (from the newest block, forever)
+        #[arg(long, default_value_t = 200)]
+        followers: usize,
+        /// How many of the followers read slowly
+        #[arg(long, default_value_t = 0)]
+        slow_followers: usize,
+        /// A slow follower's pause between two responses, in milliseconds
+        #[arg(long, default_value_t = 1000)]
+        slow_delay_ms: u64,
+        /// Envelopes per second over all Broadcast streams (0: idle streams)
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Maximum unanswered envelopes per stream
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Payload bytes per envelope
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Seconds to run once every stream is open
+        #[arg(long, default_value_t = 600)]
+        duration: u64,
+        /// gRPC streams per HTTP/2 connection
+        #[arg(long, default_value_t = 1)]
+        streams_per_connection: usize,
+        /// The orderer's process id, for RSS samples
+        #[arg(long)]
+        orderer_pid: Option<u32>,
+        /// Seconds between RSS samples
+        #[arg(long, default_value_t = 5)]
+        sample_secs: u64,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the channel height and newest block
     ChannelInfo,
     /// Create or update a channel, or fetch one of its blocks (like `peer channel`)
@@ -337,6 +377,78 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
                 outln!("{}", report.to_string().trim_end());
             }
             Ok(report.ok(!no_follow))
+        }
+        Cmd::Load {
+            broadcast_streams,
+            followers,
+            slow_followers,
+            slow_delay_ms,
+            rate,
+            window,
+            size,
+            duration,
+            streams_per_connection,
+            orderer_pid,
+            sample_secs,
+            json,
+        } => {
+            let opts = orderer_client::load::LoadOpts {
+                server: target.server.clone(),
+                channel: target.channel.clone(),
+                signer: target.signer.clone(),
+                broadcast_streams,
+                followers,
+                slow_followers,
+                slow_delay: Duration::from_millis(slow_delay_ms),
+                rate,
+                window,
+                size,
+                duration: Duration::from_secs(duration),
+                streams_per_connection,
+                orderer_pid,
+                sample_every: Duration::from_secs(sample_secs.max(1)),
+                progress: !json,
+            };
+            let r = orderer_client::load::run(opts).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let mib = |k: Option<u64>| {
+                    k.map_or("n/a".to_string(), |k| {
+                        format!("{:.1} MiB", k as f64 / 1024.0)
+                    })
+                };
+                outln!(
+                    "streams: {} Broadcast, {} Deliver ({} slow)",
+                    r.broadcast_streams,
+                    r.followers,
+                    r.slow_followers
+                );
+                outln!(
+                    "orderer RSS: before open {}, after open {}, min {}, max {}, end {}",
+                    mib(r.rss_before_open_kib),
+                    mib(r.rss_after_open_kib),
+                    mib(r.rss_min_kib),
+                    mib(r.rss_max_kib),
+                    mib(r.rss_end_kib)
+                );
+                outln!(
+                    "sent {} in {:.0}s, SUCCESS {} ({:.1} tx/s), other statuses {:?}",
+                    r.sent,
+                    r.duration_secs,
+                    r.success,
+                    r.throughput_tx_per_sec,
+                    r.failures
+                );
+                outln!(
+                    "blocks delivered: {} (per follower min {} max {})",
+                    r.blocks_delivered,
+                    r.follower_blocks_min_max.0,
+                    r.follower_blocks_min_max.1
+                );
+                outln!("transport errors: {} {:?}", r.errors, r.first_errors);
+            }
+            Ok(r.errors == 0 && r.failures.is_empty())
         }
         Cmd::ChannelInfo => {
             let mut client = connect(&target.server).await?;

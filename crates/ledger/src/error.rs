@@ -87,6 +87,15 @@ pub enum LedgerError {
     InvalidConfig(&'static str),
 }
 
+impl LedgerError {
+    /// Whether retrying the same append later can succeed: an I/O failure
+    /// (disk full, I/O error) or a poisoned writer, which the next append
+    /// repairs first. Everything else is a bug or corruption.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LedgerError::Io { .. } | LedgerError::Poisoned)
+    }
+}
+
 /// Shorthand for results with [`LedgerError`].
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 

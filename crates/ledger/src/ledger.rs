@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::LedgerConfig;
 use crate::error::{io_error, LedgerError, Result};
 use crate::hash::header_hash;
+use crate::io::{AppendIo, OsIo};
 use crate::record::{
     encode_record, scan_source, RecordDefect, RecordHeader, RecordSource, ScanStop,
     RECORD_HEADER_SIZE,
@@ -136,8 +137,11 @@ pub struct Ledger {
     /// Header hash of block `height - 1`.
     last_hash: Option<[u8; 32]>,
     height_tx: watch::Sender<u64>,
-    /// Set when a failed append could not be rolled back.
+    /// Set when a failed append could not be rolled back; the next append
+    /// first tries [`Ledger::repair`] again.
     poisoned: bool,
+    /// Where appends write and sync (the OS, or a fault injector in tests).
+    io: Arc<dyn AppendIo>,
     /// Test-only: fail the segment write after skipping this many.
     #[cfg(test)]
     fail_point: Option<(usize, FailPoint)>,
@@ -427,6 +431,7 @@ impl Ledger {
             last_hash,
             height_tx,
             poisoned: false,
+            io: Arc::new(OsIo),
             #[cfg(test)]
             fail_point: None,
         })
@@ -483,11 +488,15 @@ impl Ledger {
     ///
     /// If writing or syncing fails, the files are restored to their length
     /// before the call (files created by the call are removed), the error is
-    /// returned and the ledger stays usable. If that rollback itself fails
-    /// the writer is poisoned ([`LedgerError::Poisoned`]); reads still work.
+    /// returned and the ledger stays usable: the same blocks can be appended
+    /// again once the cause (a full disk) is gone. If that rollback itself
+    /// fails the writer is poisoned: the next call first retries the
+    /// rollback ([`Ledger::repair`]) and fails with its error (an
+    /// [`LedgerError::Io`] naming the file) while that still fails. Reads
+    /// work throughout and never see a partial record.
     pub fn append_batch(&mut self, blocks: &[Block]) -> Result<u64> {
         if self.poisoned {
-            return Err(LedgerError::Poisoned);
+            self.repair()?;
         }
         if blocks.len() > self.config.batch_blocks_max {
             return Err(LedgerError::BatchTooLarge {
@@ -653,8 +662,47 @@ impl Ledger {
                 }
             }
         }
-        file.write_all_at(&segment.bytes, segment.start_len)?;
-        file.sync_data()
+        self.io
+            .write_all_at(file, &segment.bytes, segment.start_len)?;
+        self.io.sync_data(file)
+    }
+
+    /// Restores the files to the state the index describes: truncates the
+    /// current block file to the end of its last complete record and removes
+    /// block files after it (left by an append whose rollback failed).
+    /// Clears the poisoned flag on success. Called by `append_batch` when
+    /// poisoned; harmless when not.
+    pub fn repair(&mut self) -> Result<()> {
+        let path = self.shared.file_path(self.current_suffix);
+        self.current_file
+            .set_len(self.current_len)
+            .and_then(|()| self.current_file.sync_data())
+            .map_err(io_error(&path))?;
+        let mut removed = false;
+        let mut suffix = self.current_suffix;
+        while let Some(next) = suffix.checked_add(1) {
+            suffix = next;
+            let path = self.shared.file_path(suffix);
+            match fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(io_error(&path)(e)),
+            }
+        }
+        if removed {
+            sync_dir(&self.shared.dir)?;
+        }
+        if self.poisoned {
+            tracing::info!(channel = %self.shared.channel_id, height = self.height, "ledger writer repaired");
+        }
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// Replaces the write/sync layer of appends (tests inject a
+    /// [`crate::FaultyIo`] to act like a full or failing disk).
+    pub fn set_append_io(&mut self, io: Arc<dyn AppendIo>) {
+        self.io = io;
     }
 
     /// Undoes a failed append: truncates the file that existed back to its

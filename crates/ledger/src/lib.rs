@@ -18,6 +18,8 @@
 //! * `ledger`: [`Ledger`], the single writer (open, recover, append), and
 //!   [`LedgerReader`], the cloneable reader (get, height, wait).
 //! * [`LedgerConfig`]: the limits; [`LedgerError`]: the errors.
+//! * [`io`]: [`AppendIo`], the narrow write/sync layer of appends, and
+//!   [`FaultyIo`], which fails it like a full or broken disk (tests).
 //! * `hash`: Fabric's block header hash (`fabric_common::block::header_hash`),
 //!   used to verify the `previous_hash` chain.
 //!
@@ -27,7 +29,10 @@
 //! completed (and the directory synced when a file was created). Only then
 //! is the block added to the index readers use and the new height sent on
 //! the `watch` channel, so readers never see a block that is not durable.
-//! A failed write or sync truncates the file back to its previous length.
+//! A failed write or sync truncates the file back to its previous length,
+//! so the same blocks can be appended again once the disk has room (the
+//! chains retry with bounded backoff); a failed truncation is retried by the
+//! next append ([`Ledger::repair`]) before it writes anything.
 //!
 //! # Recovery: torn tail vs. corruption
 //!
@@ -59,11 +64,13 @@
 mod config;
 mod error;
 mod hash;
+pub mod io;
 mod ledger;
 pub mod record;
 
 pub use config::LedgerConfig;
 pub use error::{LedgerError, Result};
+pub use io::{AppendIo, Fault, FaultyIo, OsIo, EIO_ERRNO, ENOSPC_ERRNO};
 pub use ledger::{
     block_file_name, channel_dir, Ledger, LedgerReader, BLOCK_FILE_PREFIX, CHANNEL_ID_LEN_MAX,
 };

@@ -9,4 +9,9 @@ pub const DELIVER_BUFFER: usize = 16;
 /// Default gRPC message size limit (Fabric `General.MaxRecvMsgSize`).
 pub const GRPC_MAX_MSG: usize = 100 * 1024 * 1024;
 
+/// First wait before retrying a failed ledger append (disk full, I/O error).
+pub const LEDGER_RETRY_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait between ledger append retries (the backoff doubles up to it).
+pub const LEDGER_RETRY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 const _: () = assert!(BROADCAST_WINDOW <= SUBMIT_QUEUE_LEN);

@@ -526,6 +526,91 @@ fn failed_writes_roll_back_and_the_ledger_stays_usable() {
 }
 
 #[test]
+fn disk_full_and_io_errors_through_append_io_fail_cleanly_and_recover() {
+    use crate::io::{Fault, FaultyIo, EIO_ERRNO as EIO, ENOSPC_ERRNO as ENOSPC};
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, small(4096)).unwrap();
+    let faulty = Arc::new(FaultyIo::new());
+    ledger.set_append_io(faulty.clone());
+    append_n(&mut ledger, 3, 100);
+    let reader = ledger.reader();
+    let path = last_file(root.path());
+
+    for fault in [
+        Fault::Write {
+            after_bytes: 0,
+            errno: ENOSPC,
+        },
+        Fault::Write {
+            after_bytes: 40,
+            errno: ENOSPC,
+        },
+        Fault::Sync { errno: EIO },
+    ] {
+        let len = fs::metadata(&path).unwrap().len();
+        let height = ledger.height();
+        faulty.set(Some(fault));
+        let block = next_block(&ledger, 100);
+        // Retried several times while the disk stays full: each attempt
+        // fails the same way and leaves nothing behind.
+        for _ in 0..3 {
+            let err = ledger.append(&block).unwrap_err();
+            assert!(err.is_transient(), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            let errno = match fault {
+                Fault::Write { errno, .. } | Fault::Sync { errno } => errno,
+            };
+            assert!(text.contains(&format!("os error {errno}")), "{text}");
+            assert_eq!(fs::metadata(&path).unwrap().len(), len, "{fault:?}");
+            assert_eq!(reader.height(), height);
+            assert!(reader.get(height).is_err());
+        }
+        // Space is back: the same block goes in.
+        faulty.set(None);
+        assert_eq!(ledger.append(&block).unwrap(), height + 1);
+        assert_eq!(reader.get(height).unwrap(), block);
+    }
+    assert_eq!(faulty.failures(), 9);
+    drop(ledger);
+    let ledger = Ledger::open_with_config(root.path(), CHANNEL, small(4096)).unwrap();
+    assert_eq!(ledger.height(), 6);
+    verify_chain(&ledger.reader());
+}
+
+#[test]
+fn a_poisoned_writer_repairs_the_files_before_the_next_append() {
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, small(4096)).unwrap();
+    append_n(&mut ledger, 2, 50);
+    let files = block_files(root.path());
+    let path = files.last().unwrap().clone();
+    let len = fs::metadata(&path).unwrap().len();
+    // What a failed rollback leaves: a partial record at the end of the
+    // current file and a file the append had started.
+    {
+        let f = OpenOptions::new().append(true).open(&path).unwrap();
+        use std::io::Write;
+        (&f).write_all(&[0xAB; 700]).unwrap();
+    }
+    let stray = channel_dir(root.path(), CHANNEL).join(block_file_name(files.len() as u32));
+    fs::write(&stray, [1u8; 10]).unwrap();
+    ledger.poisoned = true;
+
+    let block = next_block(&ledger, 50);
+    ledger.append(&block).unwrap();
+    assert!(!ledger.poisoned);
+    assert!(!stray.exists());
+    // The garbage (longer than the new record) is gone, not overwritten.
+    let record_len = (RECORD_HEADER_SIZE + block.encode_to_vec().len()) as u64;
+    assert_eq!(fs::metadata(&path).unwrap().len(), len + record_len);
+    drop(ledger);
+    let ledger = Ledger::open_with_config(root.path(), CHANNEL, small(4096)).unwrap();
+    assert_eq!(ledger.height(), 3);
+    verify_chain(&ledger.reader());
+}
+
+#[test]
 fn append_batch_across_files_round_trips() {
     let root = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, small(500)).unwrap();

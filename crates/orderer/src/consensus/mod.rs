@@ -5,7 +5,15 @@
 pub mod kafka;
 pub mod solo;
 
+use std::time::Duration;
+
+use fabric_ledger::Ledger;
+use fabric_protos::common::Block;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::limits::{LEDGER_RETRY_BACKOFF_MAX, LEDGER_RETRY_BACKOFF_MIN};
 
 /// Whether a chain accepts work (Fabric `WaitReady` / `Errored`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +24,11 @@ pub enum ChainState {
     Ready,
     /// Stopped with an error; Deliver answers SERVICE_UNAVAILABLE.
     Halted(String),
+    /// Writing the ledger fails (disk full, I/O error) and the chain is
+    /// retrying the same block with backoff. Broadcast answers
+    /// SERVICE_UNAVAILABLE; Deliver keeps serving the persisted blocks.
+    /// Back to `Ready` once the block is durable.
+    Stalled(String),
 }
 
 /// Why a submission failed.
@@ -77,6 +90,78 @@ pub fn config_effect(
     let cfg =
         crate::channelconfig::ChannelConfig::from_envelope(&env).map_err(|e| e.to_string())?;
     Ok((env, ConfigEffect::NewConfig(Box::new(cfg))))
+}
+
+/// Why [`append_durably`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendStop {
+    /// The node is shutting down; the block is not durable.
+    Shutdown,
+    /// A non-transient ledger error (a bug or corruption): the chain is now
+    /// `Halted` with this reason.
+    Fatal(String),
+}
+
+/// Appends `block` to the chain's ledger, retrying while the failure is
+/// transient (disk full, I/O error: the ledger rolled the files back, so
+/// nothing partial is left or served). While retrying, the chain is
+/// `Stalled` (Broadcast answers SERVICE_UNAVAILABLE, Deliver serves what is
+/// persisted) and every failed attempt is logged at error level with the
+/// file and OS error; the wait doubles from [`LEDGER_RETRY_BACKOFF_MIN`] to
+/// [`LEDGER_RETRY_BACKOFF_MAX`]. Back to `Ready` when the block is durable.
+/// Any other error halts the chain. Blocking file I/O runs in
+/// `block_in_place` (multi-threaded runtime).
+pub async fn append_durably(
+    ledger: &mut Ledger,
+    block: &Block,
+    channel_id: &str,
+    state_tx: &watch::Sender<ChainState>,
+    shutdown: &CancellationToken,
+) -> Result<(), AppendStop> {
+    let number = block.header.as_ref().map_or(0, |h| h.number);
+    let mut backoff = LEDGER_RETRY_BACKOFF_MIN;
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        let err = match tokio::task::block_in_place(|| ledger.append(block)) {
+            Ok(_) => {
+                if attempt > 1 {
+                    info!(
+                        channel_id,
+                        number,
+                        attempts = attempt,
+                        "ledger append succeeded after failures; chain resumed"
+                    );
+                    state_tx.send_replace(ChainState::Ready);
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if !err.is_transient() {
+            error!(channel_id, number, error = %err, "ledger append failed; halting chain");
+            let why = format!("ledger append of block {number} failed: {err}");
+            state_tx.send_replace(ChainState::Halted(why.clone()));
+            return Err(AppendStop::Fatal(why));
+        }
+        error!(channel_id, number, attempt, retry_in_ms = backoff.as_millis() as u64, error = %err,
+            "ledger append failed; chain stalled (Broadcast refused) until it succeeds");
+        if attempt == 1 {
+            state_tx.send_replace(ChainState::Stalled(format!(
+                "ledger append of block {number} failed: {err}"
+            )));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(AppendStop::Shutdown),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = next_backoff(backoff);
+    }
+}
+
+/// The retry wait after `current`: doubled, at most the maximum.
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(LEDGER_RETRY_BACKOFF_MAX)
 }
 
 /// One envelope on its way to a block.
@@ -145,6 +230,9 @@ impl ChainHandle {
             )),
             ChainState::Halted(why) => Err(ChainError::NotReady(format!(
                 "consenter for this channel has been halted: {why}"
+            ))),
+            ChainState::Stalled(why) => Err(ChainError::NotReady(format!(
+                "cannot write the ledger, retrying: {why}"
             ))),
         }
     }

@@ -2,6 +2,11 @@
 //! takes submissions in arrival order, runs the block cutter, arms the
 //! batch timer, and writes each block (signed, fsynced) before
 //! acknowledging the envelopes in it. An acknowledged envelope is on disk.
+//!
+//! When the ledger cannot be written (disk full, I/O error) the task retries
+//! the same block with bounded backoff ([`super::append_durably`]); the
+//! chain is `Stalled` meanwhile, so new Broadcasts get SERVICE_UNAVAILABLE,
+//! and the envelopes of that block are answered once it is durable.
 
 use std::time::Duration;
 
@@ -9,13 +14,13 @@ use fabric_ledger::Ledger;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info};
+use tracing::{debug, info};
 
 use std::sync::Arc;
 
 use super::{
-    config_effect, ChainError, ChainHandle, ChainState, ConfigEffect, ConfigSink, NoConfigSink,
-    Submission, SubmitKind,
+    append_durably, config_effect, AppendStop, ChainError, ChainHandle, ChainState, ConfigEffect,
+    ConfigSink, NoConfigSink, Submission, SubmitKind,
 };
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::blockwriter::BlockWriter;
@@ -120,8 +125,9 @@ impl SoloChain {
                     }
                     if sub.kind == SubmitKind::Config {
                         let pending = self.cutter.cut();
-                        if !pending.is_empty() {
-                            self.write(pending);
+                        if !pending.is_empty() && self.write(pending, &shutdown).await.is_err() {
+                            let _ = sub.ack.send(Err(self.halt_error()));
+                            continue;
                         }
                         deadline = None;
                         if sub.config_seq != self.settings.sequence {
@@ -132,7 +138,7 @@ impl SoloChain {
                             ))));
                             continue;
                         }
-                        self.write_config(sub.envelope, sub.ack);
+                        self.write_config(sub.envelope, sub.ack, &shutdown).await;
                         continue;
                     }
                     if !self.window.admit(&sub.envelope) {
@@ -150,7 +156,7 @@ impl SoloChain {
                         &self.settings.batch_size,
                     );
                     for batch in o.batches {
-                        self.write(batch);
+                        let _ = self.write(batch, &shutdown).await;
                     }
                     if o.pending {
                         crate::metrics::block_fill_pending(&self.channel_id);
@@ -166,7 +172,7 @@ impl SoloChain {
                     let batch = self.cutter.cut();
                     if !batch.is_empty() {
                         debug!(channel_id = %self.channel_id, n = batch.len(), "batch timer expired");
-                        self.write(batch);
+                        let _ = self.write(batch, &shutdown).await;
                     }
                 }
             }
@@ -181,6 +187,8 @@ impl SoloChain {
     }
 
     fn halted(&self) -> bool {
+        // A stalled chain is inside `append_durably` and answers nothing
+        // until it is done, so only `Halted` is seen here.
         matches!(*self.state_tx.borrow(), ChainState::Halted(_))
     }
 
@@ -192,10 +200,11 @@ impl SoloChain {
     }
 
     /// Writes a config envelope as a block of its own, then applies it.
-    fn write_config(
+    async fn write_config(
         &mut self,
         envelope: Vec<u8>,
         ack: tokio::sync::oneshot::Sender<Result<(), ChainError>>,
+        shutdown: &CancellationToken,
     ) {
         let (env, effect) = match config_effect(&envelope) {
             Ok(x) => x,
@@ -207,8 +216,16 @@ impl SoloChain {
         let is_config = matches!(effect, ConfigEffect::NewConfig(_));
         let block = self.writer.next_block(vec![envelope], is_config, &[]);
         let number = self.writer.next_number() - 1;
-        match tokio::task::block_in_place(|| self.ledger.append(&block)) {
-            Ok(_) => {
+        match append_durably(
+            &mut self.ledger,
+            &block,
+            &self.channel_id,
+            &self.state_tx,
+            shutdown,
+        )
+        .await
+        {
+            Ok(()) => {
                 if let ConfigEffect::NewConfig(cfg) = effect {
                     info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");
                     self.settings = SoloSettings {
@@ -222,37 +239,190 @@ impl SoloChain {
                 self.sink.config_committed(&self.channel_id, &env);
                 let _ = ack.send(Ok(()));
             }
-            Err(e) => {
-                error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
-                let why = format!("ledger append of block {number} failed: {e}");
-                self.state_tx.send_replace(ChainState::Halted(why.clone()));
-                let _ = ack.send(Err(ChainError::NotReady(why)));
+            Err(stop) => {
+                let _ = ack.send(Err(stop_error(stop)));
             }
         }
     }
 
-    fn write(&mut self, batch: Vec<Pending>) {
+    /// Writes a batch as the next block and answers its envelopes: SUCCESS
+    /// once the block is durable, SERVICE_UNAVAILABLE if the node shuts down
+    /// first or the chain halts. `Err` in those two cases.
+    async fn write(
+        &mut self,
+        batch: Vec<Pending>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), AppendStop> {
         crate::metrics::block_fill_cut(&self.channel_id);
         let (data, acks): (Vec<Vec<u8>>, Vec<_>) =
             batch.into_iter().map(|p| (p.envelope, p.ack)).unzip();
         let block = self.writer.next_block(data, false, &[]);
         let number = self.writer.next_number() - 1;
-        let res = tokio::task::block_in_place(|| self.ledger.append(&block));
-        match res {
-            Ok(_) => {
+        let res = append_durably(
+            &mut self.ledger,
+            &block,
+            &self.channel_id,
+            &self.state_tx,
+            shutdown,
+        )
+        .await;
+        match &res {
+            Ok(()) => {
                 debug!(channel_id = %self.channel_id, number, txs = acks.len(), "wrote block");
                 for ack in acks.into_iter().chain(self.dup_acks.drain(..)) {
                     let _ = ack.send(Ok(()));
                 }
             }
-            Err(e) => {
-                error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
-                let why = format!("ledger append of block {number} failed: {e}");
-                self.state_tx.send_replace(ChainState::Halted(why.clone()));
+            Err(stop) => {
                 for ack in acks.into_iter().chain(self.dup_acks.drain(..)) {
-                    let _ = ack.send(Err(ChainError::NotReady(why.clone())));
+                    let _ = ack.send(Err(stop_error(stop.clone())));
                 }
             }
         }
+        res
+    }
+}
+
+/// What the envelopes of a block that did not become durable are told.
+fn stop_error(stop: AppendStop) -> ChainError {
+    match stop {
+        AppendStop::Shutdown => ChainError::Enqueue("orderer shutting down".into()),
+        AppendStop::Fatal(why) => ChainError::NotReady(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fabric_common::devcrypto::{DevOrg, NodeOu};
+    use fabric_common::msp::LocalSigner;
+    use fabric_ledger::{Fault, FaultyIo, EIO_ERRNO, ENOSPC_ERRNO};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        handle: ChainHandle,
+        reader: fabric_ledger::LedgerReader,
+        faulty: Arc<FaultyIo>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// A solo chain (one envelope per block) over a ledger whose appends go
+    /// through a [`FaultyIo`].
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let org = DevOrg::create(&dir.path().join("org"), "SampleOrg", "example.com").unwrap();
+        let msp = org.issue("orderer.example.com", NodeOu::Orderer).unwrap();
+        let signer = Arc::new(LocalSigner::load(&msp, "SampleOrg").unwrap());
+        let mut ledger = Ledger::open(dir.path().join("ledger"), "testchannel").unwrap();
+        let genesis = fabric_common::block::new_block(0, vec![], vec![b"genesis".to_vec()]);
+        ledger.append(&genesis).unwrap();
+        let faulty = Arc::new(FaultyIo::new());
+        ledger.set_append_io(faulty.clone());
+        let reader = ledger.reader();
+        let settings = SoloSettings {
+            batch_size: BatchSize {
+                max_message_count: 1,
+                absolute_max_bytes: 1 << 20,
+                preferred_max_bytes: 1 << 20,
+            },
+            batch_timeout: Duration::from_millis(20),
+            sequence: 0,
+        };
+        let shutdown = CancellationToken::new();
+        let (handle, task) = start(
+            "testchannel".into(),
+            settings,
+            BlockWriter::new(signer, Some(&genesis)),
+            ledger,
+            shutdown.clone(),
+        );
+        Fixture {
+            _dir: dir,
+            handle,
+            reader,
+            faulty,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn wait_state(handle: &ChainHandle, want: impl Fn(&ChainState) -> bool) -> ChainState {
+        let mut rx = handle.subscribe_state();
+        let state = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| want(s)))
+            .await
+            .expect("state not reached in time")
+            .unwrap()
+            .clone();
+        state
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_stalls_the_chain_and_it_resumes_without_losing_the_block() {
+        let f = fixture();
+        let ack = f.handle.submit(b"tx-1".to_vec(), 4, 0).await.unwrap();
+        assert_eq!(ack.await.unwrap(), Ok(()));
+        assert_eq!(f.reader.height(), 2);
+
+        for fault in [
+            Fault::Write {
+                after_bytes: 17,
+                errno: ENOSPC_ERRNO,
+            },
+            Fault::Sync { errno: EIO_ERRNO },
+        ] {
+            let height = f.reader.height();
+            f.faulty.set(Some(fault));
+            let mut ack = f.handle.submit(b"tx-stuck".to_vec(), 8, 0).await.unwrap();
+            let ChainState::Stalled(why) =
+                wait_state(&f.handle, |s| matches!(s, ChainState::Stalled(_))).await
+            else {
+                unreachable!()
+            };
+            assert!(why.contains("blockfile_000000"), "{why}");
+            let errno = match fault {
+                Fault::Write { errno, .. } | Fault::Sync { errno } => errno,
+            };
+            assert!(why.contains(&format!("os error {errno}")), "{why}");
+            // Broadcast is refused (SERVICE_UNAVAILABLE) while stalled ...
+            let refused = f.handle.wait_ready().unwrap_err();
+            assert!(matches!(refused, ChainError::NotReady(_)), "{refused:?}");
+            // ... the stuck envelope is not acknowledged, nothing partial is
+            // visible, and the chain keeps retrying.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert!(ack.try_recv().is_err(), "acknowledged before durable");
+            assert_eq!(f.reader.height(), height);
+            assert!(f.faulty.failures() >= 2, "not retried");
+
+            f.faulty.set(None);
+            let res = tokio::time::timeout(Duration::from_secs(10), ack).await;
+            assert_eq!(res.unwrap().unwrap(), Ok(()));
+            assert_eq!(f.handle.state(), ChainState::Ready);
+            assert_eq!(f.reader.height(), height + 1);
+            let block = f.reader.get(height).unwrap();
+            assert_eq!(block.data.unwrap().data, vec![b"tx-stuck".to_vec()]);
+        }
+
+        // The chain goes on normally afterwards.
+        let ack = f.handle.submit(b"tx-2".to_vec(), 4, 0).await.unwrap();
+        assert_eq!(ack.await.unwrap(), Ok(()));
+        f.shutdown.cancel();
+        f.task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_while_stalled_answers_the_stuck_envelope_unavailable() {
+        let f = fixture();
+        f.faulty.set(Some(Fault::Write {
+            after_bytes: 0,
+            errno: ENOSPC_ERRNO,
+        }));
+        let ack = f.handle.submit(b"tx".to_vec(), 2, 0).await.unwrap();
+        wait_state(&f.handle, |s| matches!(s, ChainState::Stalled(_))).await;
+        f.shutdown.cancel();
+        let res = tokio::time::timeout(Duration::from_secs(10), ack).await;
+        assert!(matches!(res.unwrap().unwrap(), Err(ChainError::Enqueue(_))));
+        f.task.await.unwrap();
+        assert_eq!(f.reader.height(), 1);
     }
 }

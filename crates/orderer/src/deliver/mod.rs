@@ -328,7 +328,9 @@ enum ChainStateView {
 
 fn state_reason(support: &ChannelSupport) -> ChainStateView {
     match support.chain.state() {
-        ChainState::Ready => ChainStateView::Ready,
+        // Stalled (the ledger cannot be written): what is persisted is
+        // still served, and followers wait for the next block.
+        ChainState::Ready | ChainState::Stalled(_) => ChainStateView::Ready,
         ChainState::Starting => {
             ChainStateView::Starting("consenter has not completed booting".into())
         }

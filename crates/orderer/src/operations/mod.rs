@@ -213,6 +213,7 @@ pub fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
             },
             ChainState::Starting => "consenter has not completed booting".to_string(),
             ChainState::Halted(why) => format!("consenter halted: {why}"),
+            ChainState::Stalled(why) => format!("ledger write failing, retrying: {why}"),
         };
         failed.push(FailedCheck { component, reason });
     }

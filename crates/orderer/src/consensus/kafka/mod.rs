@@ -696,7 +696,7 @@ impl KafkaChain {
                             Action::StopTimer => deadline = None,
                             Action::Produce(m) => self.produce_side(producer, m),
                             Action::WriteBlock { data, metadata, is_config } => {
-                                if !self.write(data, &metadata, is_config) {
+                                if !self.write(data, &metadata, is_config, &shutdown).await {
                                     return;
                                 }
                             }
@@ -734,7 +734,18 @@ impl KafkaChain {
         }
     }
 
-    fn write(&mut self, data: Vec<Vec<u8>>, md: &KafkaMetadata, config_class: bool) -> bool {
+    /// Writes the next block. While the ledger cannot be written (disk full)
+    /// the chain is `Stalled` and retries the same block with backoff
+    /// (consumption pauses; nothing is lost: the envelopes are in the
+    /// partition, and after a restart the block is rebuilt from the offsets
+    /// in the previous block). `false` when the chain must stop.
+    async fn write(
+        &mut self,
+        data: Vec<Vec<u8>>,
+        md: &KafkaMetadata,
+        config_class: bool,
+        shutdown: &CancellationToken,
+    ) -> bool {
         // A config-class message is a block of its own; only a CONFIG moves LAST_CONFIG.
         let effect = if config_class {
             match data.first().map(|d| config_effect(d)) {
@@ -752,8 +763,16 @@ impl KafkaChain {
         crate::metrics::block_fill_cut(&self.channel_id);
         let block = self.writer.next_block(data, is_config, &md.encode_to_vec());
         let number = self.writer.next_number() - 1;
-        match tokio::task::block_in_place(|| self.ledger.append(&block)) {
-            Ok(_) => {
+        match super::append_durably(
+            &mut self.ledger,
+            &block,
+            &self.channel_id,
+            &self.state_tx,
+            shutdown,
+        )
+        .await
+        {
+            Ok(()) => {
                 debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
                 crate::metrics::kafka_last_offset_persisted(
                     &self.channel_id,
@@ -770,13 +789,7 @@ impl KafkaChain {
                 }
                 true
             }
-            Err(e) => {
-                error!(channel_id = %self.channel_id, number, error = %e, "ledger append failed; halting chain");
-                self.state_tx.send_replace(ChainState::Halted(format!(
-                    "ledger append of block {number} failed: {e}"
-                )));
-                false
-            }
+            Err(_) => false,
         }
     }
 }
