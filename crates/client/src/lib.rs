@@ -11,7 +11,8 @@
 //! * [`broadcast`]: a pipelined Broadcast stream with a bounded in-flight window;
 //! * [`counter`]: the counter check (every value delivered once and in order);
 //! * [`bench`]: the Broadcast load generator with delivered-latency figures;
-//! * [`latency`]: latency histograms.
+//! * [`latency`]: latency histograms;
+//! * [`reliable`]: load that re-sends after faults and logs acknowledged tx IDs.
 
 pub mod bench;
 pub mod broadcast;
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod counter;
 pub mod deliver;
 pub mod latency;
+pub mod reliable;
 pub mod verify;
 
 /// The symbolic name of a Fabric `common.Status` code (`"SUCCESS"`, …), or the number.
