@@ -241,6 +241,7 @@ stop_node() { # stop_node <node> <TERM|KILL> [timeout for TERM, default KAFKA_ST
   pid=$(node_pid "$node")
   local t0; t0=$(now)
   kill -s "$sig" "$pid" 2>/dev/null || true
+  kill -s CONT "$pid" 2>/dev/null || true # a paused node (pause-broker) must see the signal
   local deadline
   if [[ "$sig" == KILL ]]; then deadline=$((SECONDS + 15)); else deadline=$((SECONDS + term_timeout)); fi
   while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
@@ -259,6 +260,14 @@ stop_node() { # stop_node <node> <TERM|KILL> [timeout for TERM, default KAFKA_ST
 alive() { kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]; }
 
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+signal_node() { # signal_node <node> <STOP|CONT>: freeze or thaw a node (fault injection)
+  local node="$1" sig="$2" pid
+  running "$node" || die "$node is not running"
+  pid=$(node_pid "$node")
+  kill -s "$sig" "$pid" || die "kill -$sig $node (pid $pid) failed"
+  log "sent SIG$sig to $node (pid $pid)"
+}
 
 # ---------------------------------------------------------------------------- ZooKeeper -----
 zk_cmd() { # zk_cmd <id> <4lw>   (Java-free: bash /dev/tcp)
@@ -756,8 +765,10 @@ usage: kafka.sh <command> [args]
   status                  nodes, pids, RSS
   stop-broker N           graceful stop (SIGTERM, controlled shutdown), data kept
   kill-broker N           kill -9, data kept
+  pause-broker N | resume-broker N      SIGSTOP / SIGCONT broker N (a hung broker, for fault tests)
   start-broker N          start broker N again with its data
   stop-zk N | kill-zk N | start-zk N    same for ZooKeeper server N (ZK mode)
+  pause-zk N | resume-zk N              SIGSTOP / SIGCONT ZooKeeper server N
   stop                    stop all nodes gracefully, keep the run dir
   down                    kill all nodes and remove the run dir
   smoke                   topic RF 3 + produce/consume + acks=all produce with one broker down
@@ -790,6 +801,13 @@ main() {
         kill-broker) with_lock "$runlock" stop_node "broker$1" KILL ;;
         start-broker) ensure_fetched; with_lock "$runlock" start_broker_node "$1" ;;
       esac ;;
+    pause-broker|resume-broker)
+      need_cluster; parse_n broker "${1:-}" "$KAFKA_NUM_BROKERS"
+      if [[ "$cmd" == pause-broker ]]; then signal_node "broker$1" STOP; else signal_node "broker$1" CONT; fi ;;
+    pause-zk|resume-zk)
+      need_cluster; [[ "$KAFKA_MODE" == zk ]] || die "no ZooKeeper in $KAFKA_MODE mode"
+      parse_n zk "${1:-}" "$KAFKA_NUM_ZK"
+      if [[ "$cmd" == pause-zk ]]; then signal_node "zk$1" STOP; else signal_node "zk$1" CONT; fi ;;
     stop-zk|kill-zk|start-zk)
       need_cluster; [[ "$KAFKA_MODE" == zk ]] || die "no ZooKeeper in $KAFKA_MODE mode"
       parse_n zk "${1:-}" "$KAFKA_NUM_ZK"

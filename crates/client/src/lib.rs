@@ -14,6 +14,7 @@
 //! * [`latency`]: latency histograms;
 //! * [`load`]: long-lived Broadcast streams and Deliver followers with
 //!   samples of the orderer's RSS (the `load` command).
+//! * [`reliable`]: load that re-sends after faults and logs acknowledged tx IDs.
 
 pub mod bench;
 pub mod broadcast;
@@ -24,6 +25,7 @@ pub mod counter;
 pub mod deliver;
 pub mod latency;
 pub mod load;
+pub mod reliable;
 pub mod verify;
 
 /// The symbolic name of a Fabric `common.Status` code (`"SUCCESS"`, …), or the number.

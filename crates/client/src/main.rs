@@ -98,6 +98,10 @@ enum Cmd {
         /// Also verify each block's orderer signature (block 0 exempt)
         #[arg(long)]
         verify_signatures: bool,
+        /// Write the blocks' bytes as received to FILE, each preceded by its length
+        /// (4 bytes, big-endian), instead of printing them
+        #[arg(long, value_name = "FILE")]
+        raw_out: Option<PathBuf>,
     },
     /// Load generator: pipelined Broadcast over several streams, reporting tx/s and
     /// broadcast→delivered latency
@@ -131,6 +135,23 @@ enum Cmd {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+        /// Fault-tolerant mode: append the tx ID of every envelope answered SUCCESS to
+        /// FILE, re-send (same bytes, same tx ID) whatever got another answer or none,
+        /// moving to the next --servers address; --window is the batch size
+        #[arg(long, value_name = "FILE", requires = "duration")]
+        ack_log: Option<PathBuf>,
+        /// With --ack-log: more orderer addresses (comma-separated) besides --server
+        #[arg(long, value_delimiter = ',', requires = "ack_log")]
+        servers: Vec<String>,
+        /// With --ack-log: new envelopes per second over all streams
+        #[arg(long, requires = "ack_log")]
+        rate: Option<f64>,
+        /// With --ack-log: seconds to wait for a batch's answers before re-sending it elsewhere
+        #[arg(long, default_value_t = 10.0)]
+        response_timeout: f64,
+        /// With --ack-log: seconds to keep re-sending unanswered envelopes after --duration
+        #[arg(long, default_value_t = 60.0)]
+        resend_for: f64,
     },
     /// Hold many Broadcast streams and Deliver followers open against one orderer
     /// for a while, sending at a fixed total rate, and sample the orderer's RSS
@@ -318,6 +339,7 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
             best_effort,
             quiet,
             verify_signatures,
+            raw_out,
         } => {
             let opts = DeliverOpts {
                 channel: target.channel.clone(),
@@ -328,13 +350,41 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
                 trust: verify_signatures.then(|| target.trust.clone()),
             };
             let mut client = connect(&target.server).await?;
-            let report = deliver::run(&mut client, &target.signer, &opts, |_, s, violation| {
-                print_block(s, quiet);
+            let mut raw = match &raw_out {
+                Some(p) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => None,
+            };
+            let mut raw_err = None;
+            let report = deliver::run(&mut client, &target.signer, &opts, |b, s, violation| {
+                match raw.as_mut() {
+                    Some(w) => {
+                        use prost::Message as _;
+                        use std::io::Write as _;
+                        let bytes = b.encode_to_vec();
+                        let r = w
+                            .write_all(&(bytes.len() as u32).to_be_bytes())
+                            .and_then(|_| w.write_all(&bytes));
+                        if let Err(e) = r {
+                            raw_err.get_or_insert(e);
+                        }
+                    }
+                    None => print_block(s, quiet),
+                }
                 if let Some(v) = violation {
                     outln!("violation: {v}");
                 }
             })
             .await?;
+            if let Some(mut w) = raw {
+                use std::io::Write as _;
+                if let Some(e) = raw_err {
+                    return Err(e).context("writing raw blocks");
+                }
+                w.flush().context("writing raw blocks")?;
+            }
             match report.status {
                 Some(s) => outln!("status: {}", status_name(s)),
                 None => outln!("status: none (stream ended)"),
@@ -357,7 +407,36 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
             no_follow,
             drain_timeout,
             json,
+            ack_log,
+            servers,
+            rate,
+            response_timeout,
+            resend_for,
         } => {
+            if let Some(ack_log) = ack_log {
+                let mut all = vec![target.server.clone()];
+                all.extend(servers.into_iter().filter(|s| !s.is_empty()));
+                let opts = orderer_client::reliable::ReliableOpts {
+                    servers: all,
+                    channel: target.channel.clone(),
+                    signer: target.signer.clone(),
+                    size,
+                    streams,
+                    batch: window,
+                    duration: Duration::from_secs_f64(duration.unwrap_or(10.0)),
+                    rate,
+                    response_timeout: Duration::from_secs_f64(response_timeout),
+                    resend_for: Duration::from_secs_f64(resend_for),
+                    ack_log,
+                };
+                let report = orderer_client::reliable::run(opts).await?;
+                if json {
+                    outln!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    outln!("{report}");
+                }
+                return Ok(true);
+            }
             let mut opts = BenchOpts::new(&target, count.unwrap_or(0));
             opts.count = count;
             opts.duration = duration.map(Duration::from_secs_f64);

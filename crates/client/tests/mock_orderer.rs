@@ -42,6 +42,9 @@ struct Mock {
     signer: LocalSigner,
     /// Corrupt the previous hash of this block number.
     tamper: Option<u64>,
+    /// Answer every Nth envelope SERVICE_UNAVAILABLE although it was ordered
+    /// (a lost acknowledgement), and count envelopes for it.
+    flaky: Option<(u64, std::sync::atomic::AtomicU64)>,
 }
 
 impl Mock {
@@ -123,8 +126,16 @@ impl AtomicBroadcast for Svc {
                         if full {
                             mock.cut();
                         }
+                        let lose_ack = mock.flaky.as_ref().is_some_and(|(every, n)| {
+                            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % every
+                                == every - 1
+                        });
                         BroadcastResponse {
-                            status: status(Status::Success),
+                            status: status(if lose_ack {
+                                Status::ServiceUnavailable
+                            } else {
+                                Status::Success
+                            }),
                             info: String::new(),
                         }
                     }
@@ -235,6 +246,10 @@ struct Net {
 }
 
 async fn start(tamper: Option<u64>) -> Net {
+    start_with(tamper, None).await
+}
+
+async fn start_with(tamper: Option<u64>, flaky_every: Option<u64>) -> Net {
     let dir = tempfile::tempdir().unwrap();
     let org = DevOrg::create(&dir.path().join("org"), "SampleOrg", "example.com").unwrap();
     let other = DevOrg::create(&dir.path().join("other"), "OtherOrg", "other.com").unwrap();
@@ -251,6 +266,7 @@ async fn start(tamper: Option<u64>) -> Net {
         height,
         signer,
         tamper,
+        flaky: flaky_every.map(|k| (k, std::sync::atomic::AtomicU64::new(0))),
     });
     let ticker = mock.clone();
     tokio::spawn(async move {
@@ -533,4 +549,75 @@ async fn cli_uses_the_dev_network_with_no_flags() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("devnet.json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_load_resends_and_logs_each_acknowledged_txid_once() {
+    // Every 7th envelope is ordered but answered SERVICE_UNAVAILABLE, and the
+    // first address is dead: the load must move on, re-send, and log every
+    // envelope exactly once when it is finally answered SUCCESS.
+    let net = start_with(None, Some(7)).await;
+    let t = target(&net, None);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ack_log = dir.path().join("acks.log");
+    let opts = orderer_client::reliable::ReliableOpts {
+        servers: vec![dead, net.addr.to_string()],
+        channel: CHANNEL.into(),
+        signer: t.signer.clone(),
+        size: 32,
+        streams: 2,
+        batch: 10,
+        duration: Duration::from_millis(1500),
+        rate: Some(400.0),
+        response_timeout: Duration::from_secs(5),
+        resend_for: Duration::from_secs(30),
+        ack_log: ack_log.clone(),
+    };
+    let r = orderer_client::reliable::run(opts).await.unwrap();
+    println!("{r}");
+    assert!(r.made >= 20, "{r}");
+    assert_eq!(r.given_up, 0, "{r}");
+    assert_eq!(r.acknowledged, r.made, "{r}");
+    assert!(r.resent > 0 && r.broken_batches > 0, "{r}");
+    assert!(
+        r.refused.get("SERVICE_UNAVAILABLE").copied().unwrap_or(0) > 0,
+        "{r}"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&ack_log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!(lines.len() as u64, r.made);
+    assert_eq!(distinct.len(), lines.len(), "an ID logged twice");
+    // Every acknowledged ID is in the mock's chain; the lost acknowledgements
+    // put some there twice (the mock has no tx-ID window: the orderer's job).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut chain = std::collections::HashMap::<String, u32>::new();
+    let mut c = connect(&t.server).await.unwrap();
+    let opts = DeliverOpts {
+        channel: CHANNEL.into(),
+        start: Position::Specified(1),
+        stop: Position::Newest,
+        fail_if_not_ready: false,
+        best_effort: false,
+        trust: None,
+    };
+    deliver::run(&mut c, &t.signer, &opts, |b, _, _| {
+        for e in &b.data.as_ref().unwrap().data {
+            let env = Envelope::decode(e.as_slice()).unwrap();
+            *chain
+                .entry(orderer_client::reliable::txid(&env))
+                .or_default() += 1;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(lines.iter().all(|id| chain.contains_key(id)));
+    assert!(chain.values().any(|n| *n > 1));
 }

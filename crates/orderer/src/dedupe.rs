@@ -9,9 +9,13 @@
 //! window from its ledger ([`TxWindow::seed`]) and then from the replayed
 //! partition. Envelopes without a tx ID are never dropped.
 //!
-//! Cost: one `ChannelHeader` decode per envelope (≈0.5 µs) and one hash-set
-//! lookup; memory ≈ 100 bytes per remembered tx ID (≈10 MB for the default
-//! window of 100,000); start-up reads back the blocks that hold the window.
+//! Cost (measured by `examples/dedupe_cost.rs` on ~1 KB signed-shaped
+//! envelopes): one `ChannelHeader` decode and one hash-set lookup per
+//! envelope, ≈3.5 µs CPU per new tx ID on a full window (≈1.9 µs for a
+//! dropped duplicate); memory ≈ 190 bytes per remembered tx ID (the 64-char
+//! ID is held twice, in the order queue and the set: ≈19 MB per channel for
+//! the default window of 100,000); start-up reads back the blocks that hold
+//! the window (≈0.25 s CPU to rebuild it from 100,000 envelopes in memory).
 
 use std::collections::{HashSet, VecDeque};
 

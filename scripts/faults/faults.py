@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Fault injection under load on the real Kafka cluster (see scripts/faults.sh).
+
+Sets up a Kafka channel (our configtxgen), starts OSNS real `orderer` processes
+on it and, for each round, runs the fault-tolerant load generator
+(`orderer-client broadcast --ack-log`, one per OSN, re-sending to the next OSN
+after a failure) while injecting one randomly chosen fault:
+
+  broker-kill   kill -9 a random broker, restart it after a few seconds
+  broker-pause  SIGSTOP a random broker longer than the client and session
+                timeouts, then SIGCONT
+  zk-kill       kill -9 a random ZooKeeper node, restart it
+  osn-kill      kill -9 a random OSN while blocks are being cut, restart it
+  kafka-down    kill -9 every broker and ZooKeeper node for longer than
+                Kafka.Retry.ShortTotal, then start them again
+
+After each round: every node is back, the OSNs' heights agree, the new blocks
+are fetched from every OSN with Deliver (`orderer-client deliver --raw-out`),
+and the independent checker (check_chains.py) verifies all chains against all
+ack logs so far. A round also fails if an OSN that was not killed died.
+Prints per-round lines and the totals; exits 1 on any violation.
+"""
+
+import argparse
+import glob
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+KAFKA_SH = os.path.join(ROOT, "scripts", "kafka", "kafka.sh")
+CHECKER = os.path.join(HERE, "check_chains.py")
+KINDS = ["broker-kill", "broker-pause", "zk-kill", "osn-kill", "kafka-down"]
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def kafka(*args, check=True, timeout=300):
+    r = subprocess.run([KAFKA_SH, *args], capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError("kafka.sh %s failed: %s%s" % (" ".join(args), r.stdout, r.stderr[-2000:]))
+    return r
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Net:
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.bin = args.bin_dir
+        self.osns = []  # dicts: port, ops, ledger, log, proc
+        self.channel = "faults-%d" % int(time.time())
+
+    def client_base(self, server):
+        return [os.path.join(self.bin, "orderer-client"), "--server", "127.0.0.1:%d" % server,
+                "--channel", self.channel, "--mspdir", self.user_msp, "--mspid", "SampleOrg"]
+
+    def setup(self, brokers):
+        dev = os.path.join(self.work, "dev")
+        port = free_port()
+        env = dict(os.environ, FABRIC_ORDERER_DEV_DIR=dev, ORDERER_GENERAL_LISTENPORT=str(port),
+                   ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:%d" % free_port(),
+                   FABRIC_LOGGING_SPEC="warning")
+        cfg = os.path.join(self.work, "no-config")
+        os.makedirs(cfg, exist_ok=True)
+        env["FABRIC_CFG_PATH"] = cfg
+        with open(os.path.join(self.work, "devnet.log"), "w") as lf:
+            p = subprocess.Popen([os.path.join(self.bin, "orderer"), "start"], env=env, cwd=cfg,
+                                 stdout=lf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not (port_open(port) and os.path.exists(os.path.join(dev, "devnet.json"))):
+            if time.time() > deadline or p.poll() is not None:
+                raise RuntimeError("development network did not start (see %s/devnet.log)" % self.work)
+            time.sleep(0.2)
+        p.terminate()
+        p.wait(timeout=30)
+        org = os.path.join(dev, "crypto", "ordererOrganizations", "example.com")
+        self.orderer_msp = os.path.join(org, "orderers", "orderer.example.com", "msp")
+        with open(os.path.join(dev, "devnet.json")) as f:
+            dn = json.load(f)
+        um = dn["client_msp_dir"]
+        self.user_msp = um if os.path.isabs(um) else os.path.join(dev, um)
+        self.osn_ports = [free_port() for _ in range(self.args.osns)]
+        blist = "\n".join("                    - %s" % b for b in brokers)
+        addrs = ", ".join("127.0.0.1:%d" % p for p in self.osn_ports)
+        yaml = f"""Organizations:
+    - &SampleOrg
+        Name: SampleOrg
+        ID: SampleOrg
+        MSPDir: {org}/msp
+        Policies:
+            Readers: {{ Type: Signature, Rule: "OR('SampleOrg.member')" }}
+            Writers: {{ Type: Signature, Rule: "OR('SampleOrg.member')" }}
+            Admins: {{ Type: Signature, Rule: "OR('SampleOrg.admin')" }}
+Profiles:
+    Faults:
+        Policies:
+            Readers: {{ Type: ImplicitMeta, Rule: "ANY Readers" }}
+            Writers: {{ Type: ImplicitMeta, Rule: "ANY Writers" }}
+            Admins: {{ Type: ImplicitMeta, Rule: "MAJORITY Admins" }}
+        Capabilities: {{ V1_4_3: true }}
+        Orderer:
+            OrdererType: kafka
+            Addresses: [{addrs}]
+            BatchTimeout: {self.args.batch_timeout}
+            BatchSize: {{ MaxMessageCount: {self.args.max_message_count}, AbsoluteMaxBytes: 10 MB, PreferredMaxBytes: 2 MB }}
+            Kafka:
+                Brokers:
+{blist}
+            Organizations: [*SampleOrg]
+            Policies:
+                Readers: {{ Type: ImplicitMeta, Rule: "ANY Readers" }}
+                Writers: {{ Type: ImplicitMeta, Rule: "ANY Writers" }}
+                Admins: {{ Type: ImplicitMeta, Rule: "MAJORITY Admins" }}
+                BlockValidation: {{ Type: ImplicitMeta, Rule: "ANY Writers" }}
+            Capabilities: {{ V1_4_2: true }}
+        Consortiums:
+            SampleConsortium:
+                Organizations: [*SampleOrg]
+"""
+        with open(os.path.join(self.work, "configtx.yaml"), "w") as f:
+            f.write(yaml)
+        self.genesis = os.path.join(self.work, "genesis.block")
+        subprocess.run([os.path.join(self.bin, "configtxgen"), "-configPath", self.work, "-profile", "Faults",
+                        "-channelID", self.channel, "-outputBlock", self.genesis],
+                       check=True, capture_output=True)
+        for i, p in enumerate(self.osn_ports):
+            self.osns.append({"i": i, "port": p, "ops": free_port(),
+                              "ledger": os.path.join(self.work, "osn%d" % i, "ledger"),
+                              "log": os.path.join(self.work, "osn%d.log" % i), "proc": None,
+                              "chain": os.path.join(self.work, "osn%d.chain" % i), "have": 0})
+            self.start_osn(i)
+        for o in self.osns:
+            self.wait_serving(o, 120)
+
+    def start_osn(self, i):
+        o = self.osns[i]
+        os.makedirs(o["ledger"], exist_ok=True)
+        env = dict(os.environ,
+                   FABRIC_CFG_PATH=os.path.join(self.work, "no-config"),
+                   ORDERER_GENERAL_BOOTSTRAPFILE=self.genesis,
+                   ORDERER_GENERAL_LISTENADDRESS="127.0.0.1",
+                   ORDERER_GENERAL_LISTENPORT=str(o["port"]),
+                   ORDERER_GENERAL_LOCALMSPDIR=self.orderer_msp,
+                   ORDERER_GENERAL_LOCALMSPID="SampleOrg",
+                   ORDERER_FILELEDGER_LOCATION=o["ledger"],
+                   ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:%d" % o["ops"],
+                   ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR="3",
+                   ORDERER_KAFKA_RETRY_SHORTINTERVAL="1s",
+                   ORDERER_KAFKA_RETRY_SHORTTOTAL=self.args.short_total,
+                   ORDERER_KAFKA_RETRY_LONGINTERVAL="2s",
+                   ORDERER_KAFKA_RETRY_LONGTOTAL="10m",
+                   FABRIC_LOGGING_SPEC=self.args.log_spec)
+        lf = open(o["log"], "a")
+        lf.write("===== %s start\n" % time.strftime("%F %T"))
+        lf.flush()
+        o["proc"] = subprocess.Popen([os.path.join(self.bin, "orderer"), "start"], env=env,
+                                     cwd=os.path.join(self.work, "no-config"), stdout=lf, stderr=subprocess.STDOUT)
+        lf.close()
+
+    def height(self, o):
+        r = subprocess.run(self.client_base(o["port"]) + ["channel-info"], capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)["height"]
+        except (ValueError, KeyError):
+            return None
+
+    def wait_serving(self, o, within):
+        deadline = time.time() + within
+        while time.time() < deadline:
+            if o["proc"].poll() is not None:
+                raise RuntimeError("OSN %d exited (%s); see %s" % (o["i"], o["proc"].returncode, o["log"]))
+            if self.height(o) is not None:
+                return
+            time.sleep(0.5)
+        raise RuntimeError("OSN %d not serving within %ds" % (o["i"], within))
+
+    def kill_osn(self, i):
+        p = self.osns[i]["proc"]
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+
+    def stop_all(self):
+        for o in self.osns:
+            p = o["proc"]
+            if p and p.poll() is None:
+                p.terminate()
+        for o in self.osns:
+            p = o["proc"]
+            if p:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    def fetch(self, o):
+        """Appends the blocks from o['have'] to the newest to o['chain']."""
+        h = self.height(o)
+        if h is None:
+            return False
+        if h <= o["have"]:
+            return True
+        part = o["chain"] + ".part"
+        r = subprocess.run(self.client_base(o["port"]) + ["deliver", "--start", str(o["have"]), "--stop",
+                                                          str(h - 1), "--raw-out", part],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            log("deliver from OSN %d failed: %s %s" % (o["i"], r.stdout[-500:], r.stderr[-500:]))
+            return False
+        n = count_blocks(part)
+        if n != h - o["have"]:
+            log("deliver from OSN %d: %d blocks, expected %d" % (o["i"], n, h - o["have"]))
+            return False
+        with open(o["chain"], "ab") as dst, open(part, "rb") as src:
+            shutil.copyfileobj(src, dst)
+        o["have"] = h
+        return True
+
+
+def count_blocks(path):
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(4)
+            if len(b) < 4:
+                return n
+            f.seek(int.from_bytes(b, "big"), 1)
+            n += 1
+
+
+def inject(kind, net, rng, args):
+    """Runs one fault to its end (fault + recovery); returns (description, killed OSN or None)."""
+    if kind == "broker-kill":
+        b = rng.randint(1, 4)
+        down = rng.uniform(3, 10)
+        kafka("kill-broker", str(b))
+        time.sleep(down)
+        kafka("start-broker", str(b))
+        return "kill -9 broker %d, restarted after %.1fs" % (b, down), None
+    if kind == "broker-pause":
+        b = rng.randint(1, 4)
+        down = rng.uniform(args.pause_min, args.pause_max)
+        kafka("pause-broker", str(b))
+        try:
+            time.sleep(down)
+        finally:
+            kafka("resume-broker", str(b))
+        return "SIGSTOP broker %d for %.1fs, then SIGCONT" % (b, down), None
+    if kind == "zk-kill":
+        z = rng.randint(1, 3)
+        down = rng.uniform(3, 10)
+        kafka("kill-zk", str(z))
+        time.sleep(down)
+        kafka("start-zk", str(z))
+        return "kill -9 zk %d, restarted after %.1fs" % (z, down), None
+    if kind == "osn-kill":
+        i = rng.randrange(len(net.osns))
+        down = rng.uniform(1, 5)
+        net.kill_osn(i)
+        time.sleep(down)
+        net.start_osn(i)
+        return "kill -9 OSN %d, restarted after %.1fs" % (i, down), i
+    if kind == "kafka-down":
+        down = args.short_total_s + rng.uniform(3, 10)
+        for b in range(1, 5):
+            kafka("kill-broker", str(b))
+        for z in range(1, 4):
+            kafka("kill-zk", str(z))
+        time.sleep(down)
+        kafka("start", "--wait", timeout=600)
+        return "kill -9 all brokers and ZooKeeper for %.1fs (> ShortTotal %s), then start" % (
+            down, args.short_total), None
+    raise ValueError(kind)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rounds", type=int)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--osns", type=int, default=3)
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds to draw from")
+    ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
+    ap.add_argument("--work", default=None, help="work folder (default: a new temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--rate", type=float, default=150.0, help="new tx/s per load generator")
+    ap.add_argument("--streams", type=int, default=2, help="streams per load generator")
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--pre", type=float, default=3.0, help="seconds of load before the fault")
+    ap.add_argument("--post", type=float, default=4.0, help="seconds of new load after the recovery")
+    ap.add_argument("--pause-min", type=float, default=12.0)
+    ap.add_argument("--pause-max", type=float, default=20.0)
+    ap.add_argument("--short-total", default="5s", help="ORDERER_KAFKA_RETRY_SHORTTOTAL")
+    ap.add_argument("--batch-timeout", default="500ms")
+    ap.add_argument("--max-message-count", type=int, default=50)
+    ap.add_argument("--log-spec", default="info")
+    ap.add_argument("--converge-timeout", type=float, default=180.0)
+    a = ap.parse_args()
+    a.short_total_s = float(a.short_total.rstrip("s"))
+    a.bin_dir = os.path.abspath(a.bin_dir)
+    kinds = [k for k in a.kinds.split(",") if k]
+    for k in kinds:
+        if k not in KINDS:
+            ap.error("unknown fault kind %r (known: %s)" % (k, ", ".join(KINDS)))
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 32)
+    rng = random.Random(seed)
+    log("seed %d (rerun with --seed %d), rounds %d, kinds %s" % (seed, seed, a.rounds, ",".join(kinds)))
+
+    kafka("fetch")
+    started_kafka = False
+    if kafka("wait", "--timeout", "10", check=False).returncode != 0:
+        if os.environ.get("KAFKA_BROKERS"):
+            raise SystemExit("KAFKA_BROKERS is set but kafka.sh finds no running cluster: "
+                             "set the KAFKA_RUN_DIR/KAFKA_*_PORT_BASE of that cluster")
+        log("no running Kafka cluster: starting one")
+        kafka("down", check=False)
+        kafka("start", "--wait", timeout=600)
+        started_kafka = True
+    brokers = kafka("brokers").stdout.strip().split(",")
+    work = a.work or tempfile.mkdtemp(prefix="faults-")
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(os.path.join(work, "acks"), exist_ok=True)
+    log("work folder %s; brokers %s" % (work, ",".join(brokers)))
+    net = Net(a, work)
+    totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "duplicated": 0, "divergent": 0,
+              "osn_deaths": 0, "check_failures": 0, "given_up": 0, "resent": 0}
+    failed = False
+    try:
+        net.setup(brokers)
+        log("channel %s on %d OSNs (ports %s)" % (net.channel, len(net.osns),
+                                                  ",".join(str(o["port"]) for o in net.osns)))
+        for r in range(1, a.rounds + 1):
+            kind = rng.choice(kinds)
+            t0 = time.time()
+            # Duration of new load: the fault's longest possible length plus margins.
+            longest = {"broker-kill": 10, "broker-pause": a.pause_max, "zk-kill": 10, "osn-kill": 5,
+                       "kafka-down": a.short_total_s + 10 + 30}[kind]
+            duration = a.pre + longest + a.post
+            loads = []
+            for i, o in enumerate(net.osns):
+                others = ",".join("127.0.0.1:%d" % x["port"] for x in net.osns if x is not o)
+                ack = os.path.join(work, "acks", "r%03d-c%d.log" % (r, i))
+                out = open(os.path.join(work, "acks", "r%03d-c%d.out" % (r, i)), "w")
+                cmd = net.client_base(o["port"]) + [
+                    "broadcast", "--ack-log", ack, "--servers", others, "--duration", str(duration),
+                    "--streams", str(a.streams), "--window", str(a.batch), "--size", str(a.size),
+                    "--rate", str(a.rate), "--response-timeout", "8", "--resend-for", "90", "--json"]
+                loads.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out))
+            time.sleep(a.pre)
+            desc, killed = inject(kind, net, rng, a)
+            # Everything back: Kafka nodes (start starts only missing ones), OSNs.
+            kafka("start", "--wait", timeout=600)
+            deaths = []
+            for o in net.osns:
+                if o["i"] != killed and o["proc"].poll() is not None:
+                    deaths.append(o["i"])
+                    log("VIOLATION: OSN %d died (exit %s) though not killed; restarting" %
+                        (o["i"], o["proc"].returncode))
+                    net.start_osn(o["i"])
+            for p, out in loads:
+                try:
+                    p.wait(timeout=duration + 300)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                out.close()
+            load = {"acknowledged": 0, "resent": 0, "given_up": 0, "refused": {}}
+            for i in range(len(net.osns)):
+                path = os.path.join(work, "acks", "r%03d-c%d.out" % (r, i))
+                try:
+                    with open(path) as f:
+                        txt = f.read()
+                    j = json.loads(txt[txt.index("{"):])
+                    for k in ("acknowledged", "resent", "given_up"):
+                        load[k] += j[k]
+                    for k, v in j["refused"].items():
+                        load["refused"][k] = load["refused"].get(k, 0) + v
+                except (OSError, ValueError) as e:
+                    log("load generator %d: no report (%s): see %s" % (i, e, path))
+            for o in net.osns:
+                if o["i"] not in deaths and o["proc"].poll() is not None:
+                    deaths.append(o["i"])
+                    log("VIOLATION: OSN %d died (exit %s) under load; restarting" % (o["i"], o["proc"].returncode))
+                    net.start_osn(o["i"])
+            # Heights agree and are stable.
+            deadline = time.time() + a.converge_timeout
+            last = None
+            while True:
+                hs = [net.height(o) for o in net.osns]
+                if None not in hs and len(set(hs)) == 1 and hs == last:
+                    break
+                if time.time() > deadline:
+                    log("heights did not converge: %s" % hs)
+                    break
+                last = hs
+                time.sleep(1.5)
+            ok_fetch = all(net.fetch(o) for o in net.osns)
+            acks = sorted(glob.glob(os.path.join(work, "acks", "*.log")))
+            chk = subprocess.run([sys.executable, CHECKER, "--json", "--acks", *acks] +
+                                 sum((["--chain", "osn%d=%s" % (o["i"], o["chain"])] for o in net.osns), []),
+                                 capture_output=True, text=True)
+            try:
+                rep = json.loads(chk.stdout)
+            except ValueError:
+                rep = {"acknowledged": 0, "lost": 0, "duplicated": 0, "divergent": 0,
+                       "violations": ["checker failed: %s" % chk.stderr[-1000:]], "height": 0}
+            totals["rounds"] += 1
+            totals["acknowledged"] = rep["acknowledged"]
+            totals["lost"] = max(totals["lost"], rep["lost"])
+            totals["duplicated"] = max(totals["duplicated"], rep["duplicated"])
+            totals["divergent"] = max(totals["divergent"], rep["divergent"])
+            totals["osn_deaths"] += len(deaths)
+            totals["given_up"] += load["given_up"]
+            totals["resent"] += load["resent"]
+            bad = bool(rep["violations"]) or deaths or not ok_fetch or chk.returncode != 0
+            if bad:
+                totals["check_failures"] += 1
+                failed = True
+            log("round %d/%d %-12s %s | load acked %d resent %d given-up %d refused %s | chain height %d, "
+                "acknowledged so far %d, lost %d, duplicated %d, divergent %d | %s (%.0fs)" % (
+                    r, a.rounds, kind, desc, load["acknowledged"], load["resent"], load["given_up"],
+                    load["refused"] or "{}", rep["height"], rep["acknowledged"], rep["lost"], rep["duplicated"],
+                    rep["divergent"], "FAIL" if bad else "ok", time.time() - t0))
+            for v in rep["violations"][:10]:
+                log("  violation: %s" % v)
+            if not ok_fetch:
+                log("  violation: could not fetch every OSN's chain")
+    except Exception as e:  # report what was done so far, then fail
+        log("ERROR: %s" % e)
+        failed = True
+    finally:
+        net.stop_all()
+        if started_kafka:
+            kafka("down", check=False)
+    log("seed %d: rounds %d, transactions acknowledged %d, lost %d, duplicated %d, divergent blocks %d, "
+        "OSN deaths %d, re-sent %d, given up (never acknowledged) %d => %s" % (
+            seed, totals["rounds"], totals["acknowledged"], totals["lost"], totals["duplicated"],
+            totals["divergent"], totals["osn_deaths"], totals["resent"], totals["given_up"],
+            "FAIL" if failed else "PASS"))
+    if not a.keep and not failed and not a.work:
+        shutil.rmtree(work, ignore_errors=True)
+    elif failed:
+        log("kept %s for inspection" % work)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
