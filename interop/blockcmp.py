@@ -70,11 +70,13 @@ def signed(v):
 
 
 def kafka_offsets(sig_value):
-    """Consenter metadata (KafkaMetadata) inside OrdererBlockMetadata, or None."""
+    """OrdererBlockMetadata.consenter_metadata is a common.Metadata whose value is KafkaMetadata
+    (offsets as (persisted, original, resubmitted)), or None."""
     cm = first(fields(sig_value), 2, None)
-    if not cm:
+    value = first(fields(cm), 1, None) if cm else None
+    if not value:
         return None
-    kf = fields(cm)
+    kf = fields(value)
     return tuple(signed(first(kf, k, 0)) for k in (1, 2, 3))
 
 

@@ -28,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop}
 FBIN=$CACHE/bin
-OUR_BIN=${OUR_BIN:-$REPO/target/release}
+OUR_BIN=$(cd "${OUR_BIN:-$REPO/target/release}" 2>/dev/null && pwd || echo "${OUR_BIN:-$REPO/target/release}")
 N=${N:-25}
 W=${1:-$(mktemp -d /tmp/fabric-mixed.XXXXXX)}
 mkdir -p "$W"; W=$(cd "$W" && pwd)
@@ -79,11 +79,11 @@ our_ctg() { "$OUR_BIN/configtxgen" -configPath "$W/cfg" "$@"; }
 decode() { "$FBIN/configtxlator" proto_decode --type "$1" --input "$2" --output "$3"; }
 peer_cli() {
     FABRIC_CFG_PATH=$CACHE/sampleconfig CORE_PEER_MSPCONFIGPATH=$ADMIN_MSP CORE_PEER_LOCALMSPID=SampleOrg \
-    FABRIC_LOGGING_SPEC=warning "$FBIN/peer" "$@"
+    FABRIC_LOGGING_SPEC=${PEER_LOG:-warning} "$FBIN/peer" "$@"
 }
 height() {   # $1 orderer, $2 channel: number of blocks (newest + 1), empty if unknown
     local n
-    n=$(peer_cli channel fetch newest /dev/null -o "$1" -c "$2" 2>&1 | sed -n 's/.*Received block: \([0-9]*\).*/\1/p' | tail -1)
+    n=$(PEER_LOG=info peer_cli channel fetch newest /dev/null -o "$1" -c "$2" 2>&1 | sed -n 's/.*Received block: \([0-9]*\).*/\1/p' | tail -1)
     [[ -n $n ]] && echo $((n + 1))
 }
 
@@ -129,9 +129,11 @@ stop_fabric() { [[ -n $FPID ]] && kill "$FPID" 2>/dev/null && wait "$FPID" 2>/de
 trap 'stop_ours; stop_fabric' EXIT
 
 broadcast() {   # $1 orderer, $2 channel, $3 count, $4 log: every envelope must get SUCCESS
-    timeout 120 "$OUR_BIN/orderer-client" --server "$1" --channel "$2" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
-        broadcast --count "$3" --streams 1 --size 200 --no-follow >>"$4" 2>&1 \
-        && tail -3 "$4" | grep -q "success=$3"
+    local out
+    out=$(timeout 120 "$OUR_BIN/orderer-client" --server "$1" --channel "$2" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
+        broadcast --count "$3" --streams 1 --size 200 --no-follow 2>&1)
+    echo "$out" >>"$4"
+    grep -q "sent=$3 acked=$3 success=$3 " <<<"$out"
 }
 ready() {   # $1 orderer, $2 channel, $3 log: a Broadcast gets SUCCESS within 90 s (Kafka chain started)
     local i

@@ -36,7 +36,7 @@ case $FABRIC_VERSION in
     *) echo "FABRIC_VERSION must be v2.5.16 or v1.4.x" >&2; exit 2 ;;
 esac
 FBIN=$CACHE/bin
-OUR_BIN=${OUR_BIN:-$REPO/target/release}
+OUR_BIN=$(cd "${OUR_BIN:-$REPO/target/release}" 2>/dev/null && pwd || echo "${OUR_BIN:-$REPO/target/release}")
 W=${1:-$(mktemp -d /tmp/fabric-interop.XXXXXX)}
 mkdir -p "$W"; W=$(cd "$W" && pwd)
 SYS=system-channel
