@@ -7,7 +7,8 @@
 #   KAFKA_BROKERS=$(scripts/kafka/kafka.sh brokers) interop/mixed.sh [WORKDIR]
 #
 # Env: KAFKA_BROKERS (required: fails without it), OUR_BIN (default <repo>/target/release),
-#      FABRIC_INTEROP_CACHE (default ~/.cache/fabric-orderer-interop, Fabric v2.5.16),
+#      FABRIC_VERSION (v2.5.16 default, or v1.4.x: Fabric's v1.4 orderer and tools, see fabric-tools.sh),
+#      FABRIC_INTEROP_CACHE (default ~/.cache/fabric-orderer-interop[-v1.4.x]),
 #      N (envelopes per broadcast step, default 25).
 # Checks (PASS/FAIL each; exit 1 if any failed):
 #   k  Fabric's configtxgen makes the genesis block from Fabric's sampleconfig configtx.yaml profile
@@ -26,7 +27,12 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop}
+FABRIC_VERSION=${FABRIC_VERSION:-v2.5.16}
+case $FABRIC_VERSION in
+    v2.5.16) CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop} ;;
+    v1.4.*)  CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop-$FABRIC_VERSION} ;;
+    *) echo "FAIL: FABRIC_VERSION must be v2.5.16 or v1.4.x" >&2; exit 1 ;;
+esac
 FBIN=$CACHE/bin
 OUR_BIN=$(cd "${OUR_BIN:-$REPO/target/release}" 2>/dev/null && pwd || echo "${OUR_BIN:-$REPO/target/release}")
 N=${N:-25}
@@ -67,8 +73,13 @@ mkdir -p cfg empty
 # Fabric's sample configtx.yaml, unchanged except: the brokers, and 10 messages per block (sample: 500)
 # so that blocks are cut by count as well as by BatchTimeout (2 s).
 brokers_yaml=$(tr ',' '\n' <<<"$KAFKA_BROKERS" | sed 's/^/            - /')
-awk -v b="$brokers_yaml" '
+# Fabric v1.4's configtxgen turns an unset Orderer.Addresses into 127.0.0.1:7050 (v2.3+ and ours do
+# not): with v1.4 the two OSNs are listed there explicitly.
+v14=0; [[ $FABRIC_VERSION == v1.4.* ]] && v14=1
+awk -v b="$brokers_yaml" -v v14=$v14 -v a="            - $OUR
+            - $FAB" '
     /^            - kafka[0-9]:9092$/ { if (!done) { print b; done = 1 } next }
+    /^    Addresses:$/ && v14 { print; print a; next }
     /^        MaxMessageCount: 500$/ { print "        MaxMessageCount: 10"; next }
     { print }' "$CACHE/sampleconfig/configtx.yaml" >cfg/configtx.yaml
 cp -r "$ORG/msp" cfg/msp
@@ -117,6 +128,7 @@ start_ours() {   # $1 log
 }
 start_fabric() {   # $1 log
     FABRIC_CFG_PATH=$CACHE/sampleconfig ORDERER_GENERAL_BOOTSTRAPMETHOD=file ORDERER_GENERAL_BOOTSTRAPFILE=$W/genesis.block \
+    ORDERER_GENERAL_GENESISMETHOD=file ORDERER_GENERAL_GENESISFILE=$W/genesis.block \
     ORDERER_GENERAL_LOCALMSPDIR=$ORG/orderers/orderer2.example.com/msp ORDERER_GENERAL_LOCALMSPID=SampleOrg \
     ORDERER_FILELEDGER_LOCATION=$W/fabric-ledger ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT=$FPORT \
     ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:0 ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:0 \
@@ -148,7 +160,7 @@ SENT_SYS=0
 start_fabric "$W/fabric-orderer.log"
 start_ours "$W/our-orderer.log"
 if ready "$FAB" "$SYS" m-ready.log; then
-    pass "k: Fabric's orderer v2.5.16 (Kafka) serves $SYS"; SENT_SYS=$((SENT_SYS + 1))
+    pass "k: Fabric's orderer $FABRIC_VERSION (Kafka) serves $SYS"; SENT_SYS=$((SENT_SYS + 1))
 else
     fail "k: Fabric's orderer does not serve $SYS: $(grep -E 'PANI|ERRO' fabric-orderer.log | head -3)"
 fi
@@ -236,7 +248,7 @@ compare_chain "$CHB" s-fabric-b "$SENT_B"
 stop_ours; stop_fabric
 
 echo
-echo "$PASSES passed, ${#FAILS[@]} failed"
+echo "mixed.sh (Fabric $FABRIC_VERSION): $PASSES PASS, ${#FAILS[@]} FAIL"
 if ((${#FAILS[@]})); then
     printf '  FAIL %s\n' "${FAILS[@]}"; exit 1
 fi

@@ -76,6 +76,7 @@ if [[ $FABRIC_VERSION == v1.4.* ]]; then
     awk -v port="$PORT" '
         /^        V2_0: true$/ { n++; print (n == 1 ? "        V1_4_3: true" : "        V1_4_2: true"); next }
         /^        V2_5: true$/ { print "        V1_4_2: true"; next }
+        /^ *SkipAsForeign:/ { next }   # v2.x key, refused by v1.4 configtxgen
         /^    Addresses:$/ { print; print "        - 127.0.0.1:" port; next }
         { print }' cfg/configtx.yaml >cfg/configtx.yaml.v14 && mv cfg/configtx.yaml.v14 cfg/configtx.yaml
 fi
