@@ -15,7 +15,10 @@ export FABRIC_VERSION=${FABRIC_VERSION:-v1.4.12}
 export OUR_BIN=${OUR_BIN:-$PWD/target/debug}
 [[ -n ${KAFKA_BROKERS:-} ]] || { echo "interop/ci.sh: KAFKA_BROKERS is not set" >&2; exit 1; }
 command -v go >/dev/null || { echo "interop/ci.sh: go is not on PATH: cannot install Fabric's tools" >&2; exit 1; }
-command -v jq >/dev/null || { echo "interop/ci.sh: jq is not installed" >&2; exit 1; }
+for t in jq bc; do   # the checks' JSON and arithmetic helpers, from Debian's packages
+    command -v $t >/dev/null || { apt-get update -qq && apt-get install -y -qq $t >/dev/null; } \
+        || { echo "interop/ci.sh: $t is missing and could not be installed" >&2; exit 1; }
+done
 
 start=$(date +%s)
 echo "== interop: Fabric $FABRIC_VERSION tools (interop/fabric-tools.sh)"
