@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Interop run: Fabric v2.5.16's own tools against OUR orderer and configtxgen.
+# Interop run: Fabric v2.5.16's (or, with FABRIC_VERSION=v1.4.12, v1.4.12's) own tools against OUR
+# orderer and configtxgen.
 #
 #   interop/fabric-tools.sh                     # once: builds Fabric's tools into the cache
 #   cargo build --release --bins                # our orderer, configtxgen, orderer-client
 #   interop/run.sh [WORKDIR]                    # default WORKDIR: a fresh mktemp dir
 #
-# Env: OUR_BIN (default <repo>/target/release), PORT (default: a free port), FABRIC_INTEROP_CACHE.
+# Env: OUR_BIN (default <repo>/target/release), PORT (default: a free port), FABRIC_INTEROP_CACHE,
+#      FABRIC_VERSION (v2.5.16 default, or v1.4.x: the tools fabric-tools.sh installed for it; the
+#      configtx then uses v1.4 capabilities), REFERENCE=0 / PEER=0 skip steps r / p.
 # Steps (each prints PASS/FAIL; the script continues after a failure and exits 1 if any failed):
 #   a  cryptogen material + Fabric configtxgen genesis (solo, system channel + consortium) boots our orderer
 #   b  peer channel fetch oldest|newest|config|0 against our orderer; configtxlator decodes the blocks
@@ -17,6 +20,8 @@
 #   f  Fabric's sample clients broadcast_msg / deliver_stdout against our orderer
 #   g  peer channel update (anchor peers, from Fabric's configtxgen) + fetch config follows LAST_CONFIG;
 #      restart of our orderer keeps every channel's height
+#   p  a real Fabric peer (`peer node start`, PEER=0 skips it) joins the channel with block 0 from our orderer,
+#      pulls and commits our blocks; `peer channel getinfo` height and hashes equal our orderer's
 #   r  reference (REFERENCE=0 skips it): Fabric's own orderer v2.5.16 booted from the same genesis block,
 #      the same steps; new channel's block 0, blocks' metadata and the config-update block compared with ours;
 #      our orderer-client broadcast (with its Deliver follower) against Fabric's orderer
@@ -24,9 +29,14 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop}
+FABRIC_VERSION=${FABRIC_VERSION:-v2.5.16}
+case $FABRIC_VERSION in
+    v2.5.16) CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop} ;;
+    v1.4.*)  CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop-$FABRIC_VERSION} ;;
+    *) echo "FABRIC_VERSION must be v2.5.16 or v1.4.x" >&2; exit 2 ;;
+esac
 FBIN=$CACHE/bin
-OUR_BIN=${OUR_BIN:-$REPO/target/release}
+OUR_BIN=$(cd "${OUR_BIN:-$REPO/target/release}" 2>/dev/null && pwd || echo "${OUR_BIN:-$REPO/target/release}")
 W=${1:-$(mktemp -d /tmp/fabric-interop.XXXXXX)}
 mkdir -p "$W"; W=$(cd "$W" && pwd)
 SYS=system-channel
@@ -57,7 +67,19 @@ ORG=$W/crypto/ordererOrganizations/example.com
 ORDERER_MSP=$ORG/orderers/orderer.example.com/msp
 ADMIN_MSP=$ORG/users/Admin@example.com/msp
 mkdir -p cfg empty
-cp "$HERE/configtx.yaml" cfg/configtx.yaml
+# OrdererEndpoints -> the port our orderer listens on, so that a peer (step p) finds it
+sed "s/127.0.0.1:7050/127.0.0.1:$PORT/" "$HERE/configtx.yaml" >cfg/configtx.yaml
+if [[ $FABRIC_VERSION == v1.4.* ]]; then
+    # Fabric v1.4 peers refuse V2_x capabilities: use v1.4's (Channel V1_4_3, Orderer/Application
+    # V1_4_2). v1.4's configtxgen defaults an unset Orderer.Addresses to 127.0.0.1:7050 (v2.3+ does not,
+    # nor does ours): list our orderer there explicitly.
+    awk -v port="$PORT" '
+        /^        V2_0: true$/ { n++; print (n == 1 ? "        V1_4_3: true" : "        V1_4_2: true"); next }
+        /^        V2_5: true$/ { print "        V1_4_2: true"; next }
+        /^ *SkipAsForeign:/ { next }   # v2.x key, refused by v1.4 configtxgen
+        /^    Addresses:$/ { print; print "        - 127.0.0.1:" port; next }
+        { print }' cfg/configtx.yaml >cfg/configtx.yaml.v14 && mv cfg/configtx.yaml.v14 cfg/configtx.yaml
+fi
 cp -r "$ORG/msp" cfg/msp
 
 fabric_ctg() { FABRIC_CFG_PATH=$W/cfg "$FBIN/configtxgen" "$@"; }
@@ -202,6 +224,57 @@ if peer_cli channel update -o $ORD -c $APP -f g-anchors.tx >g-update.log 2>&1; t
 else
     fail "g: peer channel update: $(grep -E 'Error|panic' g-update.log | head -3)"
 fi
+# ---------- (p) a real Fabric peer joins $APP and commits the blocks our orderer made ----------
+PEER_PID=""
+stop_peer() { [[ -n $PEER_PID ]] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null; PEER_PID=""; }
+if [[ ${PEER:-1} == 1 ]]; then
+    PPORT=$(free_port); PCC=$(free_port); PEER_ADDR=127.0.0.1:$PPORT
+    rm -rf "$W/peer-fs"
+    FABRIC_CFG_PATH=$CACHE/sampleconfig FABRIC_LOGGING_SPEC=info CORE_PEER_ID=peer0.example.com \
+    CORE_PEER_MSPCONFIGPATH=$ORG/orderers/peer0.example.com/msp CORE_PEER_LOCALMSPID=SampleOrg \
+    CORE_PEER_LISTENADDRESS=$PEER_ADDR CORE_PEER_ADDRESS=$PEER_ADDR \
+    CORE_PEER_CHAINCODELISTENADDRESS=127.0.0.1:$PCC CORE_PEER_CHAINCODEADDRESS=127.0.0.1:$PCC \
+    CORE_PEER_GOSSIP_BOOTSTRAP=$PEER_ADDR CORE_PEER_GOSSIP_EXTERNALENDPOINT=$PEER_ADDR \
+    CORE_PEER_GOSSIP_USELEADERELECTION=false CORE_PEER_GOSSIP_ORGLEADER=true \
+    CORE_PEER_FILESYSTEMPATH=$W/peer-fs CORE_LEDGER_SNAPSHOTS_ROOTDIR=$W/peer-fs/snapshots \
+    CORE_OPERATIONS_LISTENADDRESS=127.0.0.1:0 CORE_VM_ENDPOINT= CORE_PEER_TLS_ENABLED=false \
+    "$FBIN/peer" node start >p-peer.log 2>&1 &
+    PEER_PID=$!
+    for _ in $(seq 1 100); do grep -q 'Started peer with ID' p-peer.log && break; sleep 0.1; done
+    trap 'stop_orderer; stop_peer' EXIT
+    if grep -q 'Started peer with ID' p-peer.log; then
+        pass "p: Fabric peer node start (cryptogen identity, sampleconfig core.yaml + CORE_* overrides)"
+    else
+        fail "p: Fabric peer does not start: $(grep -E 'PANI|ERRO|FATA' p-peer.log | head -3)"
+    fi
+    if CORE_PEER_ADDRESS=$PEER_ADDR peer_cli channel join -b d-$APP-0.block >p-join.log 2>&1; then
+        pass "p: peer channel join -b <$APP block 0 fetched from our orderer>"
+    else
+        fail "p: peer channel join: $(grep -E 'Error' p-join.log | head -2)"
+    fi
+    peer_cli channel fetch newest p-newest.block -o $ORD -c $APP >p-fetch.log 2>&1 && decode_block p-newest.block p-newest.json
+    want=$(( $(jq -r .header.number p-newest.json) + 1 ))
+    got=""
+    for _ in $(seq 1 60); do
+        CORE_PEER_ADDRESS=$PEER_ADDR peer_cli channel getinfo -c $APP >p-getinfo.log 2>&1
+        got=$(sed -n 's/.*Blockchain info: //p' p-getinfo.log | jq -r .height 2>/dev/null)
+        [[ $got == "$want" ]] && break
+        sleep 1
+    done
+    cur=$(sed -n 's/.*Blockchain info: //p' p-getinfo.log | jq -r .currentBlockHash 2>/dev/null)
+    prev=$(sed -n 's/.*Blockchain info: //p' p-getinfo.log | jq -r .previousBlockHash 2>/dev/null)
+    if [[ $got == "$want" && $cur == "$(python3 "$HERE/blockcmp.py" --header-hash p-newest.block)" \
+          && $prev == "$(jq -r .header.previous_hash p-newest.json)" ]]; then
+        pass "p: peer channel getinfo -c $APP: height $got = our orderer's, currentBlockHash/previousBlockHash = our newest block's"
+    else
+        fail "p: peer height ${got:-?} (our orderer: $want), hashes $cur/$prev: $(grep -E 'ERRO|WARN' p-peer.log | grep -v -i 'gossip\|anchor' | head -3)"
+    fi
+    # the peer verified our signatures (BlockValidation) and committed every block; count its invalid-tx marks
+    committed=$(grep -c 'Committed block \[' p-peer.log)
+    ((committed >= want - 1)) && pass "p: the peer validated and committed $committed blocks from our orderer (block signatures checked against /Channel/Orderer/BlockValidation)" \
+        || fail "p: the peer committed $committed blocks, want $((want - 1)): $(grep -E 'ERRO' p-peer.log | head -3)"
+    stop_peer
+fi
 heights() { for c in $SYS $APP $APP2; do peer_cli channel fetch newest /dev/null -o $ORD -c $c 2>&1 | sed -n 's/.*Received block: \([0-9]*\).*/\1/p' | tail -1; done | paste -sd' '; }
 before=$(heights)
 stop_orderer
@@ -238,8 +311,12 @@ for prof in InteropDevModeSolo InteropDevModeKafka; do
     [[ -f e-$prof.fabric.block && -f e-$prof.ours.block ]] && compare "$prof-genesis" e-$prof.fabric.block e-$prof.ours.block common.Block
 done
 # Fabric's own sampleconfig/configtx.yaml (its msp/ beside it), every profile that needs no etcdraft certs
-for prof in SampleSingleMSPSolo SampleSingleMSPKafka SampleInsecureSolo SampleInsecureKafka SampleDevModeSolo \
-            SampleDevModeKafka SampleAppChannelInsecureSolo; do
+SAMPLE_PROFILES="SampleSingleMSPSolo SampleSingleMSPKafka SampleInsecureSolo SampleInsecureKafka SampleDevModeSolo SampleDevModeKafka SampleAppChannelInsecureSolo"
+# Fabric v1.4's sample profiles leave Orderer.Addresses unset, which v1.4's configtxgen turns into
+# 127.0.0.1:7050 and v2.3+ (and ours) do not: a known, documented difference, so they are compared
+# against v2.5.16 only.
+[[ $FABRIC_VERSION == v1.4.* ]] && SAMPLE_PROFILES=""
+for prof in $SAMPLE_PROFILES; do
     FABRIC_CFG_PATH=$CACHE/sampleconfig "$FBIN/configtxgen" -profile $prof -channelID $SYS -outputBlock e-s-$prof.fabric.block >>e-gen.log 2>&1 \
         || fail "e: Fabric configtxgen sampleconfig $prof"
     "$OUR_BIN/configtxgen" -configPath "$CACHE/sampleconfig" -profile $prof -channelID $SYS -outputBlock e-s-$prof.ours.block >>e-gen.log 2>&1 \
@@ -272,6 +349,7 @@ FPID=""
 if [[ ${REFERENCE:-1} == 1 && -x $FBIN/orderer ]]; then
     FPORT=$(free_port); FORD=127.0.0.1:$FPORT
     FABRIC_CFG_PATH=$CACHE/sampleconfig ORDERER_GENERAL_LISTENPORT=$FPORT ORDERER_GENERAL_BOOTSTRAPMETHOD=file \
+    ORDERER_GENERAL_GENESISMETHOD=file ORDERER_GENERAL_GENESISFILE=$W/fabric-genesis.block \
     ORDERER_GENERAL_BOOTSTRAPFILE=$W/fabric-genesis.block ORDERER_GENERAL_LOCALMSPDIR=$ORDERER_MSP \
     ORDERER_GENERAL_LOCALMSPID=SampleOrg ORDERER_FILELEDGER_LOCATION=$W/fabric-ledger \
     ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:0 ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:0 \

@@ -72,6 +72,23 @@ fn value<M: Message + Default>(
 }
 
 impl ChannelConfig {
+    /// Whether Kafka blocks also carry their `KafkaMetadata` in the deprecated
+    /// ORDERER metadata slot (index 3), as Fabric v1.4 orderers write it and
+    /// read it back on restart (v1.4.12 `chainsupport.go`). Fabric v2.x never
+    /// writes that slot, and only v2.x orderers can serve a channel whose
+    /// Orderer group has the `V2_0` capability: so the slot is written for
+    /// channels without it, which Fabric v1.4 OSNs may share.
+    pub fn legacy_orderer_metadata(&self) -> bool {
+        let caps = self
+            .config
+            .channel_group
+            .as_ref()
+            .and_then(|g| g.groups.get("Orderer"))
+            .and_then(|o| o.values.get("Capabilities"))
+            .and_then(|v| fabric_protos::common::Capabilities::decode(v.value.as_slice()).ok());
+        !caps.is_some_and(|c| c.capabilities.contains_key("V2_0"))
+    }
+
     /// Reads the config from a CONFIG envelope.
     pub fn from_envelope(env: &Envelope) -> Result<Self, ChannelConfigError> {
         let parsed =
@@ -180,6 +197,53 @@ impl ChannelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_orderer_capabilities(caps: &[&str]) -> ChannelConfig {
+        use fabric_protos::common::{Capabilities, Capability, ConfigValue};
+        let mut orderer = ConfigGroup::default();
+        if !caps.is_empty() {
+            let c = Capabilities {
+                capabilities: caps
+                    .iter()
+                    .map(|k| (k.to_string(), Capability::default()))
+                    .collect(),
+            };
+            orderer.values.insert(
+                "Capabilities".into(),
+                ConfigValue {
+                    value: c.encode_to_vec(),
+                    ..Default::default()
+                },
+            );
+        }
+        let mut root = ConfigGroup::default();
+        root.groups.insert("Orderer".into(), orderer);
+        ChannelConfig {
+            channel_id: "c".into(),
+            sequence: 0,
+            consensus_type: "kafka".into(),
+            batch_size: BatchSize {
+                max_message_count: 10,
+                absolute_max_bytes: 1 << 20,
+                preferred_max_bytes: 1 << 19,
+            },
+            batch_timeout: Duration::from_secs(2),
+            kafka_brokers: vec![],
+            is_system_channel: false,
+            config: Config {
+                channel_group: Some(root),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn legacy_orderer_metadata_unless_v2_orderer_capability() {
+        assert!(with_orderer_capabilities(&[]).legacy_orderer_metadata());
+        assert!(with_orderer_capabilities(&["V1_4_2"]).legacy_orderer_metadata());
+        assert!(!with_orderer_capabilities(&["V2_0"]).legacy_orderer_metadata());
+        assert!(!with_orderer_capabilities(&["V1_4_2", "V2_0"]).legacy_orderer_metadata());
+    }
 
     #[test]
     fn go_durations() {

@@ -551,6 +551,7 @@ impl ChainStarter {
                 }
                 let hooks = kafka::ChainHooks {
                     config_seq: config.sequence,
+                    legacy_orderer_metadata: config.legacy_orderer_metadata(),
                     sink,
                     revalidate: Arc::new(Revalidator {
                         channel_id: id.to_string(),

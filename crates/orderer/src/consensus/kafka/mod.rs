@@ -337,6 +337,7 @@ pub fn start(
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let hooks = ChainHooks {
         config_seq: 0,
+        legacy_orderer_metadata: false,
         sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
     };
@@ -358,6 +359,9 @@ pub fn start(
 pub struct ChainHooks {
     /// The channel's config sequence at start.
     pub config_seq: u64,
+    /// Also write `KafkaMetadata` into the ORDERER metadata slot, as Fabric
+    /// v1.4 does ([`crate::channelconfig::ChannelConfig::legacy_orderer_metadata`]).
+    pub legacy_orderer_metadata: bool,
     /// Told about committed config blocks.
     pub sink: Arc<dyn ConfigSink>,
     /// Re-checks messages validated against an older config.
@@ -761,7 +765,19 @@ impl KafkaChain {
         };
         let is_config = matches!(effect, Some((_, ConfigEffect::NewConfig(_))));
         crate::metrics::block_fill_cut(&self.channel_id);
-        let block = self.writer.next_block(data, is_config, &md.encode_to_vec());
+        let md_bytes = md.encode_to_vec();
+        let mut block = self.writer.next_block(data, is_config, &md_bytes);
+        if self.hooks.legacy_orderer_metadata {
+            // Outside the signed bytes, as in Fabric v1.4 (its signature covers
+            // the same OrdererBlockMetadata value as ours).
+            if let Some(m) = block.metadata.as_mut() {
+                m.metadata[fabric_common::block::ORDERER] = fabric_protos::common::Metadata {
+                    value: md_bytes,
+                    signatures: vec![],
+                }
+                .encode_to_vec();
+            }
+        }
         let number = self.writer.next_number() - 1;
         match super::append_durably(
             &mut self.ledger,
@@ -784,6 +800,7 @@ impl KafkaChain {
                         self.batch_size = cfg.batch_size;
                         self.batch_timeout = cfg.batch_timeout;
                         self.hooks.config_seq = cfg.sequence;
+                        self.hooks.legacy_orderer_metadata = cfg.legacy_orderer_metadata();
                     }
                     self.hooks.sink.config_committed(&self.channel_id, &env);
                 }
