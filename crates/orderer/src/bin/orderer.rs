@@ -275,7 +275,19 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd.unwrap_or(Cmd::Start) {
         Cmd::CheckKafka { timeout } => {
-            let _log = init_logging();
+            // The report goes to stdout, logs (FABRIC_LOGGING_SPEC) to stderr.
+            let raw = std::env::var("FABRIC_LOGGING_SPEC").unwrap_or_default();
+            let directives = LogSpec::parse(&raw)
+                .map(|s| s.directives())
+                .unwrap_or_else(|_| "info".to_string());
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_new(directives)
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_target(false)
+                .init();
             match check_kafka(Duration::from_secs(timeout.max(1))) {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
