@@ -7,25 +7,21 @@
 # Cache: $FABRIC_INTEROP_CACHE (default $HOME/.cache/fabric-orderer-interop)
 #   bin/           configtxgen configtxlator cryptogen peer orderer broadcast_msg deliver_stdout broadcast_config
 #   sampleconfig/  Fabric's sampleconfig (core.yaml, orderer.yaml, configtx.yaml, msp/)
-#   src/<rev>/     the Fabric source tree, when built from source (method 2)
 #   gopath/ gocache/   Go caches, kept so that re-runs are fast
 #   .stamp-<rev>   written once every tool is built
 #
-# Two methods, tried in order:
-#  1. `go install github.com/hyperledger/fabric/cmd/...@<commit>` from the Go module proxy. Fabric's
-#     go.mod says `module github.com/hyperledger/fabric` (no /v2), so `@v2.5.16` is refused by Go and
-#     the commit is used (pseudo-version v1.4.0-rc1.0.20260617221605-f871cf92a026).
+# Methods (both use only the Go module proxy):
+#  v2.5.16: `go install github.com/hyperledger/fabric/cmd/...@<commit>`. Fabric's go.mod says
+#     `module github.com/hyperledger/fabric` (no /v2), so `@v2.5.16` is refused by Go and the commit is
+#     used (pseudo-version v1.4.0-rc1.0.20260617221605-f871cf92a026).
 #     NOTE (2026-11): the proxy reachable from our sandbox answers `403 Forbidden / This module version
 #     is not available.` for every Fabric pseudo-version (only v1.4.x, v2.0.0+incompatible and
-#     v2.1.1+incompatible are served), so this method fails there.
-#  2. Build from a Fabric source tree with its vendor/ directory (`go build -mod=vendor`, no network):
-#     FABRIC_SRC=<a git clone or bare git dir of hyperledger/fabric that has the tag/commit>
-#     (default: /work/.mirror/hyperledger+fabric/repo when present). The tree is exported with
-#     `git archive` into the cache. Set FABRIC_METHOD=source to skip method 1.
+#     v2.1.1+incompatible are served), so this method fails there; use FABRIC_VERSION=v1.4.12. If the
+#     cache already holds the v2.5.16 tools (installed elsewhere by other means), they are used as is.
 #
 # Nothing from Fabric is ever written into the repository.
 #
-# FABRIC_VERSION=v1.4.12 (any v1.4.x tag) selects a third method, the one CI uses: the proxy serves
+# FABRIC_VERSION=v1.4.12 (any v1.4.x tag) selects the method CI uses: the proxy serves
 # Fabric's v1.4.x tags. Their module zips have no go.mod and no vendor/, only dep's Gopkg.lock, so the
 # script writes a go.mod for a throw-away build module (in the cache) that requires
 # github.com/hyperledger/fabric@v1.4.x plus every Gopkg.lock project at its locked revision, lets
@@ -49,7 +45,6 @@ BIN=$CACHE/bin
 TOOLS=(cmd/configtxgen cmd/configtxlator cmd/cryptogen cmd/peer cmd/orderer
        orderer/sample_clients/broadcast_msg orderer/sample_clients/deliver_stdout
        orderer/sample_clients/broadcast_config)
-FABRIC_SRC=${FABRIC_SRC:-/work/.mirror/hyperledger+fabric/repo}
 JOBS=${FABRIC_BUILD_JOBS:-2}
 
 if [[ "${1:-}" == "--env" ]]; then
@@ -111,7 +106,7 @@ PY
     rm -rf "$CACHE/sampleconfig"; cp -r "$DIR/sampleconfig" "$CACHE/sampleconfig"
     chmod -R u+w "$CACHE/sampleconfig" "$GOMODCACHE" 2>/dev/null || true
     method=proxy-v14
-elif [[ ${FABRIC_METHOD:-proxy} != source ]]; then
+else
     pkgs=()
     for t in "${TOOLS[@]}"; do pkgs+=("github.com/hyperledger/fabric/$t@$REV"); done
     echo "fabric-tools.sh: go install ${#pkgs[@]} Fabric tools at $REV from the module proxy" >&2
@@ -122,26 +117,9 @@ elif [[ ${FABRIC_METHOD:-proxy} != source ]]; then
         chmod -R u+w "$CACHE/sampleconfig" "$GOMODCACHE" 2>/dev/null || true
         method=proxy
     else
-        echo "fabric-tools.sh: module proxy install failed; trying a source build (FABRIC_SRC=$FABRIC_SRC)" >&2
+        echo "fabric-tools.sh: module proxy install of Fabric $REV failed (see above); FABRIC_VERSION=v1.4.12 installs v1.4.12 from the proxy" >&2
+        exit 1
     fi
-fi
-
-if [[ -z $method ]]; then
-    SRC=$CACHE/src/$REV
-    if [[ ! -f $SRC/go.mod ]]; then
-        [[ -d $FABRIC_SRC ]] || { echo "fabric-tools.sh: no Fabric source: set FABRIC_SRC to a clone of hyperledger/fabric" >&2; exit 1; }
-        git -C "$FABRIC_SRC" cat-file -e "$REV^{commit}" 2>/dev/null \
-            || { echo "fabric-tools.sh: $FABRIC_SRC does not contain commit $REV" >&2; exit 1; }
-        rm -rf "$SRC.tmp"; mkdir -p "$SRC.tmp"
-        git -C "$FABRIC_SRC" archive "$REV" | tar -x -C "$SRC.tmp"
-        mv "$SRC.tmp" "$SRC"
-    fi
-    echo "fabric-tools.sh: go build -mod=vendor ${#TOOLS[@]} Fabric tools from $SRC" >&2
-    ( cd "$SRC" && GOFLAGS="-buildvcs=false -mod=vendor" GOPROXY=off nice -n 10 \
-        go install -p "$JOBS" -ldflags "-X github.com/hyperledger/fabric/common/metadata.Version=2.5.16 -X github.com/hyperledger/fabric/common/metadata.CommitSHA=${REV:0:7}" \
-        $(printf './%s ' "${TOOLS[@]}") )
-    rm -rf "$CACHE/sampleconfig"; cp -r "$SRC/sampleconfig" "$CACHE/sampleconfig"
-    method=source
 fi
 
 touch "$CACHE/.stamp-$REV"
