@@ -45,6 +45,16 @@ fn three_fault_rounds_lose_and_duplicate_nothing() {
     // Kafka is required (never skipped).
     let brokers = support::kafka::brokers();
     assert!(!brokers.is_empty());
+    // The checker must catch what it claims to (its own tests, ~3 s).
+    let t = Command::new("python3")
+        .arg(repo().join("scripts/faults/test_check_chains.py"))
+        .output()
+        .expect("running python3 (required)");
+    assert!(
+        t.status.success(),
+        "checker tests failed: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
     let _restore = RestoreOnDrop;
     let bin_dir = bin("orderer").parent().unwrap().to_path_buf();
     bin("orderer-client");
