@@ -10,6 +10,7 @@
 # Environment: SLOW_FOLLOWERS (0) and SLOW_DELAY_MS (1000): followers that
 # read one block per SLOW_DELAY_MS; SAMPLE (5); SIZE (256); PORT (17150);
 # STREAMS_PER_CONNECTION (1); NO_BUILD=1 skips `cargo build --release`;
+# BIN (target/release): where the binaries are;
 # JSON=1 for the JSON report. The exit status is 0 when every envelope got
 # SUCCESS and no stream failed.
 set -euo pipefail
@@ -20,6 +21,7 @@ FOLLOWERS=${3:-200}
 RATE=${4:-500}
 PORT=${PORT:-17150}
 
+BIN=${BIN:-target/release}
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bins -q
 WORK=$(mktemp -d)
 export FABRIC_ORDERER_DEV_DIR="$WORK/dev"
@@ -28,7 +30,7 @@ cleanup() { [ -n "$ORDERER_PID" ] && kill "$ORDERER_PID" 2>/dev/null; wait 2>/de
 trap cleanup EXIT
 
 ORDERER_GENERAL_LISTENPORT=$PORT ORDERER_FILELEDGER_LOCATION="$WORK/ledger" FABRIC_LOGGING_SPEC=warning \
-    ./target/release/orderer start >"$WORK/orderer.log" 2>&1 &
+    "$BIN/orderer" start >"$WORK/orderer.log" 2>&1 &
 ORDERER_PID=$!
 for _ in $(seq 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
@@ -37,7 +39,7 @@ done
 ulimit -n 65536 2>/dev/null || true
 echo "machine: $(nproc) cores; orderer pid $ORDERER_PID on 127.0.0.1:$PORT"
 set +e
-./target/release/orderer-client --server "127.0.0.1:$PORT" load \
+"$BIN/orderer-client" --server "127.0.0.1:$PORT" load \
     --broadcast-streams "$BROADCAST_STREAMS" --followers "$FOLLOWERS" \
     --slow-followers "${SLOW_FOLLOWERS:-0}" --slow-delay-ms "${SLOW_DELAY_MS:-1000}" \
     --rate "$RATE" --size "${SIZE:-256}" --duration "$DURATION" --sample-secs "${SAMPLE:-5}" \
