@@ -203,7 +203,19 @@ Profiles:
             time.sleep(0.5)
         raise RuntimeError("OSN %d not serving within %ds" % (o["i"], within))
 
+    def rss_mib(self, o):
+        """The OSN process's resident set size in MiB (/proc), None if gone."""
+        try:
+            with open("/proc/%d/status" % o["proc"].pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024.0
+        except (OSError, ValueError, AttributeError):
+            return None
+        return None
+
     def kill_osn(self, i):
+        self.osns[i]["rss"] = []  # a new process: its RSS series starts again
         p = self.osns[i]["proc"]
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
@@ -450,6 +462,12 @@ def main():
                     r, a.rounds, kind, desc, load["acknowledged"], load["resent"], load["given_up"],
                     load["refused"] or "{}", rep["height"], rep["acknowledged"], rep["lost"], rep["duplicated"],
                     rep["divergent"], "FAIL" if bad else "ok", time.time() - t0))
+            rss = [net.rss_mib(o) for o in net.osns]
+            for o, m in zip(net.osns, rss):
+                if m is not None:
+                    o.setdefault("rss", []).append((r, m))
+            log("  OSN RSS MiB after round %d: %s" % (r, ", ".join(
+                "osn%d=%s" % (o["i"], "-" if m is None else "%.1f" % m) for o, m in zip(net.osns, rss))))
             for v in rep["violations"][:10]:
                 log("  violation: %s" % v)
             if not ok_fetch:
@@ -466,6 +484,12 @@ def main():
             seed, totals["rounds"], totals["acknowledged"], totals["lost"], totals["duplicated"],
             totals["divergent"], totals["osn_deaths"], totals["resent"], totals["given_up"],
             "FAIL" if failed else "PASS"))
+    for o in net.osns:
+        series = o.get("rss") or []
+        if series:
+            vals = [m for _, m in series]
+            log("OSN %d RSS MiB since its last start (rounds %d..%d): first %.1f, min %.1f, max %.1f, last %.1f" % (
+                o["i"], series[0][0], series[-1][0], vals[0], min(vals), max(vals), vals[-1]))
     if not a.keep and not failed and not a.work:
         shutil.rmtree(work, ignore_errors=True)
     elif failed:
