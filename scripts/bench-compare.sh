@@ -28,7 +28,7 @@
 #          Default: the representative subset below.
 #   WINDOW maximum unanswered envelopes per Broadcast stream (default 100).
 #
-# Environment: OURS_BIN (our orderer binary, default the release build: to
+# Environment: NO_BUILD=1 (use the release binaries as they are), OURS_BIN (our orderer binary, default the release build: to
 # compare two builds of ours), FABRIC_BIN (Fabric's orderer, default
 # ~/.cache/fabric-orderer-interop/bin/orderer), FABRIC_CFG (its sampleconfig),
 # KAFKA_BROKERS (else the default cluster is used, started if not running).
@@ -67,8 +67,10 @@ FABRIC_CFG=${FABRIC_CFG:-$HOME/.cache/fabric-orderer-interop/sampleconfig}
 [ -n "$OURS_ONLY" ] || [ -x "$FABRIC_BIN" ] || { echo "Fabric's orderer not found at $FABRIC_BIN (set FABRIC_BIN or pass --ours-only)" >&2; exit 1; }
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build --release --bins -q
-cargo build --release -q -p fabric-common --example p256_verify
+if [ -z "${NO_BUILD:-}" ]; then
+    cargo build --release --bins -q
+    cargo build --release -q -p fabric-common --example p256_verify
+fi
 BIN=$CARGO_TARGET_DIR/release
 CLIENT=$BIN/orderer-client
 OURS_BIN=${OURS_BIN:-$BIN/orderer}
@@ -339,7 +341,7 @@ L.append(f"Run started {start}, finished {datetime.datetime.utcnow().strftime('%
 L.append(f"- Machine: {nproc} vCPU ({cpu}), {mem} RAM, {platform.system()} {platform.release()}. "
          "Everything on this one machine: the Kafka cluster (3 ZooKeeper + 4 brokers, Kafka 3.9.2, "
          f"`scripts/kafka/kafka.sh`, brokers {brokers}), the orderer under test, the load generator and its followers.")
-L.append(f"- Ours: commit `{ours_v}`, {rustc}, release profile. Fabric: `orderer` {fabric_v.strip()} (Kafka.Version 2.0.0, sampleconfig).")
+L.append(f"- Ours: commit `{ours_v}`, {rustc}, release profile. Fabric: `orderer` {fabric_v.strip()} (its sampleconfig with ORDERER_KAFKA_VERSION=2.0.0).")
 L.append(f"- One ECDSA P-256 verification (ring, 1 KB message incl. SHA-256, one thread): "
          f"**{v_us:.1f} µs CPU** ({verify['verify_wall_us']:.1f} µs wall).")
 L.append("- Load: `orderer-client broadcast` (signs every envelope while sending, one signing thread per stream; "

@@ -4,9 +4,6 @@
 pub const SUBMIT_QUEUE_LEN: usize = 4096;
 /// Envelopes in flight (received, not yet answered) per Broadcast stream.
 pub const BROADCAST_WINDOW: usize = 1024;
-/// Envelopes of one Broadcast stream whose checks (signature included) may
-/// run ahead of the one being queued, each on any core.
-pub const CHECK_AHEAD: usize = 32;
 /// Deliver responses buffered per stream before the sender waits. Each can
 /// be a whole block (up to `AbsoluteMaxBytes` plus metadata), so this bounds
 /// what a slow follower pins in the orderer: with 16, 50 followers reading a

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::channels::{ChannelSupport, Registrar};
 use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
 use crate::consensus::ChainError;
-use crate::limits::{BROADCAST_WINDOW, CHECK_AHEAD};
+use crate::limits::BROADCAST_WINDOW;
 use crate::policy::{self, FilterError, MsgClass};
 use crate::status::broadcast_status;
 
@@ -66,24 +66,6 @@ pub struct Broadcaster {
     signer: Arc<LocalSigner>,
 }
 
-/// An envelope after [`Broadcaster::check`].
-#[derive(Debug)]
-pub enum Checked {
-    /// A normal message that passed the filters: its bytes, for its chain.
-    Normal {
-        /// The channel.
-        support: Arc<ChannelSupport>,
-        /// The envelope, marshaled.
-        bytes: Vec<u8>,
-        /// Its size as the batch rules count it.
-        size: u64,
-        /// The config sequence it was validated against.
-        config_seq: u64,
-    },
-    /// A CONFIG_UPDATE (channel update or creation), processed in order.
-    InOrder(Envelope),
-}
-
 enum Slot {
     Pending(oneshot::Receiver<Result<(), ChainError>>),
     Done(BroadcastResponse),
@@ -124,21 +106,13 @@ impl Broadcaster {
         &self,
         env: Envelope,
     ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
-        let checked = self.check(env)?;
-        self.enqueue(checked).await
-    }
-
-    /// The CPU part of Broadcast for one envelope (decode, size, expiry and
-    /// the Writers policy with its signature check), with no waiting: run
-    /// ahead of the stream's queueing, on any core.
-    pub fn check(&self, env: Envelope) -> Result<Checked, BroadcastError> {
         let parsed = parse_envelope(&env)?;
         let channel_id = &parsed.channel_header.channel_id;
         let class = policy::classify(parsed.channel_header.r#type);
         let Some(support) = self.registrar.get(channel_id) else {
             return match (class, self.registrar.system_channel()) {
                 (MsgClass::ConfigUpdate, None) => Err(BroadcastError::NoSystemChannel),
-                (MsgClass::ConfigUpdate, Some(_)) => Ok(Checked::InOrder(env)),
+                (MsgClass::ConfigUpdate, Some(sys)) => self.create_channel(&env, &sys).await,
                 _ => Err(BroadcastError::ChannelNotFound(channel_id.clone())),
             };
         };
@@ -146,7 +120,7 @@ impl Broadcaster {
             MsgClass::Config => {
                 return Err(BroadcastError::NotDirect(parsed.channel_header.r#type))
             }
-            MsgClass::ConfigUpdate => return Ok(Checked::InOrder(env)),
+            MsgClass::ConfigUpdate => return self.config_update(&env, &parsed, &support).await,
             MsgClass::Normal => {}
         }
         let bundle = support.bundle();
@@ -164,51 +138,10 @@ impl Broadcaster {
             &bundle.policies,
         )?;
         crate::metrics::broadcast_begin_enqueue();
+        support.chain.wait_ready()?;
         let size = policy::message_size(&env);
         let bytes = prost::Message::encode_to_vec(&env);
-        Ok(Checked::Normal {
-            support,
-            bytes,
-            size,
-            config_seq: config.sequence,
-        })
-    }
-
-    /// Queues a checked envelope on its chain (config updates and channel
-    /// creations are processed here, in stream order).
-    pub async fn enqueue(
-        &self,
-        checked: Checked,
-    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
-        match checked {
-            Checked::Normal {
-                support,
-                bytes,
-                size,
-                config_seq,
-            } => {
-                support.chain.wait_ready()?;
-                Ok(support.chain.submit(bytes, size, config_seq).await?)
-            }
-            Checked::InOrder(env) => self.process_in_order(env).await,
-        }
-    }
-
-    /// A CONFIG_UPDATE: on its channel, or a channel creation through the
-    /// system channel.
-    async fn process_in_order(
-        &self,
-        env: Envelope,
-    ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
-        let parsed = parse_envelope(&env)?;
-        let channel_id = &parsed.channel_header.channel_id;
-        match self.registrar.get(channel_id) {
-            Some(support) => self.config_update(&env, &parsed, &support).await,
-            None => match self.registrar.system_channel() {
-                Some(sys) => self.create_channel(&env, &sys).await,
-                None => Err(BroadcastError::NoSystemChannel),
-            },
-        }
+        Ok(support.chain.submit(bytes, size, config.sequence).await?)
     }
 
     /// A CONFIG_UPDATE on an existing channel (Fabric `ProcessConfigUpdateMsg`):
@@ -295,24 +228,12 @@ impl Broadcaster {
 
     /// Serves one Broadcast stream: reads envelopes from `inbound` and
     /// writes one response per envelope to `out`, in order.
-    ///
-    /// Three stages run concurrently: the reader starts each envelope's
-    /// [`check`](Self::check) as a task of its own (so the signature checks
-    /// of one stream spread over all cores, at most
-    /// [`CHECK_AHEAD`](crate::limits::CHECK_AHEAD) ahead), the queuer takes
-    /// the results in arrival order and queues them on their chains, and
-    /// the writer answers in that order as they become durable.
     pub async fn handle<S>(&self, mut inbound: S, out: mpsc::Sender<BroadcastResponse>)
     where
         S: futures::Stream<Item = Result<Envelope, tonic::Status>> + Unpin + Send,
     {
         use futures::StreamExt;
-        type CheckTask = tokio::task::JoinHandle<(
-            crate::metrics::BroadcastTracker,
-            Result<Checked, BroadcastError>,
-        )>;
         let (slot_tx, mut slot_rx) = mpsc::channel::<Slot>(BROADCAST_WINDOW);
-        let (check_tx, mut check_rx) = mpsc::channel::<CheckTask>(CHECK_AHEAD);
         let this = self.clone();
         let reader = async move {
             while let Some(item) = inbound.next().await {
@@ -323,32 +244,8 @@ impl Broadcaster {
                         break;
                     }
                 };
-                let checker = this.clone();
-                let task = tokio::spawn(async move {
-                    let tracker = crate::metrics::BroadcastTracker::begin(&env);
-                    let res = tracker.scope(async { checker.check(env) }).await;
-                    (tracker, res)
-                });
-                if check_tx.send(task).await.is_err() {
-                    break;
-                }
-            }
-        };
-        let this = self.clone();
-        let queuer = async move {
-            while let Some(task) = check_rx.recv().await {
-                let (tracker, res) = match task.await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        warn!(error = %e, "broadcast check task failed");
-                        break;
-                    }
-                };
-                let res = match res {
-                    Ok(checked) => tracker.scope(this.enqueue(checked)).await,
-                    Err(e) => Err(e),
-                };
-                match res {
+                let tracker = crate::metrics::BroadcastTracker::begin(&env);
+                match tracker.scope(this.process(env)).await {
                     Ok(rx) => {
                         tracker.record(Status::Success);
                         if slot_tx.send(Slot::Pending(rx)).await.is_err() {
@@ -385,11 +282,10 @@ impl Broadcaster {
                 }
             }
         };
-        // The writer ending (client gone or a failure sent) ends the others too.
-        let feed = async { tokio::join!(reader, queuer) };
+        // The writer ending (client gone or a failure sent) ends the reader too.
         tokio::select! {
             _ = writer => {}
-            _ = async { feed.await; std::future::pending::<()>().await } => {}
+            _ = async { reader.await; std::future::pending::<()>().await } => {}
         }
     }
 }
