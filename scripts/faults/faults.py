@@ -479,17 +479,18 @@ def main():
         net.stop_all()
         if started_kafka:
             kafka("down", check=False)
-    log("seed %d: rounds %d, transactions acknowledged %d, lost %d, duplicated %d, divergent blocks %d, "
-        "OSN deaths %d, re-sent %d, given up (never acknowledged) %d => %s" % (
-            seed, totals["rounds"], totals["acknowledged"], totals["lost"], totals["duplicated"],
-            totals["divergent"], totals["osn_deaths"], totals["resent"], totals["given_up"],
-            "FAIL" if failed else "PASS"))
+    # Before the summary, which stays the last line (e2e_fault_rounds reads it).
     for o in net.osns:
         series = o.get("rss") or []
         if series:
             vals = [m for _, m in series]
             log("OSN %d RSS MiB since its last start (rounds %d..%d): first %.1f, min %.1f, max %.1f, last %.1f" % (
                 o["i"], series[0][0], series[-1][0], vals[0], min(vals), max(vals), vals[-1]))
+    log("seed %d: rounds %d, transactions acknowledged %d, lost %d, duplicated %d, divergent blocks %d, "
+        "OSN deaths %d, re-sent %d, given up (never acknowledged) %d => %s" % (
+            seed, totals["rounds"], totals["acknowledged"], totals["lost"], totals["duplicated"],
+            totals["divergent"], totals["osn_deaths"], totals["resent"], totals["given_up"],
+            "FAIL" if failed else "PASS"))
     if not a.keep and not failed and not a.work:
         shutil.rmtree(work, ignore_errors=True)
     elif failed:
