@@ -280,17 +280,6 @@ fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-fn wait_http(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("operations endpoint did not listen on {port}");
-}
-
 fn sigterm(node: &Node) {
     let st = std::process::Command::new("kill")
         .arg("-TERM")
@@ -311,7 +300,7 @@ async fn tls_client_is_served_and_plaintext_client_is_refused() {
     let ops = free_port();
     let (cert, key) = (t.cert_file.to_str().unwrap(), t.key_file.to_str().unwrap());
     let ops_addr = format!("127.0.0.1:{ops}");
-    let _node = Node::start_env(
+    let node = Node::start_env(
         &net,
         &ledger,
         port,
@@ -352,7 +341,7 @@ async fn tls_client_is_served_and_plaintext_client_is_refused() {
 
     // The operations endpoint is plain HTTP; /metrics is off without the
     // prometheus provider, as in Fabric.
-    wait_http(ops);
+    node.wait_port(ops, Duration::from_secs(20));
     assert_eq!(http(ops, "GET", "/healthz", None).status, 200);
     assert_eq!(http(ops, "GET", "/metrics", None).status, 404);
 }
@@ -507,7 +496,7 @@ async fn operations_endpoint_healthz_metrics_logspec_version() {
         ],
         true,
     );
-    wait_http(ops);
+    node.wait_port(ops, Duration::from_secs(20));
 
     // /healthz: every chain ready.
     let h = http(ops, "GET", "/healthz", None);
@@ -782,7 +771,7 @@ async fn sigterm_exits_zero_in_bounded_time_and_the_ledger_reopens() {
     )
     .await;
     assert_eq!(r[0].status, Status::Success as i32);
-    wait_http(ops);
+    node.wait_port(ops, Duration::from_secs(20));
     assert_eq!(http(ops, "GET", "/healthz", None).status, 200);
 }
 
@@ -847,7 +836,7 @@ async fn healthz_is_503_while_a_kafka_chain_cannot_reach_kafka() {
         ],
         true,
     );
-    wait_http(ops);
+    node.wait_port(ops, Duration::from_secs(20));
     let h = http(ops, "GET", "/healthz", None);
     assert_eq!(h.status, 503, "{}", h.body);
     let v = json(&h.body);

@@ -928,18 +928,7 @@ async fn operations_tls_and_mutual_tls_with_certificate_reload() {
         &env_ref,
         true,
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", ops))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "ops endpoint not listening: {}",
-            log_of(&node)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    node.wait_port(ops, Duration::from_secs(20));
     let ca = &server_ca.ca_pem;
     let (h, seen) = https_get(ops, "/healthz", ca, None).await.unwrap();
     assert_eq!((h.status, seen == der1), (200, true), "{}", h.body);
@@ -1030,18 +1019,7 @@ async fn operations_tls_and_mutual_tls_with_certificate_reload() {
         &env_ref,
         true,
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", ops))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "ops endpoint not listening: {}",
-            log_of(&node)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    node.wait_port(ops, Duration::from_secs(20));
     // rustls clients see a refused client certificate on the first read.
     let no_cert = https_get(ops, "/healthz", ca, None).await;
     assert!(

@@ -156,16 +156,21 @@ impl Node {
     }
 
     pub fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_port(self.port, Duration::from_secs(30));
+    }
+
+    /// Waits until something listens on `port` (this node's gRPC or
+    /// operations port); panics with the node's log after `within`.
+    pub fn wait_port(&self, port: u16, within: Duration) {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "orderer did not listen on {}: {}",
-            self.port,
+            "orderer did not listen on {port}: {}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
     }
