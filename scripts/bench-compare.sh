@@ -28,7 +28,13 @@
 #          Default: the representative subset below.
 #   WINDOW maximum unanswered envelopes per Broadcast stream (default 100).
 #
-# Environment: NO_BUILD=1 (use the release binaries as they are), OURS_BIN (our orderer binary, default the release build: to
+# Envelopes are signed before the clock starts, once per (size, streams,
+# channel), into a file that both orderers' runs read: the same bytes reach
+# ours and Fabric's. The pool holds POOL_RATE (default 12000) × SECONDS
+# envelopes per case; a run that sends them all ends early and says so.
+#
+# Environment: B_BIN (another build of our orderer, run in Fabric's place
+# to A/B two builds of ours with the same envelopes), NO_BUILD=1 (use the release binaries as they are), OURS_BIN (our orderer binary, default the release build: to
 # compare two builds of ours), FABRIC_BIN (Fabric's orderer, default
 # ~/.cache/fabric-orderer-interop/bin/orderer), FABRIC_CFG (its sampleconfig),
 # KAFKA_BROKERS (else the default cluster is used, started if not running).
@@ -39,6 +45,7 @@ CMDLINE="scripts/bench-compare.sh $*"
 
 DURATION=60
 WINDOW=100
+POOL_RATE=${POOL_RATE:-12000}
 CASES="kafka:1024:128:1:1,solo:1024:16:1:1,kafka:3072:128:1:1,kafka:1024:128:8:1,kafka:1024:16:1:4,kafka:1024:1:1:1"
 OUT_MD=BENCHMARKS.md
 OUT_JSON=
@@ -64,7 +71,7 @@ OUT_JSON=${OUT_JSON:-${OUT_MD%.md}.json}
 
 FABRIC_BIN=${FABRIC_BIN:-$HOME/.cache/fabric-orderer-interop/bin/orderer}
 FABRIC_CFG=${FABRIC_CFG:-$HOME/.cache/fabric-orderer-interop/sampleconfig}
-[ -n "$OURS_ONLY" ] || [ -x "$FABRIC_BIN" ] || { echo "Fabric's orderer not found at $FABRIC_BIN (set FABRIC_BIN or pass --ours-only)" >&2; exit 1; }
+[ -n "$OURS_ONLY" ] || [ -n "${B_BIN:-}" ] || [ -x "$FABRIC_BIN" ] || { echo "Fabric's orderer not found at $FABRIC_BIN (set FABRIC_BIN or pass --ours-only)" >&2; exit 1; }
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ -z "${NO_BUILD:-}" ]; then
@@ -96,6 +103,8 @@ fi
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# CPU ticks of every JVM on the machine (the Kafka brokers and ZooKeeper).
+java_ticks() { local t=0 p; for p in $(pgrep -x java); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done; echo $t; }
 
 # 1. Crypto material (SampleOrg: orderer, Admin, User1; NodeOUs), made by our
 #    orderer's development network, then stopped.
@@ -208,9 +217,11 @@ start_orderer() { # which consenter port ledger log → sets OPID
         ORDERER_GENERAL_LOCALMSPDIR="$ORDERER_MSP" ORDERER_GENERAL_LOCALMSPID=SampleOrg
         ORDERER_FILELEDGER_LOCATION="$ledger" FABRIC_LOGGING_SPEC=warning
         ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:0 ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:0)
-    if [ "$which" = ours ]; then
+    if [ "$which" = ours ] || [ -n "${B_BIN:-}" ]; then
+        local bin=$OURS_BIN
+        [ "$which" = ours ] || bin=$B_BIN
         mkdir -p "$WORK/emptycfg"
-        env "${common[@]}" FABRIC_CFG_PATH="$WORK/emptycfg" "$OURS_BIN" start >"$log" 2>&1 &
+        env "${common[@]}" FABRIC_CFG_PATH="$WORK/emptycfg" "$bin" start >"$log" 2>&1 &
     else
         env "${common[@]}" FABRIC_CFG_PATH="$FABRIC_CFG" ORDERER_KAFKA_VERSION=2.0.0 \
             ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=3 "$FABRIC_BIN" >"$log" 2>&1 &
@@ -260,26 +271,33 @@ for c in "${CASE_LIST[@]}"; do
             done
         done
         sleep 1
+        # The VM's speed drifts (neighbours): one verify, measured now, is this row's yardstick.
+        row_verify=$("$BIN/examples/p256_verify" 1024 1000 | python3 -c 'import json,sys; print(json.load(sys.stdin)["verify_cpu_us"])')
         load0=$(cut -d' ' -f1 /proc/loadavg)
         t0=$(cpu_ticks "$pid")
+        j0=$(java_ticks)
         per=$((streams / nch)); [ "$per" -lt 1 ] && per=1
         LPIDS=()
         i=0
         for ch in $(channels_of "$nch"); do
+            pool=$((POOL_RATE * DURATION / nch))
+            envs="$WORK/envelopes-$ch-$size-$per.bin"
             client "$port" --channel "$ch" broadcast --size "$size" --streams "$per" --window "$WINDOW" \
-                --duration "$DURATION" --drain-timeout 120 --json >"$run/load-$i.json" 2>"$run/load-$i.err" &
+                --count "$pool" --envelopes "$envs" --duration "$DURATION" --drain-timeout 120 --json \
+                >"$run/load-$i.json" 2>"$run/load-$i.err" &
             LPIDS+=($!)
             i=$((i + 1))
         done
         for p in "${LPIDS[@]}"; do wait "$p" || true; done
         t1=$(cpu_ticks "$pid")
+        j1=$(java_ticks)
         load1=$(cut -d' ' -f1 /proc/loadavg)
         rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
         for p in "${FPIDS[@]}"; do kill "$p" 2>/dev/null || true; done
         kill "$pid"; wait "$pid" 2>/dev/null || true
-        python3 - "$run" "$which" "$c" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss" "$load0" "$load1" "$per" >>"$OUT_JSON.tmp" <<'PY'
+        python3 - "$run" "$which" "$c" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss" "$load0" "$load1" "$per" "$j0" "$j1" "$((POOL_RATE * DURATION / nch))" "$row_verify" >>"$OUT_JSON.tmp" <<'PY'
 import json, sys, glob
-run, which, case, t0, t1, hz, rss, l0, l1, per = sys.argv[1:]
+run, which, case, t0, t1, hz, rss, l0, l1, per, j0, j1, pool, row_verify = sys.argv[1:]
 k, size, streams, nch, fol = case.split(':')
 loads = []
 for f in sorted(glob.glob(run + '/load-*.json')):
@@ -292,14 +310,21 @@ def lat(key):
 tps = sum(r.get('acked_tx_per_sec', 0.0) for r in loads)
 delivered = sum(r.get('delivered', 0) for r in loads)
 cpu_s = (int(t1) - int(t0)) / int(hz)
+kafka_cpu_s = (int(j1) - int(j0)) / int(hz)
+client_cpu_s = sum(r.get('client_cpu_s', 0.0) for r in loads)
 errors = [e for r in loads for e in r.get('errors', [])] + \
          [f"{n}={v}" for r in loads for n, v in r.get('failures', {}).items()]
+if any(r.get('sent', 0) >= int(pool) for r in loads):
+    errors.append(f'pool of {pool} pre-signed envelopes used up before the time (raise POOL_RATE)')
 print(json.dumps({
     'orderer': which, 'consenter': k, 'size': int(size), 'streams': int(streams),
     'channels': int(nch), 'followers': int(fol), 'streams_per_channel': int(per),
     'tx_per_sec': tps, 'success': sum(r.get('success', 0) for r in loads), 'delivered': delivered,
     'p50_ms': lat('p50_ms'), 'p99_ms': lat('p99_ms'), 'p999_ms': lat('p999_ms'),
     'cpu_s': cpu_s, 'cpu_s_per_1000_tx': 1000 * cpu_s / max(delivered, 1),
+    'kafka_cpu_s_per_1000_tx': 1000 * kafka_cpu_s / max(delivered, 1),
+    'client_cpu_s_per_1000_tx': 1000 * client_cpu_s / max(delivered, 1),
+    'verify_us': float(row_verify),
     'peak_rss_mib': int(rss) / 1024, 'load_avg_start': float(l0), 'load_avg_end': float(l1),
     'errors': errors[:5],
 }))
@@ -310,7 +335,8 @@ done
 case "$CASES" in *kafka*) delete_topics ;; esac
 
 OURS_VERSION="$(git describe --always --dirty 2>/dev/null || echo unknown)"
-FABRIC_VERSION="$([ -x "$FABRIC_BIN" ] && "$FABRIC_BIN" version 2>/dev/null | awk -F': ' '/Version:|Go version/ {printf "%s ", $2}')"
+[ -z "${B_BIN:-}" ] || FABRIC_BIN="$B_BIN (B build of ours, in Fabric's place)"
+FABRIC_VERSION="$( { [ -x "$FABRIC_BIN" ] && "$FABRIC_BIN" version 2>/dev/null | awk -F': ' '/Version:|Go version/ {printf "%s ", $2}'; } || true)"
 python3 - "$OUT_JSON.tmp" "$OUT_JSON" "$OUT_MD" "$VERIFY_JSON" "$CMDLINE" "$START_UTC" "$OURS_VERSION" \
     "$FABRIC_VERSION" "$DURATION" "$WINDOW" "$KAFKA_BROKERS" <<'PY'
 import json, sys, subprocess, platform, datetime
@@ -341,20 +367,28 @@ L.append(f"Run started {start}, finished {datetime.datetime.utcnow().strftime('%
 L.append(f"- Machine: {nproc} vCPU ({cpu}), {mem} RAM, {platform.system()} {platform.release()}. "
          "Everything on this one machine: the Kafka cluster (3 ZooKeeper + 4 brokers, Kafka 3.9.2, "
          f"`scripts/kafka/kafka.sh`, brokers {brokers}), the orderer under test, the load generator and its followers.")
-L.append(f"- Ours: commit `{ours_v}`, {rustc}, release profile. Fabric: `orderer` {fabric_v.strip()} (its sampleconfig with ORDERER_KAFKA_VERSION=2.0.0).")
+import os
+if os.environ.get('B_BIN'):
+    L.append(f"- A/B of two builds of ours: 'ours' = {os.environ.get('OURS_BIN', 'the release build')}, "
+             f"the rows labelled Fabric = {os.environ['B_BIN']}. {rustc}.")
+else:
+    L.append(f"- Ours: commit `{ours_v}`, {rustc}, release profile. Fabric: `orderer` {fabric_v.strip()} (its sampleconfig with ORDERER_KAFKA_VERSION=2.0.0).")
 L.append(f"- One ECDSA P-256 verification (ring, 1 KB message incl. SHA-256, one thread): "
          f"**{v_us:.1f} µs CPU** ({verify['verify_wall_us']:.1f} µs wall).")
-L.append("- Load: `orderer-client broadcast` (signs every envelope while sending, one signing thread per stream; "
+L.append("- Load: `orderer-client broadcast` (sends envelopes signed before the clock starts, read from one file per "
+         "channel, size and stream count that both orderers' runs share, so both get the same bytes; "
          "MESSAGE envelopes with a tx ID, payload value of SIZE bytes, client identity User1@SampleOrg), its own Deliver follower "
          "measures broadcast→delivered latency; `orderer-client deliver` processes add followers. "
          "Genesis: system channel `benchsys`, BatchTimeout 500 ms, MaxMessageCount 500, PreferredMaxBytes 2 MB; "
          "extra channels are created through the system channel before the load.")
 L.append("- tx/s: SUCCESS responses ÷ (last response − first send), summed over channels. Latency: the worst channel's percentile. "
-         "CPU: orderer process utime+stime during the load ÷ delivered tx. RSS: the orderer's VmHWM.")
+         "CPU: orderer process utime+stime during the load ÷ delivered tx, also as a multiple of one verify measured just before that run "
+         "(this VM's speed drifts by ±15 % over minutes); Kafka: all JVMs (brokers, ZooKeeper) likewise; "
+         "load gen: the load generators' own CPU while sending (followers' Deliver decoding included). RSS: the orderer's VmHWM.")
 L.append("- Load average (1 min) at the start/end of each run is listed: the machine is shared, so figures are only as quiet as it was.\n")
 L.append(f"Command: `{cmd}`\n")
-L.append("| case (consenter, size, streams, channels, followers) | orderer | tx/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k tx | CPU/tx ÷ 1 verify | peak RSS MiB | load avg | errors |")
-L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+L.append("| case (consenter, size, streams, channels, followers) | orderer | tx/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k tx | CPU/tx ÷ 1 verify (µs) | Kafka CPU s / 1k tx | load gen CPU s / 1k tx | peak RSS MiB | load avg | errors |")
+L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for key in cases:
     o, f = get(key, 'ours'), get(key, 'fabric')
     name = f"{key[0]}, {key[1]} B, {key[2]} str, {key[3]} ch, {key[4]} fol"
@@ -362,11 +396,12 @@ for key in cases:
         if not r:
             continue
         L.append(f"| {name} | {who} | {r['tx_per_sec']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['p999_ms']:.1f} | "
-                 f"{r['cpu_s_per_1000_tx']:.3f} | {1000 * r['cpu_s_per_1000_tx'] / v_us:.2f} | {r['peak_rss_mib']:.0f} | "
+                 f"{r['cpu_s_per_1000_tx']:.3f} | {1000 * r['cpu_s_per_1000_tx'] / r.get('verify_us', v_us):.2f} ({r.get('verify_us', v_us):.0f}) | "
+                 f"{r.get('kafka_cpu_s_per_1000_tx', 0):.3f} | {r.get('client_cpu_s_per_1000_tx', 0):.3f} | {r['peak_rss_mib']:.0f} | "
                  f"{r['load_avg_start']:.2f}/{r['load_avg_end']:.2f} | {'; '.join(r['errors']) or '–'} |")
     if o and f:
         L.append(f"| {name} | **ours ÷ Fabric** | **{ratio(o, f, 'tx_per_sec')}** | {ratio(o, f, 'p50_ms')} | {ratio(o, f, 'p99_ms')} | "
-                 f"{ratio(o, f, 'p999_ms')} | {ratio(o, f, 'cpu_s_per_1000_tx')} | | {ratio(o, f, 'peak_rss_mib')} | | |")
+                 f"{ratio(o, f, 'p999_ms')} | {ratio(o, f, 'cpu_s_per_1000_tx')} | | | | {ratio(o, f, 'peak_rss_mib')} | | |")
 open(out_md, 'w').write('\n'.join(L) + '\n')
 print('\n'.join(L))
 PY

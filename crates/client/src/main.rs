@@ -112,12 +112,16 @@ enum Cmd {
         /// Broadcast streams (one connection each)
         #[arg(long, default_value_t = 4)]
         streams: usize,
-        /// Total envelopes
-        #[arg(long, conflicts_with = "duration")]
+        /// Total envelopes (with --duration too: whichever ends first)
+        #[arg(long)]
         count: Option<u64>,
         /// Send for this many seconds
         #[arg(long)]
         duration: Option<f64>,
+        /// With --count: the pre-signed envelopes, read from FILE when it exists,
+        /// else signed and written there (so several runs send the same bytes)
+        #[arg(long, value_name = "FILE", conflicts_with = "sign_live")]
+        envelopes: Option<PathBuf>,
         /// Maximum unanswered envelopes per stream
         #[arg(long, default_value_t = 1000)]
         window: usize,
@@ -404,6 +408,7 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
             duration,
             window,
             sign_live,
+            envelopes,
             no_follow,
             drain_timeout,
             json,
@@ -447,6 +452,7 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
             opts.streams = streams;
             opts.window = window;
             opts.pregenerate = !sign_live && opts.count.is_some();
+            opts.envelopes_file = envelopes;
             opts.follow = !no_follow;
             opts.drain_timeout = Duration::from_secs(drain_timeout);
             let report = bench::run(opts).await?;

