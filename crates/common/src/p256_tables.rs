@@ -302,6 +302,7 @@ impl Sc {
         Sc(mont_mul(&self.0, &b.0, &N, N_MINV))
     }
 
+    #[cfg(test)]
     fn sq(&self) -> Sc {
         Sc(mont_mul(&self.0, &self.0, &N, N_MINV))
     }
@@ -318,7 +319,9 @@ impl Sc {
         out
     }
 
-    /// `self^(n−2)` with a fixed 4-bit window (self ≠ 0).
+    /// `self^(n−2)` with a fixed 4-bit window (self ≠ 0): the reference
+    /// [`inv_mod_n`] is tested against.
+    #[cfg(test)]
     fn invert(&self) -> Sc {
         let e = sub_u256(&N, &[2, 0, 0, 0]);
         let mut pows = [*self; 16];
@@ -339,6 +342,90 @@ impl Sc {
             }
         }
         acc
+    }
+}
+
+/// `a⁻¹ mod n` for `0 < a < n`, as a plain integer: the binary extended
+/// Euclidean algorithm, in variable time (verification handles public
+/// values only). Invariants: `x1·a ≡ u`, `x2·a ≡ v (mod n)`, `u, v` odd
+/// after their shifts; a division by `2^k` of an `x` adds the multiple of `n`
+/// that clears its low `k` bits (as in Montgomery reduction).
+fn inv_mod_n(a: &U256) -> U256 {
+    fn shr(v: &mut U256, k: u32) {
+        if k == 0 {
+            return;
+        }
+        for i in 0..4 {
+            let hi = if i < 3 { v[i + 1] << (64 - k) } else { 0 };
+            v[i] = (v[i] >> k) | hi;
+        }
+    }
+    /// `x / 2^k mod n` for `x < n`, `k < 64`.
+    fn halve(x: &mut U256, k: u32) {
+        if k == 0 {
+            return;
+        }
+        let t = x[0].wrapping_mul(N_MINV) & ((1u64 << k) - 1);
+        let mut w = [0u64; 5];
+        let mut c = 0;
+        for i in 0..4 {
+            let (lo, hi) = mac(x[i], t, N[i], c);
+            w[i] = lo;
+            c = hi;
+        }
+        w[4] = c;
+        for i in 0..4 {
+            x[i] = (w[i] >> k) | (w[i + 1] << (64 - k));
+        }
+        if !lt(x, &N) {
+            *x = sub_u256(x, &N);
+        }
+    }
+    fn sub_mod(a: &U256, b: &U256) -> U256 {
+        if lt(a, b) {
+            let (t, _) = add_u256(a, &N);
+            sub_u256(&t, b)
+        } else {
+            sub_u256(a, b)
+        }
+    }
+    const ONE: U256 = [1, 0, 0, 0];
+    let (mut u, mut v) = (*a, N);
+    let (mut x1, mut x2) = (ONE, [0u64; 4]);
+    while u != ONE && v != ONE {
+        if is_zero(&u) || is_zero(&v) {
+            return [0; 4]; // not invertible (not for 0 < a < n)
+        }
+        loop {
+            let k = u[0].trailing_zeros();
+            if k == 0 {
+                break;
+            }
+            let k = k.min(63);
+            shr(&mut u, k);
+            halve(&mut x1, k);
+        }
+        loop {
+            let k = v[0].trailing_zeros();
+            if k == 0 {
+                break;
+            }
+            let k = k.min(63);
+            shr(&mut v, k);
+            halve(&mut x2, k);
+        }
+        if !lt(&u, &v) {
+            u = sub_u256(&u, &v);
+            x1 = sub_mod(&x1, &x2);
+        } else {
+            v = sub_u256(&v, &u);
+            x2 = sub_mod(&x2, &x1);
+        }
+    }
+    if u == ONE {
+        x1
+    } else {
+        x2
     }
 }
 
@@ -553,6 +640,13 @@ fn parse_sig(sig: &[u8]) -> Option<(U256, U256)> {
     rest.is_empty().then_some((r, s))
 }
 
+/// 1 as 32 little-endian bytes.
+const ONE_LE: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 1;
+    b
+};
+
 /// A public key's comb table (about 510 KiB).
 pub struct KeyTable {
     comb: Comb,
@@ -593,9 +687,23 @@ impl KeyTable {
         if !lt(&e, &N) {
             e = sub_u256(&e, &N);
         }
-        let w = Sc::from_int(&s).invert();
-        let u1 = Sc::from_int(&e).mul(&w).to_le_bytes();
-        let u2 = Sc::from_int(&r).mul(&w).to_le_bytes();
+        // w = s⁻¹ (plain); Montgomery products of Montgomery e, r with a
+        // plain w are plain e·w, r·w. A wrong w (never expected) only sends
+        // the signature to ring.
+        let w = inv_mod_n(&s);
+        let (s_m, w_check) = (Sc::from_int(&s), Sc::from_int(&w));
+        if s_m.mul(&w_check).to_le_bytes() != ONE_LE {
+            return None;
+        }
+        let le = |v: U256| {
+            let mut out = [0u8; 32];
+            for (i, l) in v.iter().enumerate() {
+                out[8 * i..8 * i + 8].copy_from_slice(&l.to_le_bytes());
+            }
+            out
+        };
+        let u1 = le(Sc::from_int(&e).mul(&Sc(w)).0);
+        let u2 = le(Sc::from_int(&r).mul(&Sc(w)).0);
         let g = g_comb();
         let mut acc = Jac::INF;
         for i in 0..WINDOWS {
@@ -715,6 +823,24 @@ mod tests {
     }
 
     #[test]
+    fn binary_inverse_equals_fermat() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..20_000 {
+            let mut a = below(&N, &mut seed);
+            if is_zero(&a) {
+                a = [i + 1, 0, 0, 0];
+            }
+            let fermat = Sc::from_int(&a).invert().to_le_bytes();
+            let w = inv_mod_n(&a);
+            let mut le = [0u8; 32];
+            for (k, l) in w.iter().enumerate() {
+                le[8 * k..8 * k + 8].copy_from_slice(&l.to_le_bytes());
+            }
+            assert_eq!(le, fermat, "inverse of {a:x?}");
+        }
+    }
+
+    #[test]
     fn generator_is_on_the_curve_and_its_order_is_n() {
         let g = Affine {
             x: Fe::from_int(&u256_from_be(&GX_BE)).unwrap(),
@@ -824,7 +950,7 @@ pub fn op_costs_ns(n: u32) -> [f64; 4] {
     let madd = time(&mut || j = std::hint::black_box(j.add_affine(&g)));
     let s = Sc::from_int(&[12345, 678, 9, 10]);
     let mut w = s;
-    let inv = time(&mut || w = std::hint::black_box(s.invert()));
+    let inv = time(&mut || w = std::hint::black_box(Sc(inv_mod_n(&s.0))));
     std::hint::black_box((a, j.x, w.0));
     [mul, sq, madd, inv]
 }
