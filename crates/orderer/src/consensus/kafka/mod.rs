@@ -146,7 +146,7 @@ impl KafkaSettings {
         let mut c = self.client_config();
         c.set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("linger.ms", "1")
+            .set("linger.ms", "5")
             .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
             .set(
                 "message.timeout.ms",
