@@ -99,7 +99,7 @@ pub fn start_with_sink(
         sink,
         dup_acks: Vec::new(),
     };
-    let task = tokio::spawn(chain.run(submit_rx, shutdown));
+    let task = super::spawn_chain(chain.run(submit_rx, shutdown));
     (ChainHandle::new(submit_tx, state_rx), task)
 }
 

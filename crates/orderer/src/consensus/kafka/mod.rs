@@ -396,8 +396,9 @@ pub fn start_with_hooks(
         ledger,
         state_tx,
         hooks,
+        io: crate::consensus::io_runtime(),
     };
-    let task = tokio::spawn(chain.run(submit_rx, shutdown));
+    let task = crate::consensus::spawn_chain(chain.run(submit_rx, shutdown));
     (
         ChainHandle::new(submit_tx, state_rx).with_health(health_rx),
         task,
@@ -482,6 +483,9 @@ struct KafkaChain {
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
     hooks: ChainHooks,
+    /// The runtime that started the chain (the gRPC one): the produce task
+    /// runs there, next to the Broadcast streams that feed it.
+    io: tokio::runtime::Handle,
 }
 
 fn connect_message() -> Vec<u8> {
@@ -603,7 +607,7 @@ impl KafkaChain {
             probe_stop.clone(),
         ));
         let _probe_guard = probe_stop.drop_guard();
-        let produce_task = tokio::spawn(produce::run(
+        let produce_task = self.io.spawn(produce::run(
             self.channel_id.clone(),
             Arc::clone(&producer),
             submit_rx,
