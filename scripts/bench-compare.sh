@@ -31,8 +31,8 @@
 # Envelopes are signed before the clock starts, once per (size, streams,
 # channel), into a file that both orderers' runs read: the same bytes reach
 # ours and Fabric's. The pool holds POOL_RATE (default 20000 up to 1 KB,
-# 14000 above) × SECONDS envelopes per case; a run that sends them all ends
-# early and says so.
+# 14000 above, solo ×1.5) × SECONDS envelopes per case; a run that sends
+# them all ends early and says so.
 #
 # Environment: B_BIN (another build of our orderer, run in Fabric's place
 # to A/B two builds of ours with the same envelopes), NO_BUILD=1 (use the release binaries as they are), OURS_BIN (our orderer binary, default the release build: to
@@ -104,8 +104,17 @@ fi
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Pre-signed envelopes per channel: POOL_RATE (default 20000/s up to 1 KB,
-# 14000/s above) × SECONDS, over the channels.
-pool_of() { local rate=${POOL_RATE:-}; [ -n "$rate" ] || { rate=20000; [ "$1" -gt 1024 ] && rate=14000; }; echo $((rate * DURATION / $2)); }
+# 14000/s above; solo ×1.5) × SECONDS, over the channels (twice that share
+# with several channels, which do not progress evenly).
+pool_of() { # size channels consenter
+    local rate=${POOL_RATE:-}
+    if [ -z "$rate" ]; then
+        rate=20000; [ "$1" -gt 1024 ] && rate=14000
+        [ "$3" = solo ] && rate=$((rate * 3 / 2))
+    fi
+    local spread=1; [ "$2" -gt 1 ] && spread=2
+    echo $((rate * DURATION * spread / $2))
+}
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # CPU ticks of every JVM on the machine (the Kafka brokers and ZooKeeper).
 java_ticks() { local t=0 p; for p in $(pgrep -x java); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done; echo $t; }
@@ -284,7 +293,7 @@ for c in "${CASE_LIST[@]}"; do
         LPIDS=()
         i=0
         for ch in $(channels_of "$nch"); do
-            pool=$(pool_of "$size" "$nch")
+            pool=$(pool_of "$size" "$nch" "$k")
             envs="$WORK/envelopes-$ch-$size-$per.bin"
             client "$port" --channel "$ch" broadcast --size "$size" --streams "$per" --window "$WINDOW" \
                 --count "$pool" --envelopes "$envs" --duration "$DURATION" --drain-timeout 120 --json \
@@ -299,7 +308,7 @@ for c in "${CASE_LIST[@]}"; do
         rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
         for p in "${FPIDS[@]}"; do kill "$p" 2>/dev/null || true; done
         kill "$pid"; wait "$pid" 2>/dev/null || true
-        python3 - "$run" "$which" "$c" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss" "$load0" "$load1" "$per" "$j0" "$j1" "$(pool_of "$size" "$nch")" "$row_verify" >>"$OUT_JSON.tmp" <<'PY'
+        python3 - "$run" "$which" "$c" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss" "$load0" "$load1" "$per" "$j0" "$j1" "$(pool_of "$size" "$nch" "$k")" "$row_verify" >>"$OUT_JSON.tmp" <<'PY'
 import json, sys, glob
 run, which, case, t0, t1, hz, rss, l0, l1, per, j0, j1, pool, row_verify = sys.argv[1:]
 k, size, streams, nch, fol = case.split(':')

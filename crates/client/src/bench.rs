@@ -417,11 +417,19 @@ mod envfile {
         );
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
-        ensure!(&magic == MAGIC, "{} is not an envelope file", path.display());
+        ensure!(
+            &magic == MAGIC,
+            "{} is not an envelope file",
+            path.display()
+        );
         let run = u64_of(&mut r)?;
         let file_size = u64_of(&mut r)?;
         let n = u32_of(&mut r)?;
-        ensure!(n as usize == channel.len(), "{}: another channel", path.display());
+        ensure!(
+            n as usize == channel.len(),
+            "{}: another channel",
+            path.display()
+        );
         let mut ch = vec![0u8; n as usize];
         r.read_exact(&mut ch)?;
         ensure!(
@@ -430,7 +438,11 @@ mod envfile {
             path.display()
         );
         let file_streams = u32_of(&mut r)? as usize;
-        ensure!(file_streams == streams, "{}: made for {file_streams} streams", path.display());
+        ensure!(
+            file_streams == streams,
+            "{}: made for {file_streams} streams",
+            path.display()
+        );
         let mut lists = Vec::with_capacity(streams);
         for _ in 0..streams {
             let count = u64_of(&mut r)?;
@@ -671,5 +683,46 @@ mod tests {
         fabric_common::crypto::verify_p256(&pk, &env.payload, &env.signature).unwrap();
         let p = fabric_common::envelope::parse_envelope(&env).unwrap();
         assert_eq!(p.channel_header.tx_id.len(), 64);
+    }
+
+    #[test]
+    fn envelope_file_round_trip_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let org = fabric_common::devcrypto::DevOrg::create(
+            &dir.path().join("o"),
+            "SampleOrg",
+            "example.com",
+        )
+        .unwrap();
+        let msp = org
+            .issue("User1", fabric_common::devcrypto::NodeOu::Client)
+            .unwrap();
+        let signer = LocalSigner::load(&msp, "SampleOrg").unwrap();
+        let lists: Lists = (0..2)
+            .map(|s| {
+                (0..3)
+                    .map(|i| (tag(s, i), bench_envelope(&signer, "ch", 9, tag(s, i), 64)))
+                    .collect()
+            })
+            .collect();
+        let path = dir.path().join("envs.bin");
+        envfile::write(&path, 9, "ch", 64, &lists).unwrap();
+        let (run, back) = envfile::read(&path, "ch", 64, 2).unwrap();
+        assert_eq!(run, 9);
+        assert_eq!(back.len(), 2);
+        for (a, b) in lists.iter().zip(&back) {
+            assert_eq!(a.len(), b.len());
+            for ((ta, ea), (tb, eb)) in a.iter().zip(b) {
+                assert_eq!(ta, tb);
+                assert_eq!(ea.encode_to_vec(), eb.encode_to_vec());
+            }
+        }
+        // Another channel, size or stream count is refused, as is a truncated file.
+        assert!(envfile::read(&path, "other", 64, 2).is_err());
+        assert!(envfile::read(&path, "ch", 65, 2).is_err());
+        assert!(envfile::read(&path, "ch", 64, 3).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        assert!(envfile::read(&path, "ch", 64, 2).is_err());
     }
 }

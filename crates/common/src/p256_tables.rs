@@ -733,6 +733,31 @@ impl KeyTable {
     }
 }
 
+/// Nanoseconds per field multiplication, field squaring, mixed addition and
+/// scalar inversion, over `n` rounds (for `examples/p256_verify`).
+#[doc(hidden)]
+pub fn op_costs_ns(n: u32) -> [f64; 4] {
+    let g = *g_comb().entry(0, 1);
+    let g2 = *g_comb().entry(0, 2);
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+    };
+    let mut a = g.x;
+    let mul = time(&mut || a = std::hint::black_box(a.mul(&g.y)));
+    let sq = time(&mut || a = std::hint::black_box(a.sq()));
+    let mut j = Jac::from_affine(&g2);
+    let madd = time(&mut || j = std::hint::black_box(j.add_affine(&g)));
+    let s = Sc::from_int(&[12345, 678, 9, 10]);
+    let mut w = s;
+    let inv = time(&mut || w = std::hint::black_box(Sc(inv_mod_n(&s.0))));
+    std::hint::black_box((a, j.x, w.0));
+    [mul, sq, madd, inv]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -782,7 +807,9 @@ mod tests {
         let pick = *seed % 8;
         let mut v = [0u64; 4];
         for (i, l) in v.iter_mut().enumerate() {
-            *l = seed.rotate_left(17 * i as u32 + 5).wrapping_mul(0x9e37_79b9_7f4a_7c15 + i as u64);
+            *l = seed
+                .rotate_left(17 * i as u32 + 5)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15 + i as u64);
         }
         match pick {
             0 => [0; 4],
@@ -802,9 +829,17 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         for _ in 0..200_000 {
             let (a, b) = (below(&P, &mut seed), below(&P, &mut seed));
-            assert_eq!(mont_mul(&a, &b, &P, P_MINV), fiat_field_mul(&a, &b), "{a:x?} {b:x?}");
+            assert_eq!(
+                mont_mul(&a, &b, &P, P_MINV),
+                fiat_field_mul(&a, &b),
+                "{a:x?} {b:x?}"
+            );
             let (a, b) = (below(&N, &mut seed), below(&N, &mut seed));
-            assert_eq!(mont_mul(&a, &b, &N, N_MINV), fiat_scalar_mul(&a, &b), "{a:x?} {b:x?}");
+            assert_eq!(
+                mont_mul(&a, &b, &N, N_MINV),
+                fiat_scalar_mul(&a, &b),
+                "{a:x?} {b:x?}"
+            );
         }
     }
 
@@ -866,7 +901,10 @@ mod tests {
         let g = g_comb().entry(0, 1);
         let d = Jac::from_affine(g).double();
         let a = Jac::from_affine(g).add_affine(g);
-        let (d, a) = (normalize_all(&[d]).unwrap()[0], normalize_all(&[a]).unwrap()[0]);
+        let (d, a) = (
+            normalize_all(&[d]).unwrap()[0],
+            normalize_all(&[a]).unwrap()[0],
+        );
         assert_eq!((d.x, d.y), (a.x, a.y));
         let two = g_comb().entry(0, 2);
         assert_eq!((d.x, d.y), (two.x, two.y));
@@ -880,7 +918,9 @@ mod tests {
         let rng = SystemRandom::new();
         let other = key();
         for i in 0..300u32 {
-            let msg = format!("message {i}").repeat(1 + i as usize % 40).into_bytes();
+            let msg = format!("message {i}")
+                .repeat(1 + i as usize % 40)
+                .into_bytes();
             let sig = k.sign(&rng, &msg).unwrap().as_ref().to_vec();
             assert_eq!(t.verify(&msg, &sig), Some(true), "valid signature {i}");
             // Another message, another key's signature, flipped bits.
@@ -893,7 +933,10 @@ mod tests {
             let fast = t.verify(&msg, &bad);
             let slow = ring_ok(&pk, &msg, &bad);
             // The fast path never accepts what ring rejects; it may defer.
-            assert!(fast != Some(true) || slow, "accepted a corrupted signature {i}");
+            assert!(
+                fast != Some(true) || slow,
+                "accepted a corrupted signature {i}"
+            );
             if fast == Some(false) {
                 assert!(!slow, "rejected what ring accepts {i}");
             }
@@ -925,32 +968,10 @@ mod tests {
             assert_eq!(t.verify(b"m", &padded), None);
         }
         // r = 0, s = n.
-        assert_eq!(t.verify(b"m", &[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x01]), None);
+        assert_eq!(
+            t.verify(b"m", &[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x01]),
+            None
+        );
         assert!(KeyTable::new(&[0x04; 65]).is_none(), "not on the curve");
     }
-}
-
-/// Nanoseconds per field multiplication, field squaring, mixed addition and
-/// scalar inversion, over `n` rounds (for `examples/p256_verify`).
-#[doc(hidden)]
-pub fn op_costs_ns(n: u32) -> [f64; 4] {
-    let g = *g_comb().entry(0, 1);
-    let g2 = *g_comb().entry(0, 2);
-    let time = |f: &mut dyn FnMut()| {
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        t.elapsed().as_secs_f64() * 1e9 / f64::from(n)
-    };
-    let mut a = g.x;
-    let mul = time(&mut || a = std::hint::black_box(a.mul(&g.y)));
-    let sq = time(&mut || a = std::hint::black_box(a.sq()));
-    let mut j = Jac::from_affine(&g2);
-    let madd = time(&mut || j = std::hint::black_box(j.add_affine(&g)));
-    let s = Sc::from_int(&[12345, 678, 9, 10]);
-    let mut w = s;
-    let inv = time(&mut || w = std::hint::black_box(Sc(inv_mod_n(&s.0))));
-    std::hint::black_box((a, j.x, w.0));
-    [mul, sq, madd, inv]
 }
