@@ -664,16 +664,7 @@ mod tests {
         assert_eq!(&v[..4], b"ocb1");
         assert_eq!(bench_value(7, 1, 5).len(), MARKER_LEN);
         let dir = tempfile::tempdir().unwrap();
-        let org = fabric_common::devcrypto::DevOrg::create(
-            &dir.path().join("o"),
-            "SampleOrg",
-            "example.com",
-        )
-        .unwrap();
-        let msp = org
-            .issue("User1", fabric_common::devcrypto::NodeOu::Client)
-            .unwrap();
-        let signer = LocalSigner::load(&msp, "SampleOrg").unwrap();
+        let signer = crate::test_user_signer(dir.path());
         let env = bench_envelope(&signer, "ch", 7, tag(3, 99), 100);
         let bytes = env.encode_to_vec();
         assert_eq!(envelope_tag(7, &bytes), Some((3 << 40) | 99));
@@ -688,16 +679,7 @@ mod tests {
     #[test]
     fn envelope_file_round_trip_and_checks() {
         let dir = tempfile::tempdir().unwrap();
-        let org = fabric_common::devcrypto::DevOrg::create(
-            &dir.path().join("o"),
-            "SampleOrg",
-            "example.com",
-        )
-        .unwrap();
-        let msp = org
-            .issue("User1", fabric_common::devcrypto::NodeOu::Client)
-            .unwrap();
-        let signer = LocalSigner::load(&msp, "SampleOrg").unwrap();
+        let signer = crate::test_user_signer(dir.path());
         let lists: Lists = (0..2)
             .map(|s| {
                 (0..3)

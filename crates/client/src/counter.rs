@@ -513,16 +513,7 @@ mod tests {
     #[test]
     fn envelope_round_trip_and_foreign_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let org = fabric_common::devcrypto::DevOrg::create(
-            &dir.path().join("o"),
-            "SampleOrg",
-            "example.com",
-        )
-        .unwrap();
-        let msp = org
-            .issue("User1", fabric_common::devcrypto::NodeOu::Client)
-            .unwrap();
-        let signer = LocalSigner::load(&msp, "SampleOrg").unwrap();
+        let signer = crate::test_user_signer(dir.path());
         let env = counter_envelope(&signer, "ch", "abc", 42);
         let bytes = env.encode_to_vec();
         assert_eq!(envelope_counter("abc", &bytes), Some(42));

@@ -38,3 +38,15 @@ pub fn status_name(code: i32) -> String {
 
 /// `common.Status::SUCCESS`.
 pub const SUCCESS: i32 = fabric_protos::common::Status::Success as i32;
+
+/// A User1@SampleOrg signing identity from a development CA made under `dir`
+/// (the tests' client).
+#[cfg(test)]
+pub(crate) fn test_user_signer(dir: &std::path::Path) -> fabric_common::msp::LocalSigner {
+    let org = fabric_common::devcrypto::DevOrg::create(&dir.join("o"), "SampleOrg", "example.com")
+        .expect("dev CA");
+    let msp = org
+        .issue("User1", fabric_common::devcrypto::NodeOu::Client)
+        .expect("User1");
+    fabric_common::msp::LocalSigner::load(&msp, "SampleOrg").expect("User1 signer")
+}
