@@ -8,8 +8,11 @@
 //! table of `j·2^(8i)·P` (i < 32, 1 ≤ j ≤ 255, affine), and `u1·G + u2·Q`
 //! is at most 64 mixed additions, with no doublings.
 //!
-//! Field and scalar arithmetic are fiat-crypto's (machine-checked
-//! Montgomery arithmetic modulo p and n); the point formulas are the
+//! Field and scalar arithmetic: fiat-crypto's machine-checked Montgomery
+//! arithmetic modulo p and n for conversions, additions and subtractions;
+//! multiplication is our own (`mont_mul`, tested against fiat-crypto's);
+//! the inverse mod n is a binary extended Euclid (tested against Fermat,
+//! and each result re-checked by one multiplication). The point formulas are the
 //! standard Jacobian ones for a = −3 ("dbl-2001-b", "madd-2007-bl" in the
 //! Explicit-Formulas Database).
 //!
@@ -307,7 +310,8 @@ impl Sc {
         Sc(mont_mul(&self.0, &self.0, &N, N_MINV))
     }
 
-    /// Little-endian bytes of the integer.
+    /// Little-endian bytes of the integer (tests).
+    #[cfg(test)]
     fn to_le_bytes(self) -> [u8; 32] {
         let mut plain = fs::fiat_p256_scalar_non_montgomery_domain_field_element([0; 4]);
         fs::fiat_p256_scalar_from_montgomery(
@@ -640,12 +644,14 @@ fn parse_sig(sig: &[u8]) -> Option<(U256, U256)> {
     rest.is_empty().then_some((r, s))
 }
 
-/// 1 as 32 little-endian bytes.
-const ONE_LE: [u8; 32] = {
-    let mut b = [0u8; 32];
-    b[0] = 1;
-    b
-};
+/// The little-endian bytes of a plain integer (the comb's digits).
+fn le_bytes(v: &U256) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, l) in v.iter().enumerate() {
+        out[8 * i..8 * i + 8].copy_from_slice(&l.to_le_bytes());
+    }
+    out
+}
 
 /// A public key's comb table (about 510 KiB).
 pub struct KeyTable {
@@ -690,20 +696,12 @@ impl KeyTable {
         // w = s⁻¹ (plain); Montgomery products of Montgomery e, r with a
         // plain w are plain e·w, r·w. A wrong w (never expected) only sends
         // the signature to ring.
-        let w = inv_mod_n(&s);
-        let (s_m, w_check) = (Sc::from_int(&s), Sc::from_int(&w));
-        if s_m.mul(&w_check).to_le_bytes() != ONE_LE {
+        let w = Sc(inv_mod_n(&s));
+        if Sc::from_int(&s).mul(&w).0 != [1, 0, 0, 0] {
             return None;
         }
-        let le = |v: U256| {
-            let mut out = [0u8; 32];
-            for (i, l) in v.iter().enumerate() {
-                out[8 * i..8 * i + 8].copy_from_slice(&l.to_le_bytes());
-            }
-            out
-        };
-        let u1 = le(Sc::from_int(&e).mul(&Sc(w)).0);
-        let u2 = le(Sc::from_int(&r).mul(&Sc(w)).0);
+        let u1 = le_bytes(&Sc::from_int(&e).mul(&w).0);
+        let u2 = le_bytes(&Sc::from_int(&r).mul(&w).0);
         let g = g_comb();
         let mut acc = Jac::INF;
         for i in 0..WINDOWS {
@@ -866,12 +864,7 @@ mod tests {
                 a = [i + 1, 0, 0, 0];
             }
             let fermat = Sc::from_int(&a).invert().to_le_bytes();
-            let w = inv_mod_n(&a);
-            let mut le = [0u8; 32];
-            for (k, l) in w.iter().enumerate() {
-                le[8 * k..8 * k + 8].copy_from_slice(&l.to_le_bytes());
-            }
-            assert_eq!(le, fermat, "inverse of {a:x?}");
+            assert_eq!(le_bytes(&inv_mod_n(&a)), fermat, "inverse of {a:x?}");
         }
     }
 
