@@ -74,7 +74,13 @@ fn init_logging() -> Arc<LogControl> {
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(
+            // Fabric's orderer logs to standard error; so do we, which also
+            // keeps log lines and a start-up error in one ordered stream.
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .init();
     if let Some(e) = bad {
         warn!("FABRIC_LOGGING_SPEC: {e}; using info");

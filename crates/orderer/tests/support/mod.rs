@@ -142,10 +142,9 @@ impl Node {
             .env("ORDERER_GENERAL_LOCALMSPID", mspid)
             .env("ORDERER_FILELEDGER_LOCATION", ledger)
             .env("FABRIC_LOGGING_SPEC", "info")
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
+            // Both streams append, so neither overwrites the other's lines.
+            .stdout(Stdio::from(append(&log)))
+            .stderr(Stdio::from(append(&log)))
             .spawn()
             .expect("spawning orderer");
         let node = Node { child, port, log };
@@ -480,3 +479,12 @@ Channel: &ChannelDefaults
         <<: *ChannelCapabilities
 
 "#;
+
+/// `path` opened for appending (created if absent).
+fn append(path: &Path) -> std::fs::File {
+    std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
