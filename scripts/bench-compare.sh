@@ -4,8 +4,7 @@
 # (scripts/kafka/kafka.sh), the same genesis block (one per consenter, made
 # once by our configtxgen), the same channel-creation transactions, the same
 # load generator (`orderer-client broadcast`, same signing identity, same
-# envelope format and sizes; envelopes are signed while sending, so signing
-# competes for the CPU with both orderers alike).
+# envelope format and sizes; the same pre-signed envelopes, see below).
 #
 # For each case and orderer: sustained tx/s (SUCCESS responses ÷ time from
 # the first send to the last response), broadcast→delivered latency

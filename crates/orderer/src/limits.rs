@@ -13,6 +13,17 @@ pub const DELIVER_BUFFER: usize = 2;
 /// Default gRPC message size limit (Fabric `General.MaxRecvMsgSize`).
 pub const GRPC_MAX_MSG: usize = 100 * 1024 * 1024;
 
+/// Kafka records this OSN's chain may be behind the newest offset Kafka
+/// acknowledged to it before Broadcast submissions wait: without it, Kafka
+/// acknowledges (and the client is answered) faster than blocks are cut and
+/// written, and the backlog, and with it broadcast→delivered latency, grows
+/// for as long as the load lasts. ~0.5–1 s of traffic at 10–20k tx/s.
+pub const KAFKA_MAX_BACKLOG: i64 = 10_000;
+/// A chain whose consumed offset does not move for this long is stuck, not
+/// slow (consumer errors, a full disk): submissions stop waiting for it and
+/// are produced as Fabric would (Kafka holds them until the chain resumes).
+pub const KAFKA_BACKLOG_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// First wait before retrying a failed ledger append (disk full, I/O error).
 pub const LEDGER_RETRY_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest wait between ledger append retries (the backoff doubles up to it).

@@ -45,7 +45,7 @@ use self::decide::{Action, AlwaysValid, Decider, Offsets};
 use super::{config_effect, ChainHandle, ChainState, ConfigEffect, ConfigSink, NoConfigSink};
 use crate::blockcutter::BatchSize;
 use crate::blockwriter::BlockWriter;
-use crate::limits::SUBMIT_QUEUE_LEN;
+use crate::limits::{KAFKA_BACKLOG_STALL, KAFKA_MAX_BACKLOG, SUBMIT_QUEUE_LEN};
 
 /// The partition every channel uses.
 pub const PARTITION: i32 = 0;
@@ -395,6 +395,7 @@ pub fn start_with_hooks(
         writer,
         ledger,
         state_tx,
+        consumed_tx: watch::channel(-1).0,
         hooks,
         io: crate::consensus::io_runtime(),
     };
@@ -482,11 +483,18 @@ struct KafkaChain {
     writer: BlockWriter,
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
+    /// The last offset the chain processed, for the produce side's
+    /// back-pressure ([`produce::Backlog`]); published every
+    /// [`CONSUMED_EVERY`] messages and at each block.
+    consumed_tx: watch::Sender<i64>,
     hooks: ChainHooks,
     /// The runtime that started the chain (the gRPC one): the produce task
     /// runs there, next to the Broadcast streams that feed it.
     io: tokio::runtime::Handle,
 }
+
+/// How often (in messages) the chain publishes its consumed offset.
+const CONSUMED_EVERY: i64 = 64;
 
 fn connect_message() -> Vec<u8> {
     KafkaMessage {
@@ -607,11 +615,19 @@ impl KafkaChain {
             probe_stop.clone(),
         ));
         let _probe_guard = probe_stop.drop_guard();
+        self.consumed_tx
+            .send_replace(self.offsets.start_offset().saturating_sub(1));
+        let backlog = produce::Backlog::new(
+            self.consumed_tx.subscribe(),
+            KAFKA_MAX_BACKLOG,
+            KAFKA_BACKLOG_STALL,
+        );
         let produce_task = self.io.spawn(produce::run(
             self.channel_id.clone(),
             Arc::clone(&producer),
             submit_rx,
             self.state_tx.subscribe(),
+            backlog,
             shutdown.clone(),
         ));
         let reader = self.ledger.reader();
@@ -693,6 +709,7 @@ impl KafkaChain {
                             return;
                         }
                     };
+                    let mut wrote = false;
                     for a in actions {
                         match a {
                             Action::StartTimer => {
@@ -707,8 +724,12 @@ impl KafkaChain {
                                 if !self.write(data, &metadata, is_config, &shutdown).await {
                                     return;
                                 }
+                                wrote = true;
                             }
                         }
+                    }
+                    if wrote || offset % CONSUMED_EVERY == 0 {
+                        self.consumed_tx.send_replace(offset);
                     }
                 }
             }
