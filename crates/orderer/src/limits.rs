@@ -4,6 +4,9 @@
 pub const SUBMIT_QUEUE_LEN: usize = 4096;
 /// Envelopes in flight (received, not yet answered) per Broadcast stream.
 pub const BROADCAST_WINDOW: usize = 1024;
+/// Longest a Broadcast stream validates envelopes before it yields its
+/// worker to other tasks (Deliver streams, acknowledgements).
+pub const BROADCAST_TURN: std::time::Duration = std::time::Duration::from_micros(500);
 /// Deliver responses buffered per stream before the sender waits. Each can
 /// be a whole block (up to `AbsoluteMaxBytes` plus metadata), so this bounds
 /// what a slow follower pins in the orderer: with 16, 50 followers reading a

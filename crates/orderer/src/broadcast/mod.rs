@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::channels::{ChannelSupport, Registrar};
 use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
 use crate::consensus::ChainError;
-use crate::limits::BROADCAST_WINDOW;
+use crate::limits::{BROADCAST_TURN, BROADCAST_WINDOW};
 use crate::policy::{self, FilterError, MsgClass};
 use crate::status::broadcast_status;
 
@@ -236,6 +236,7 @@ impl Broadcaster {
         let (slot_tx, mut slot_rx) = mpsc::channel::<Slot>(BROADCAST_WINDOW);
         let this = self.clone();
         let reader = async move {
+            let mut turn = std::time::Instant::now();
             while let Some(item) = inbound.next().await {
                 let env = match item {
                     Ok(env) => env,
@@ -258,6 +259,16 @@ impl Broadcaster {
                         let _ = slot_tx.send(Slot::Done(response(&err))).await;
                         break;
                     }
+                }
+                // At most BROADCAST_TURN of validation (signature checks,
+                // ~50–100 µs each) per turn: with envelopes buffered, this
+                // loop would otherwise run for tokio's whole budget (dozens of
+                // envelopes, several ms) before other tasks, such as Deliver
+                // streams sending blocks, get the worker; under load they
+                // fell seconds behind. (A yield per envelope cost ~20 µs each.)
+                if turn.elapsed() >= BROADCAST_TURN {
+                    tokio::task::yield_now().await;
+                    turn = std::time::Instant::now();
                 }
             }
         };
