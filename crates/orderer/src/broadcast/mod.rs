@@ -260,13 +260,15 @@ impl Broadcaster {
                         break;
                     }
                 }
-                // At most BROADCAST_TURN of validation (signature checks,
-                // ~50–100 µs each) per turn: with envelopes buffered, this
-                // loop would otherwise run for tokio's whole budget (dozens of
-                // envelopes, several ms) before other tasks, such as Deliver
-                // streams sending blocks, get the worker; under load they
-                // fell seconds behind. (A yield per envelope cost ~20 µs each.)
-                if turn.elapsed() >= BROADCAST_TURN {
+                // While a Deliver stream has a block to send, at most
+                // BROADCAST_TURN of validation (signature checks, ~50–100 µs
+                // each) per turn: with envelopes buffered, this loop would
+                // otherwise run for tokio's whole budget (dozens of envelopes,
+                // several ms) before the Deliver task gets the worker; under
+                // load, followers fell seconds behind the ledger. Yielding
+                // costs batching (~10 µs/tx when done all the time), so only
+                // then.
+                if turn.elapsed() >= BROADCAST_TURN && crate::deliver::streams_sending() > 0 {
                     tokio::task::yield_now().await;
                     turn = std::time::Instant::now();
                 }

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod seek;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,38 @@ use crate::channels::{ChannelSupport, Registrar};
 use crate::consensus::ChainState;
 use crate::status::deliver_status;
 use acl::SessionAccessControl;
+
+/// Deliver streams that have a block to send (not waiting for the ledger).
+static SENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many Deliver streams have a block to send right now: Broadcast
+/// streams yield their worker more often while this is not zero.
+pub fn streams_sending() -> usize {
+    SENDING.load(Ordering::Relaxed)
+}
+
+/// This stream's membership in [`SENDING`], undone on drop.
+#[derive(Default)]
+struct Sending(bool);
+
+impl Sending {
+    fn set(&mut self, on: bool) {
+        if on != self.0 {
+            if on {
+                SENDING.fetch_add(1, Ordering::Relaxed);
+            } else {
+                SENDING.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.0 = on;
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
 
 /// Why a Deliver request ended without SUCCESS.
 #[derive(Debug, thiserror::Error)]
@@ -264,8 +297,10 @@ impl Deliverer {
         let mut height_rx = support.ledger.subscribe();
         let mut state_rx = support.chain.subscribe_state();
         let mut number = range.start;
+        let mut sending = Sending::default();
         loop {
             if support.ledger.height() <= number {
+                sending.set(false);
                 if fail_if_not_ready {
                     return Err(DeliverError::NotFound(format!(
                         "block {number} not found (height {})",
@@ -297,6 +332,7 @@ impl Deliverer {
                     }
                 }
             }
+            sending.set(true);
             let block: Block = support
                 .ledger
                 .get(number)
