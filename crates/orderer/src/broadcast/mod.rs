@@ -268,7 +268,7 @@ impl Broadcaster {
                 // load, followers fell seconds behind the ledger. Yielding
                 // costs batching (~10 µs/tx when done all the time), so only
                 // then.
-                if turn.elapsed() >= BROADCAST_TURN && crate::deliver::streams_sending() > 0 {
+                if crate::deliver::streams_sending() > 0 && turn.elapsed() >= BROADCAST_TURN {
                     tokio::task::yield_now().await;
                     turn = std::time::Instant::now();
                 }

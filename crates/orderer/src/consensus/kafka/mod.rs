@@ -384,9 +384,10 @@ pub fn start_with_hooks(
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Starting);
     let (health_tx, health_rx) = watch::channel(None);
+    let offsets = Offsets::from_metadata(last_metadata.as_ref());
     let chain = KafkaChain {
         health_tx,
-        offsets: Offsets::from_metadata(last_metadata.as_ref()),
+        offsets,
         decider: None,
         channel_id,
         settings: Arc::new(settings),
@@ -395,7 +396,7 @@ pub fn start_with_hooks(
         writer,
         ledger,
         state_tx,
-        consumed_tx: watch::channel(-1).0,
+        consumed_tx: watch::channel(offsets.start_offset().saturating_sub(1)).0,
         hooks,
         io: crate::consensus::io_runtime(),
     };
@@ -615,8 +616,6 @@ impl KafkaChain {
             probe_stop.clone(),
         ));
         let _probe_guard = probe_stop.drop_guard();
-        self.consumed_tx
-            .send_replace(self.offsets.start_offset().saturating_sub(1));
         let backlog = produce::Backlog::new(
             self.consumed_tx.subscribe(),
             KAFKA_MAX_BACKLOG,

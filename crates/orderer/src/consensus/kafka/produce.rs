@@ -5,11 +5,11 @@
 //! `acks=all`. Nothing here waits on one round trip per envelope.
 //!
 //! Back-pressure ([`Backlog`]): a submission waits while this OSN's chain is
-//! more than [`KAFKA_MAX_BACKLOG`] records behind the newest offset Kafka
+//! more than [`KAFKA_MAX_BACKLOG`](crate::limits::KAFKA_MAX_BACKLOG) records behind the newest offset Kafka
 //! acknowledged to it, so clients are not answered faster than blocks are
 //! cut (the backlog, and broadcast→delivered latency, would otherwise grow
 //! for as long as the load lasts). A chain that does not move for
-//! [`KAFKA_BACKLOG_STALL`] is stuck, not slow: submissions are then produced
+//! [`KAFKA_BACKLOG_STALL`](crate::limits::KAFKA_BACKLOG_STALL) is stuck, not slow: submissions are then produced
 //! without waiting, as Fabric does, until it moves again.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,8 +28,6 @@ use tracing::{debug, warn};
 
 use super::{PARTITION, RECORD_KEY};
 use crate::consensus::{ChainError, ChainState, Submission, SubmitKind};
-#[cfg(doc)]
-use crate::limits::{KAFKA_BACKLOG_STALL, KAFKA_MAX_BACKLOG};
 
 /// Whether a chain that processed `consumed` is more than `max` records
 /// behind `acked`, the newest offset Kafka acknowledged to this OSN.
