@@ -8,7 +8,7 @@
 #   bin/           configtxgen configtxlator cryptogen peer orderer broadcast_msg deliver_stdout broadcast_config
 #   sampleconfig/  Fabric's sampleconfig (core.yaml, orderer.yaml, configtx.yaml, msp/)
 #   gopath/ gocache/   Go caches, kept so that re-runs are fast
-#   .stamp-<rev>   written once every tool is built
+#   .stamp-<rev>[-<manifest hash>]   written once every tool is built
 #
 # Methods (both use only the Go module proxy):
 #  v2.5.16: `go install github.com/hyperledger/fabric/cmd/...@<commit>`. Fabric's go.mod says
@@ -21,27 +21,34 @@
 #
 # Nothing from Fabric is ever written into the repository.
 #
-# FABRIC_VERSION=v1.4.12 (any v1.4.x tag) selects the method CI uses: the proxy serves
-# Fabric's v1.4.x tags. Their module zips have no go.mod and no vendor/, only dep's Gopkg.lock, so the
-# script writes a go.mod for a throw-away build module (in the cache) that requires
-# github.com/hyperledger/fabric@v1.4.x plus every Gopkg.lock project at its locked revision, lets
-# `go mod download` resolve those revisions through the proxy, and `go install`s the tools from the
-# module cache. Default cache for it: $HOME/.cache/fabric-orderer-interop-v1.4.x. Measured: 3 min 20 s
-# cold on 2 shared cores (download 50 s), 0.04 s when cached.
+# FABRIC_VERSION=v1.4.12 selects the method CI uses: the proxy serves Fabric's v1.4.x tags, but their
+# module zips have no go.mod (only dep's Gopkg.lock), and the proxy no longer resolves the bare commit
+# hashes that Gopkg.lock pins (`403 ... This module version is not available.`). The build module is
+# therefore committed: interop/fabric-v1.4.12/go.mod names every dependency by a version the proxy serves
+# (a tag, or the canonical pseudo-version of the very commit Gopkg.lock pins; see interop/README.md for the
+# few that moved) and forces each with a `replace`, so that Go's minimal version selection cannot lift any
+# of them; interop/fabric-v1.4.12/go.sum is checked on every download (-mod=readonly, sum.golang.org on).
+# Default cache for it: $HOME/.cache/fabric-orderer-interop-v1.4.12. Measured: about 2 min cold on 2
+# shared cores (download 25 s), 0.04 s when cached.
 set -euo pipefail
 
 FABRIC_VERSION=${FABRIC_VERSION:-v2.5.16}
 REV=${FABRIC_REV:-f871cf92a026aba7b12e6f06d71ded3e6e659d71}   # v2.5.16
 case $FABRIC_VERSION in
     v2.5.16) CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop} ;;
-    v1.4.*)  REV=$FABRIC_VERSION; FABRIC_METHOD=proxy-v14
+    v1.4.12) REV=$FABRIC_VERSION; FABRIC_METHOD=proxy-v14
              CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop-$FABRIC_VERSION}
              TOOLS_V14=(common/tools/configtxgen common/tools/configtxlator common/tools/cryptogen peer orderer
                         orderer/sample_clients/broadcast_msg orderer/sample_clients/deliver_stdout
                         orderer/sample_clients/broadcast_config) ;;
-    *) echo "fabric-tools.sh: FABRIC_VERSION must be v2.5.16 or v1.4.x" >&2; exit 2 ;;
+    *) echo "fabric-tools.sh: FABRIC_VERSION must be v2.5.16 or v1.4.12" >&2; exit 2 ;;
 esac
 BIN=$CACHE/bin
+MANIFEST=$(cd "$(dirname "$0")" && pwd)/fabric-$FABRIC_VERSION
+STAMP=$REV
+if [[ ${FABRIC_METHOD:-} == proxy-v14 ]]; then   # a changed manifest means a rebuild
+    STAMP=$REV-$(cat "$MANIFEST/go.mod" "$MANIFEST/go.sum" | sha256sum | cut -c1-12)
+fi
 TOOLS=(cmd/configtxgen cmd/configtxlator cmd/cryptogen cmd/peer cmd/orderer
        orderer/sample_clients/broadcast_msg orderer/sample_clients/deliver_stdout
        orderer/sample_clients/broadcast_config)
@@ -58,7 +65,7 @@ command -v go >/dev/null || { echo "fabric-tools.sh: go is not on PATH (need Go 
 mkdir -p "$BIN"
 have_all() {
     for t in "${TOOLS[@]}"; do [[ -x $BIN/$(basename "$t") ]] || return 1; done
-    [[ -f $CACHE/.stamp-$REV && -f $CACHE/sampleconfig/core.yaml ]]
+    [[ -f $CACHE/.stamp-$STAMP && -f $CACHE/sampleconfig/core.yaml ]]
 }
 if have_all; then
     echo "fabric-tools.sh: Fabric tools at $REV already in $BIN" >&2
@@ -76,30 +83,18 @@ export GONOSUMDB=${GONOSUMDB:-github.com/hyperledger/*}
 start=$(date +%s)
 method=""
 if [[ ${FABRIC_METHOD:-proxy} == proxy-v14 ]]; then
-    export GOFLAGS="-buildvcs=false -mod=mod" GONOSUMDB=
-    echo "fabric-tools.sh: Fabric $REV from the module proxy (go.mod written from its Gopkg.lock)" >&2
-    DIR=$(go mod download -json "github.com/hyperledger/fabric@$REV" \
-          | python3 -c 'import sys,json;print(json.load(sys.stdin)["Dir"])')
+    # -mod=readonly: the committed go.mod and go.sum are used as they are, every download is checked
+    # against go.sum, and a missing or different hash is an error rather than a silent update.
+    export GOFLAGS="-buildvcs=false -mod=readonly" GONOSUMDB= GOPRIVATE= GONOSUMCHECK= GOSUMDB=${GOSUMDB:-sum.golang.org}
+    echo "fabric-tools.sh: Fabric $REV from the module proxy (pinned build module $MANIFEST)" >&2
     MOD=$CACHE/mod
-    mkdir -p "$MOD"
-    # One require per Gopkg.lock project at its locked revision (the go command turns revisions into
-    # pseudo-versions). This proxy refuses the bare-revision lookup of goleveldb's commit 64b5b1c7,
-    # so it is given as that same commit's pseudo-version. golang.org/x/{tools,lint} (linters only)
-    # are not needed by the tools and are left out.
-    python3 - "$DIR/Gopkg.lock" "$REV" >"$MOD/go.mod" <<'PY'
-import sys, tomllib
-lock = tomllib.load(open(sys.argv[1], 'rb'))
-pinned = {('github.com/syndtr/goleveldb', '64b5b1c739545ed311fb9d9924d19d188fabdc83'):
-          'v1.0.1-0.20210305035536-64b5b1c73954'}
-print('module fabricinteropbuild\n\ngo 1.12\n\nrequire (')
-print('\tgithub.com/hyperledger/fabric', sys.argv[2])
-for p in lock['projects']:
-    if p['name'] in ('golang.org/x/tools', 'golang.org/x/lint'):
-        continue
-    print('\t%s %s' % (p['name'], pinned.get((p['name'], p['revision']), p['revision'])))
-print(')')
-PY
-    ( cd "$MOD" && nice -n 10 go mod download )
+    rm -rf "$MOD"; mkdir -p "$MOD"
+    cp "$MANIFEST/go.mod" "$MANIFEST/go.sum" "$MOD/"
+    ( cd "$MOD" && nice -n 10 go mod download ) || {
+        echo "fabric-tools.sh: downloading the modules pinned in $MANIFEST/go.mod failed (see above)" >&2; exit 1; }
+    ( cd "$MOD" && go mod verify >&2 ) || {
+        echo "fabric-tools.sh: go mod verify failed: the module cache does not match $MANIFEST/go.sum" >&2; exit 1; }
+    DIR=$(cd "$MOD" && go list -m -f '{{.Dir}}' github.com/hyperledger/fabric)
     pkgs=(); for t in "${TOOLS_V14[@]}"; do pkgs+=("github.com/hyperledger/fabric/$t"); done
     ( cd "$MOD" && nice -n 10 go install -p "$JOBS" \
         -ldflags "-X github.com/hyperledger/fabric/common/metadata.Version=${REV#v}" "${pkgs[@]}" )
@@ -122,7 +117,7 @@ else
     fi
 fi
 
-touch "$CACHE/.stamp-$REV"
+touch "$CACHE/.stamp-$STAMP"
 echo "fabric-tools.sh: installed by method '$method' in $(( $(date +%s) - start )) s" >&2
 "$BIN/configtxgen" -version >&2 || true
 echo "$BIN"
