@@ -1,14 +1,15 @@
 //! Ledger limits.
 
 use crate::error::{LedgerError, Result};
-use crate::record::RECORD_HEADER_SIZE;
 
 /// Limits of one channel's ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerConfig {
     /// A new block file is started when appending a record would make the
-    /// current file larger than this. A single record larger than this gets
-    /// a file of its own. Fabric's `defaultMaxBlockfileSize`: 64 MiB.
+    /// current file larger than this (Fabric's `addBlock` rule, which also
+    /// applies to an empty current file: a record larger than this gets a
+    /// new file of its own and leaves the current one empty). Fabric's
+    /// `defaultMaxBlockfileSize`: 64 MiB, used by its orderer.
     pub file_size_max: u64,
     /// Largest encoded block accepted by `append` and by `open`. Bounds every
     /// buffer the ledger allocates for one block, so a corrupted length field
@@ -26,14 +27,15 @@ impl LedgerConfig {
         batch_blocks_max: 1024,
     };
 
-    /// Smallest allowed `file_size_max`.
-    pub const FILE_SIZE_MAX_MIN: u64 = RECORD_HEADER_SIZE as u64 + 1;
+    /// Smallest allowed `file_size_max` (a guard against a typo in the
+    /// configuration; any block larger than the limit gets its own file).
+    pub const FILE_SIZE_MAX_MIN: u64 = 64;
 
     /// Checks the rules and returns the config unchanged.
     pub fn validate(self) -> Result<LedgerConfig> {
         if self.file_size_max < Self::FILE_SIZE_MAX_MIN {
             return Err(LedgerError::InvalidConfig(
-                "file_size_max must exceed the record header size",
+                "file_size_max must be at least 64 bytes",
             ));
         }
         if self.block_size_max == 0 {

@@ -16,9 +16,15 @@ pub enum LedgerError {
         #[source]
         source: io::Error,
     },
-    /// Stored data is damaged somewhere other than the recoverable tail, or
-    /// a record read back does not match what was written. Never served.
-    #[error("corrupt ledger file {file} at offset {offset}: {reason}")]
+    /// Stored data is not a valid Fabric ledger (damaged, foreign, or not
+    /// matching its checksums) somewhere other than a torn last record, or
+    /// a record read back does not match what was written. Never served,
+    /// never truncated: the ledger is left as it is.
+    #[error(
+        "corrupt ledger file {file} at offset {offset}: {reason}. The ledger was left unchanged; \
+         restore it from a backup or move the directory aside (`orderer ledger verify <dir>` \
+         reports the details)"
+    )]
     Corrupt {
         /// The block file.
         file: PathBuf,
@@ -39,6 +45,12 @@ pub enum LedgerError {
     /// An appended block's `previous_hash` is not the hash of the last header.
     #[error("block {number}: previous_hash does not match the hash of block {}", number.saturating_sub(1))]
     WrongPreviousHash {
+        /// The appended block's number.
+        number: u64,
+    },
+    /// An appended block's `data_hash` is not the SHA-256 of its data.
+    #[error("block {number}: data_hash is not the SHA-256 of the block's data")]
+    WrongDataHash {
         /// The appended block's number.
         number: u64,
     },

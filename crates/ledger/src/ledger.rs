@@ -8,42 +8,25 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use fabric_protos::common::{Block, BlockHeader};
+use fabric_protos::common::Block;
 use prost::Message;
 use tokio::sync::watch;
 
+use crate::checksums::{self, ChecksumFile, Entry};
 use crate::config::LedgerConfig;
 use crate::error::{io_error, LedgerError, Result};
+use crate::fabric_index::retire_fabric_index;
 use crate::hash::header_hash;
 use crate::io::{AppendIo, OsIo};
-use crate::record::{
-    encode_record, scan_source, RecordDefect, RecordHeader, RecordSource, ScanStop,
-    RECORD_HEADER_SIZE,
-};
+use crate::serialization::{put_uvarint, serialize_block, serialized_len, uvarint_len, BlockView};
+use crate::walk::{block_file_name, list_block_files, walk, TornTail};
 
-/// Prefix of block file names (Fabric's `blockfilePrefix`).
-pub const BLOCK_FILE_PREFIX: &str = "blockfile_";
 /// Longest channel id Fabric accepts.
 pub const CHANNEL_ID_LEN_MAX: usize = 249;
-
-/// The name of block file number `suffix`: `blockfile_000000`, … (`%06d`).
-pub fn block_file_name(suffix: u32) -> String {
-    format!("{BLOCK_FILE_PREFIX}{suffix:06}")
-}
 
 /// The directory holding a channel's block files: `<root>/chains/<channel_id>`.
 pub fn channel_dir(root: &Path, channel_id: &str) -> PathBuf {
     root.join("chains").join(channel_id)
-}
-
-/// The suffix of a canonical block file name, `None` for any other name.
-fn parse_block_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix(BLOCK_FILE_PREFIX)?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let suffix: u32 = digits.parse().ok()?;
-    (block_file_name(suffix) == name).then_some(suffix)
 }
 
 /// Fabric's channel name rule: `[a-z][a-z0-9.-]*`, at most 249 characters.
@@ -63,22 +46,11 @@ fn validate_channel_id(channel_id: &str) -> Result<()> {
     }
 }
 
-/// Where a block's record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Location {
-    /// Block file suffix.
-    file: u32,
-    /// Offset of the record header in that file.
-    offset: u64,
-    /// Length of the record body (the encoded block).
-    body_len: u32,
-}
-
-/// The in-memory index, rebuilt by scanning on open.
+/// The in-memory index, rebuilt by the walk on open.
 #[derive(Debug)]
 struct Index {
     /// `locations[n]` is block `n`; the length is the height.
-    locations: Vec<Location>,
+    locations: Vec<Entry>,
     /// `files[suffix]`: one handle per block file, shared with the writer.
     files: Vec<Arc<File>>,
 }
@@ -87,9 +59,11 @@ struct Index {
 #[derive(Debug)]
 struct Shared {
     channel_id: String,
+    /// The ledger root (`FileLedger.Location`).
+    root: PathBuf,
     dir: PathBuf,
-    /// Held only for short, non-async critical sections (copying a
-    /// `Location`, or publishing a committed append).
+    /// Held only for short, non-async critical sections (copying an
+    /// `Entry`, or publishing a committed append).
     index: RwLock<Index>,
     /// Kept only to hand out clones; the writer holds the sender, so waiting
     /// readers learn when the writer is dropped.
@@ -100,14 +74,6 @@ impl Shared {
     fn file_path(&self, suffix: u32) -> PathBuf {
         self.dir.join(block_file_name(suffix))
     }
-}
-
-/// A block header decoded without the block's data and metadata: `open`
-/// only needs the header of each block to check the chain.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HeaderOnly {
-    #[prost(message, optional, tag = "1")]
-    header: Option<BlockHeader>,
 }
 
 /// Failure injection for the write path (tests only).
@@ -142,6 +108,11 @@ pub struct Ledger {
     poisoned: bool,
     /// Where appends write and sync (the OS, or a fault injector in tests).
     io: Arc<dyn AppendIo>,
+    /// The checksum file; `None` after a write to it failed (the next open
+    /// rebuilds the missing entries from the block files).
+    checksums: Option<ChecksumFile>,
+    /// Whether Fabric's `index/` was already set aside by this writer.
+    fabric_index_retired: bool,
     /// Test-only: fail the segment write after skipping this many.
     #[cfg(test)]
     fail_point: Option<(usize, FailPoint)>,
@@ -159,6 +130,16 @@ impl fmt::Debug for Ledger {
     }
 }
 
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(checksums) = &self.checksums {
+            if let Err(error) = checksums.sync() {
+                tracing::warn!(%error, "could not sync the block checksum file");
+            }
+        }
+    }
+}
+
 /// Records of one append that go to one file.
 #[derive(Debug)]
 struct Segment {
@@ -169,33 +150,38 @@ struct Segment {
     start_len: u64,
     /// The records, written at `start_len`.
     bytes: Vec<u8>,
-    locations: Vec<Location>,
+    locations: Vec<Entry>,
 }
 
 impl Segment {
     fn end(&self) -> u64 {
         self.start_len + self.bytes.len() as u64
     }
-}
 
-/// A block file seen through [`RecordSource`].
-struct FileSource<'a> {
-    file: &'a File,
-    len: u64,
-    path: &'a Path,
-}
-
-impl RecordSource for FileSource<'_> {
-    type Error = LedgerError;
-
-    fn source_len(&self) -> u64 {
-        self.len
+    fn new_file(suffix: u32) -> Segment {
+        Segment {
+            suffix,
+            create: true,
+            start_len: 0,
+            bytes: Vec::new(),
+            locations: Vec::new(),
+        }
     }
 
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(io_error(self.path))
+    /// Appends the record of `block` (already checked) and its location.
+    fn push(&mut self, block: &Block, body_len: usize) {
+        let offset = self.end();
+        put_uvarint(&mut self.bytes, body_len as u64);
+        let body_start = self.bytes.len();
+        serialize_block(block, &mut self.bytes);
+        let body = &self.bytes[body_start..];
+        assert_eq!(body.len(), body_len);
+        self.locations.push(Entry {
+            file: self.suffix,
+            offset,
+            body_len: body_len as u32,
+            body_crc: crc32c::crc32c(body),
+        });
     }
 }
 
@@ -205,35 +191,55 @@ fn sync_dir(path: &Path) -> Result<()> {
         .map_err(io_error(path))
 }
 
-/// The suffixes of the block files in `dir`, which must be 0, 1, …, n-1.
-fn list_block_files(dir: &Path) -> Result<Vec<u32>> {
-    let mut suffixes = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        match name.to_str().and_then(parse_block_file_name) {
-            Some(suffix) => suffixes.push(suffix),
-            None => tracing::debug!(dir = %dir.display(), name = ?name, "ignoring non-block file"),
-        }
+/// Creates the channel directory (and an empty first block file, as Fabric
+/// does) when missing, and makes the entries durable.
+fn create_channel_dir(root: &Path, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    if list_block_files(dir)?.is_empty() {
+        let path = dir.join(block_file_name(0));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
     }
-    suffixes.sort_unstable();
-    for (expected, &suffix) in suffixes.iter().enumerate() {
-        if suffix as usize != expected {
-            return Err(LedgerError::Corrupt {
-                file: dir.join(block_file_name(expected as u32)),
-                offset: 0,
-                reason: format!("block file missing (found {})", block_file_name(suffix)),
-            });
-        }
-    }
-    Ok(suffixes)
+    sync_dir(dir)?;
+    sync_dir(&root.join("chains"))?;
+    sync_dir(root)
 }
 
-fn decode_header(body: &[u8]) -> std::result::Result<BlockHeader, String> {
-    HeaderOnly::decode(body)
-        .map_err(|e| format!("block does not decode: {e}"))?
-        .header
-        .ok_or_else(|| "block has no header".to_owned())
+/// Removes a torn tail found by the walk (the only truncation `open` does).
+fn truncate_torn_tail(channel_id: &str, torn: &TornTail) -> Result<()> {
+    tracing::warn!(
+        channel = channel_id,
+        file = %torn.file.display(),
+        offset = torn.offset,
+        dropped_bytes = torn.bytes,
+        defect = %torn.defect,
+        "truncating the partial last record of the ledger (an append interrupted by a crash)"
+    );
+    OpenOptions::new()
+        .write(true)
+        .open(&torn.file)
+        .and_then(|file| file.set_len(torn.offset).and_then(|()| file.sync_all()))
+        .map_err(io_error(&torn.file))
+}
+
+/// Opens every block file; the last one also for writing.
+fn open_block_files(dir: &Path, suffixes: &[u32]) -> Result<Vec<Arc<File>>> {
+    suffixes
+        .iter()
+        .map(|&suffix| {
+            let path = dir.join(block_file_name(suffix));
+            let is_last = suffix as usize + 1 == suffixes.len();
+            OpenOptions::new()
+                .read(true)
+                .write(is_last)
+                .open(&path)
+                .map(Arc::new)
+                .map_err(io_error(&path))
+        })
+        .collect()
 }
 
 impl Ledger {
@@ -245,15 +251,18 @@ impl Ledger {
 
     /// Opens (creating if needed) the ledger in `<root>/chains/<channel_id>`.
     ///
-    /// Scans every block file and checks every record: both checksums,
-    /// block numbers consecutive from 0 (record header and block header
-    /// agree), and each block's `previous_hash` equal to the header hash of
-    /// the block before. Rebuilds the in-memory index from the scan.
+    /// First walks every block file read-only (see `walk`): records split
+    /// and decode as Fabric's serialization, blocks numbered from 0 across
+    /// the files, each `previous_hash` the header hash of the block before,
+    /// each block's bytes equal to the checksum file's entry, and for blocks
+    /// the checksum file does not know yet (written by Fabric, or by a crash
+    /// before the entry) the data hash. Any problem fails with
+    /// [`LedgerError::Corrupt`] and nothing on disk is changed.
     ///
-    /// A bad record at the tail of the last file (no valid record header
-    /// after it) is what a crash during an append leaves: it is truncated
-    /// away with a warning and the ledger opens at the last good block. Any
-    /// other damage fails with [`LedgerError::Corrupt`] and changes nothing.
+    /// Only then: a partial last record of the last file that starts like
+    /// the expected block and that the checksum file does not know (an
+    /// append interrupted by a crash) is truncated with a warning, and the
+    /// checksum file is completed.
     pub fn open_with_config(
         root: impl AsRef<Path>,
         channel_id: &str,
@@ -263,150 +272,21 @@ impl Ledger {
         validate_channel_id(channel_id)?;
         let root = root.as_ref();
         let dir = channel_dir(root, channel_id);
-        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        // Make the directory entries themselves durable.
-        sync_dir(&dir)?;
-        sync_dir(&root.join("chains"))?;
-        sync_dir(root)?;
+        create_channel_dir(root, &dir)?;
 
-        let mut suffixes = list_block_files(&dir)?;
-        if suffixes.is_empty() {
-            let path = dir.join(block_file_name(0));
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io_error(&path))?;
-            sync_dir(&dir)?;
-            suffixes.push(0);
+        let checksums_path = checksums::checksums_path(root, channel_id);
+        let recorded = checksums::load(&checksums_path)?;
+        let walk = walk(&dir, &config, &recorded, &checksums_path, false)?;
+        if let Some(torn) = &walk.torn {
+            truncate_torn_tail(channel_id, torn)?;
         }
+        let checksum_file = ChecksumFile::open(&checksums_path, &walk.entries, walk.trusted)?;
+        let files = open_block_files(&dir, &walk.suffixes)?;
 
-        let mut locations: Vec<Location> = Vec::new();
-        let mut files = Vec::with_capacity(suffixes.len());
-        let mut last_hash: Option<[u8; 32]> = None;
-        let mut current_len = 0;
-        for &suffix in &suffixes {
-            let is_last = suffix as usize + 1 == suffixes.len();
-            let path = dir.join(block_file_name(suffix));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(is_last)
-                .open(&path)
-                .map_err(io_error(&path))?;
-            let file_len = file.metadata().map_err(io_error(&path))?.len();
-            let corrupt = |offset: u64, reason: String| LedgerError::Corrupt {
-                file: path.clone(),
-                offset,
-                reason,
-            };
-
-            let source = FileSource {
-                file: &file,
-                len: file_len,
-                path: &path,
-            };
-            let (valid_len, stop) = scan_source(&source, config.block_size_max, |span, body| {
-                let expected = locations.len() as u64;
-                if span.header.number != expected {
-                    return Err(corrupt(
-                        span.offset,
-                        format!(
-                            "record holds block {} where block {expected} was expected",
-                            span.header.number
-                        ),
-                    ));
-                }
-                let header = decode_header(body).map_err(|reason| corrupt(span.offset, reason))?;
-                if header.number != expected {
-                    return Err(corrupt(
-                        span.offset,
-                        format!(
-                            "block header number {} in the record of block {expected}",
-                            header.number
-                        ),
-                    ));
-                }
-                if let Some(previous) = last_hash {
-                    if header.previous_hash != previous {
-                        return Err(corrupt(
-                            span.offset,
-                            format!(
-                                "block {expected}: previous_hash is not the hash of block {}",
-                                expected - 1
-                            ),
-                        ));
-                    }
-                }
-                last_hash = Some(header_hash(&header));
-                locations.push(Location {
-                    file: suffix,
-                    offset: span.offset,
-                    body_len: span.header.body_len,
-                });
-                Ok(())
-            })?;
-
-            match stop {
-                ScanStop::Clean => {}
-                ScanStop::Corrupt {
-                    offset,
-                    defect,
-                    next_valid_header,
-                } => {
-                    return Err(corrupt(
-                        offset,
-                        format!(
-                            "{defect}, followed by a valid record at offset {next_valid_header}"
-                        ),
-                    ));
-                }
-                ScanStop::TornTail { offset, defect } => {
-                    if !is_last {
-                        return Err(corrupt(
-                            offset,
-                            format!("{defect} in a block file that is not the last"),
-                        ));
-                    }
-                    if let RecordDefect::BodyTooLarge { .. } = defect {
-                        // An intact header is never the product of a torn
-                        // write: the limit was lowered below a stored block.
-                        return Err(corrupt(
-                            offset,
-                            format!("{defect} (block_size_max lowered?)"),
-                        ));
-                    }
-                    tracing::warn!(
-                        channel = channel_id,
-                        file = %path.display(),
-                        offset,
-                        dropped_bytes = file_len - offset,
-                        %defect,
-                        "truncating torn tail of the ledger (crash during an append)"
-                    );
-                    assert_eq!(valid_len, offset);
-                    file.set_len(valid_len)
-                        .and_then(|()| file.sync_all())
-                        .map_err(io_error(&path))?;
-                }
-            }
-            if !is_last && valid_len == 0 {
-                return Err(corrupt(
-                    0,
-                    "empty block file that is not the last".to_owned(),
-                ));
-            }
-            if is_last {
-                current_len = valid_len;
-            }
-            files.push(Arc::new(file));
-        }
-
-        let height = locations.len() as u64;
-        let current_suffix = *suffixes.last().expect("at least one block file");
+        let height = walk.entries.len() as u64;
+        let current_suffix = *walk.suffixes.last().expect("at least one block file");
         let current_file = Arc::clone(files.last().expect("at least one block file"));
-        assert_eq!(files.len(), suffixes.len());
-        assert_eq!(height == 0, last_hash.is_none());
+        assert_eq!(height == 0, walk.last_hash.is_none());
         tracing::info!(
             channel = channel_id,
             height,
@@ -417,8 +297,12 @@ impl Ledger {
         let (height_tx, height_rx) = watch::channel(height);
         let shared = Arc::new(Shared {
             channel_id: channel_id.to_owned(),
+            root: root.to_owned(),
             dir,
-            index: RwLock::new(Index { locations, files }),
+            index: RwLock::new(Index {
+                locations: walk.entries,
+                files,
+            }),
             height_rx,
         });
         Ok(Ledger {
@@ -426,12 +310,14 @@ impl Ledger {
             config,
             current_file,
             current_suffix,
-            current_len,
+            current_len: walk.last_len,
             height,
-            last_hash,
+            last_hash: walk.last_hash,
             height_tx,
             poisoned: false,
             io: Arc::new(OsIo),
+            checksums: Some(checksum_file),
+            fabric_index_retired: false,
             #[cfg(test)]
             fail_point: None,
         })
@@ -479,12 +365,19 @@ impl Ledger {
     /// the new height.
     ///
     /// Every block is checked before anything is written: block `i` must
-    /// have number `height + i` and carry the header hash of the block
-    /// before it as `previous_hash` (not checked for block 0); its encoding
-    /// must fit `block_size_max`. Then the records are written, the file
-    /// synced (and the directory, when a new file is started), and only
-    /// then are the blocks published to readers and the height sent on the
-    /// watch channel. Readers never see a block that is not durable.
+    /// have number `height + i`, carry the header hash of the block before
+    /// it as `previous_hash` (not checked for block 0) and the SHA-256 of its
+    /// data as `data_hash`; its serialization must fit `block_size_max`.
+    /// Records go to the current block file until one would push it past
+    /// `file_size_max`, then to a new file (Fabric's rule, `addBlock`: even
+    /// when the current file is empty). Then the records are written, the
+    /// file synced (and the directory, when a new file is started), and
+    /// only then are the blocks published to readers and the height sent on
+    /// the watch channel. Readers never see a block that is not durable.
+    /// Their checksums are then written to the checksum file (not synced).
+    ///
+    /// Before the first append of this writer, Fabric's `index/` is moved
+    /// aside when the root has one ([`crate::retire_fabric_index`]).
     ///
     /// If writing or syncing fails, the files are restored to their length
     /// before the call (files created by the call are removed), the error is
@@ -507,8 +400,34 @@ impl Ledger {
         if blocks.is_empty() {
             return Ok(self.height);
         }
+        let (segments, last_hash) = self.encode_batch(blocks)?;
+        if !self.fabric_index_retired {
+            retire_fabric_index(&self.shared.root)?;
+            self.fabric_index_retired = true;
+        }
 
-        // Check and encode everything before touching a file.
+        // Write and sync, segment by segment.
+        let mut touched: Vec<(&Segment, Arc<File>)> = Vec::with_capacity(segments.len());
+        let mut failure = None;
+        for segment in segments.iter().filter(|s| s.create || !s.bytes.is_empty()) {
+            if let Err(error) = self.write_segment(segment, &mut touched) {
+                failure = Some(error);
+                break;
+            }
+        }
+        if let Some(error) = failure {
+            tracing::error!(channel = %self.shared.channel_id, %error, "ledger append failed; rolling back");
+            self.rollback(&touched);
+            return Err(error);
+        }
+        self.publish(&touched, blocks.len() as u64, last_hash);
+        self.record_checksums(&touched);
+        Ok(self.height)
+    }
+
+    /// Checks every block and encodes the records, split into one segment
+    /// per block file. Returns them and the header hash of the last block.
+    fn encode_batch(&self, blocks: &[Block]) -> Result<(Vec<Segment>, Option<[u8; 32]>)> {
         let mut last_hash = self.last_hash;
         let mut segments = vec![Segment {
             suffix: self.current_suffix,
@@ -518,73 +437,70 @@ impl Ledger {
             locations: Vec::new(),
         }];
         for (i, block) in blocks.iter().enumerate() {
-            let header = block.header.as_ref().ok_or(LedgerError::MissingHeader)?;
             let expected = self.height + i as u64;
-            if header.number != expected {
-                return Err(LedgerError::WrongNumber {
-                    expected,
-                    got: header.number,
-                });
-            }
-            if let Some(previous) = last_hash {
-                if header.previous_hash != previous {
-                    return Err(LedgerError::WrongPreviousHash { number: expected });
-                }
-            }
-            let body = block.encode_to_vec();
-            if body.len() > self.config.block_size_max as usize {
+            let header = self.check_block(block, expected, last_hash)?;
+            let body_len = serialized_len(block);
+            if body_len > self.config.block_size_max as usize {
                 return Err(LedgerError::BlockTooLarge {
                     number: expected,
-                    size: body.len() as u64,
+                    size: body_len as u64,
                     limit: self.config.block_size_max,
                 });
             }
-            let record_len = (RECORD_HEADER_SIZE + body.len()) as u64;
+            let record_len = (uvarint_len(body_len as u64) + body_len) as u64;
             let segment = segments.last().expect("at least one segment");
-            if segment.end() > 0 && segment.end() + record_len > self.config.file_size_max {
+            if segment.end() + record_len > self.config.file_size_max {
                 let suffix = segment
                     .suffix
                     .checked_add(1)
                     .expect("block file suffix overflow");
-                segments.push(Segment {
-                    suffix,
-                    create: true,
-                    start_len: 0,
-                    bytes: Vec::new(),
-                    locations: Vec::new(),
-                });
+                segments.push(Segment::new_file(suffix));
             }
-            let segment = segments.last_mut().expect("at least one segment");
-            segment.locations.push(Location {
-                file: segment.suffix,
-                offset: segment.end(),
-                body_len: body.len() as u32,
-            });
-            encode_record(expected, &body, &mut segment.bytes);
+            segments
+                .last_mut()
+                .expect("at least one segment")
+                .push(block, body_len);
             last_hash = Some(header_hash(header));
         }
+        Ok((segments, last_hash))
+    }
 
-        // Write and sync, segment by segment.
-        let mut touched: Vec<(&Segment, Arc<File>)> = Vec::with_capacity(segments.len());
-        let mut failure = None;
-        for segment in segments.iter().filter(|s| !s.bytes.is_empty()) {
-            match self.write_segment(segment, &mut touched) {
-                Ok(()) => {}
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
+    /// Checks that `block` can follow a block whose header hash is
+    /// `last_hash` as block `expected`; returns its header.
+    fn check_block<'b>(
+        &self,
+        block: &'b Block,
+        expected: u64,
+        last_hash: Option<[u8; 32]>,
+    ) -> Result<&'b fabric_protos::common::BlockHeader> {
+        let header = block.header.as_ref().ok_or(LedgerError::MissingHeader)?;
+        if header.number != expected {
+            return Err(LedgerError::WrongNumber {
+                expected,
+                got: header.number,
+            });
+        }
+        if let Some(previous) = last_hash {
+            if header.previous_hash != previous {
+                return Err(LedgerError::WrongPreviousHash { number: expected });
             }
         }
-        if let Some(error) = failure {
-            tracing::error!(channel = %self.shared.channel_id, %error, "ledger append failed; rolling back");
-            self.rollback(&touched);
-            return Err(error);
+        let data: &[Vec<u8>] = block.data.as_ref().map_or(&[], |d| &d.data);
+        if fabric_common::block::data_hash(data) != header.data_hash {
+            return Err(LedgerError::WrongDataHash { number: expected });
         }
+        Ok(header)
+    }
 
-        // Publish: index first, then the height.
+    /// Makes written blocks visible: index first, then the height.
+    fn publish(
+        &mut self,
+        touched: &[(&Segment, Arc<File>)],
+        count: u64,
+        last_hash: Option<[u8; 32]>,
+    ) {
         let (last_segment, last_file) = touched.last().expect("a non-empty batch writes");
-        let new_height = self.height + blocks.len() as u64;
+        let new_height = self.height + count;
         {
             let mut index = self
                 .shared
@@ -593,7 +509,7 @@ impl Ledger {
                 .expect("ledger index lock poisoned");
             assert_eq!(index.locations.len() as u64, self.height);
             assert_eq!(index.files.len(), self.current_suffix as usize + 1);
-            for (segment, file) in &touched {
+            for (segment, file) in touched {
                 if segment.create {
                     assert_eq!(index.files.len(), segment.suffix as usize);
                     index.files.push(Arc::clone(file));
@@ -608,7 +524,33 @@ impl Ledger {
         self.current_len = last_segment.end();
         self.current_file = Arc::clone(last_file);
         self.height_tx.send_replace(new_height);
-        Ok(new_height)
+    }
+
+    /// Writes the checksums of durable blocks; synced when a file was
+    /// started. A failure only loses checksums (rebuilt on the next open).
+    fn record_checksums(&mut self, touched: &[(&Segment, Arc<File>)]) {
+        let Some(checksums) = self.checksums.as_mut() else {
+            return;
+        };
+        let mut result = Ok(());
+        for (segment, _) in touched {
+            result = result.and_then(|()| {
+                checksums
+                    .append(&segment.locations, self.io.as_ref())
+                    .map_err(io_error(checksums.path()))
+            });
+        }
+        if touched.iter().any(|(segment, _)| segment.create) {
+            result = result.and_then(|()| checksums.sync());
+        }
+        if let Err(error) = result {
+            tracing::error!(
+                channel = %self.shared.channel_id,
+                %error,
+                "could not write block checksums; the next open rebuilds them from the block files"
+            );
+            self.checksums = None;
+        }
     }
 
     /// Creates the segment's file if needed (recording it in `touched`
@@ -618,7 +560,6 @@ impl Ledger {
         segment: &'s Segment,
         touched: &mut Vec<(&'s Segment, Arc<File>)>,
     ) -> Result<()> {
-        assert!(!segment.bytes.is_empty());
         let path = self.shared.file_path(segment.suffix);
         let file = if segment.create {
             let file = OpenOptions::new()
@@ -639,6 +580,10 @@ impl Ledger {
             touched.push((segment, Arc::clone(&file)));
             file
         };
+        if segment.bytes.is_empty() {
+            // Fabric's roll-over can leave a new file empty.
+            return Ok(());
+        }
         self.write_and_sync(&file, segment).map_err(io_error(&path))
     }
 
@@ -774,25 +719,28 @@ impl LedgerReader {
         index.locations.len() as u64
     }
 
-    /// The stored bytes of block `number`: exactly the protobuf encoding
-    /// written by `append`. Both record checksums are checked on every read.
+    /// The protobuf encoding of block `number`: what Fabric's orderer
+    /// serves for the same stored bytes (header, data and metadata always
+    /// present). The record is checked against its checksum on every read.
     pub fn get_raw(&self, number: u64) -> Result<Vec<u8>> {
-        self.read_body(number).map(|(body, _)| body)
+        self.get(number).map(|block| block.encode_to_vec())
     }
 
-    /// Block `number`, decoded.
+    /// Block `number`, decoded from Fabric's serialization.
     pub fn get(&self, number: u64) -> Result<Block> {
         let (body, location) = self.read_body(number)?;
-        Block::decode(body.as_slice()).map_err(|e| LedgerError::Corrupt {
+        let view = BlockView::parse(&body).map_err(|e| LedgerError::Corrupt {
             file: self.shared.file_path(location.file),
             offset: location.offset,
             reason: format!("block {number} does not decode: {e}"),
-        })
+        })?;
+        Ok(view.to_block())
     }
 
-    /// Reads and checks the record of block `number`; returns its body and
+    /// Reads the record body of block `number` and checks it against the
+    /// checksum taken when it was written (or verified); returns it and
     /// where it was.
-    fn read_body(&self, number: u64) -> Result<(Vec<u8>, Location)> {
+    fn read_body(&self, number: u64) -> Result<(Vec<u8>, Entry)> {
         let (location, file) = {
             let index = self
                 .shared
@@ -808,28 +756,20 @@ impl LedgerReader {
             (location, Arc::clone(&index.files[location.file as usize]))
         };
         let path = self.shared.file_path(location.file);
-        let corrupt = |reason: String| LedgerError::Corrupt {
-            file: path.clone(),
-            offset: location.offset,
-            reason,
-        };
-
-        let mut header_bytes = [0u8; RECORD_HEADER_SIZE];
-        file.read_exact_at(&mut header_bytes, location.offset)
+        let mut body = vec![0u8; location.body_len as usize];
+        file.read_exact_at(&mut body, location.body_offset())
             .map_err(io_error(&path))?;
-        let header = RecordHeader::decode(&header_bytes, u32::MAX)
-            .map_err(|defect| corrupt(defect.to_string()))?;
-        if header.number != number || header.body_len != location.body_len {
-            return Err(corrupt(format!(
-                "record header (block {}, {} bytes) does not match the index (block {number}, {} bytes)",
-                header.number, header.body_len, location.body_len
-            )));
-        }
-        let mut body = vec![0u8; header.body_len as usize];
-        file.read_exact_at(&mut body, location.offset + RECORD_HEADER_SIZE as u64)
-            .map_err(io_error(&path))?;
-        if crc32c::crc32c(&body) != header.body_crc {
-            return Err(corrupt(RecordDefect::BodyChecksum.to_string()));
+        let crc = crc32c::crc32c(&body);
+        if crc != location.body_crc {
+            return Err(LedgerError::Corrupt {
+                file: path,
+                offset: location.offset,
+                reason: format!(
+                    "block {number}: crc32c {crc:08x} of the stored bytes is not the {:08x} taken when \
+                     they were written or verified (bit rot?)",
+                    location.body_crc
+                ),
+            });
         }
         Ok((body, location))
     }

@@ -1,241 +1,146 @@
-//! The on-disk record format and the record-stream scanner.
+//! Records in a block file, and the record-stream scanner.
 //!
-//! A block file is a sequence of records, nothing else (no file header):
+//! A block file is a sequence of records and nothing else, exactly as
+//! Fabric's `blockfile_mgr.go` `addBlock` writes them:
 //!
 //! ```text
-//! offset  size  field       meaning
-//!      0     4  magic       b"FBLK"
-//!      4     4  body_len    u32 little-endian, length of the body in bytes
-//!      8     8  number      u64 little-endian, the block number (= header.number)
-//!     16     4  body_crc    u32 little-endian, CRC-32C (Castagnoli) of the body
-//!     20     4  header_crc  u32 little-endian, CRC-32C of bytes 0..20 of this header
-//!     24     …  body        the protobuf-encoded `common.Block`, exactly as appended
+//! uvarint(len(B)) B        B = Fabric's block serialization (see `serialization`)
 //! ```
 //!
-//! The header has its own checksum so that a header can be recognised as
-//! valid without reading its body. That keeps the search for "is there a
-//! valid record after this bad one?" linear in the file size (see
-//! [`scan_records`]) and means a corrupted `body_len` is caught before it is
-//! used to size a buffer.
+//! There is no magic, no checksum and no record header to resynchronise on,
+//! so the scanner cannot tell "damage followed by good records" from
+//! "garbage": it reads records from offset 0 while their length prefix is
+//! sound and their bytes are all present, and stops at the first that is
+//! not. It only reports what it found ([`ScanStop`]); whether a partial
+//! last record may be dropped is the ledger's decision. Block checksums live
+//! outside Fabric's files (see `checksums`).
 
 use std::convert::Infallible;
 use std::fmt;
 
-/// First four bytes of every record.
-pub const RECORD_MAGIC: [u8; 4] = *b"FBLK";
-/// Size of the fixed record header in bytes.
-pub const RECORD_HEADER_SIZE: usize = 24;
-/// Bytes read per step while searching for a valid header after a bad record.
-const SEARCH_CHUNK_SIZE: usize = 64 * 1024;
+use crate::serialization::{get_uvarint, Uvarint, UVARINT_LEN_MAX};
 
-const _: () = assert!(RECORD_HEADER_SIZE == 4 + 4 + 8 + 4 + 4);
-const _: () = assert!(SEARCH_CHUNK_SIZE >= RECORD_HEADER_SIZE);
-
-/// The decoded fixed header of one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordHeader {
-    /// Length of the body that follows the header.
-    pub body_len: u32,
-    /// Block number of the block in the body.
-    pub number: u64,
-    /// CRC-32C of the body.
-    pub body_crc: u32,
-}
-
-impl RecordHeader {
-    /// The header for `body` holding block `number`.
-    ///
-    /// # Panics
-    /// If the body is longer than `u32::MAX` bytes (callers check the
-    /// configured block size limit first).
-    pub fn for_body(number: u64, body: &[u8]) -> Self {
-        let body_len = u32::try_from(body.len()).expect("record body longer than u32::MAX");
-        RecordHeader {
-            body_len,
-            number,
-            body_crc: crc32c::crc32c(body),
-        }
-    }
-
-    /// The 24 header bytes.
-    pub fn encode(&self) -> [u8; RECORD_HEADER_SIZE] {
-        let mut out = [0u8; RECORD_HEADER_SIZE];
-        out[0..4].copy_from_slice(&RECORD_MAGIC);
-        out[4..8].copy_from_slice(&self.body_len.to_le_bytes());
-        out[8..16].copy_from_slice(&self.number.to_le_bytes());
-        out[16..20].copy_from_slice(&self.body_crc.to_le_bytes());
-        let header_crc = crc32c::crc32c(&out[0..20]);
-        out[20..24].copy_from_slice(&header_crc.to_le_bytes());
-        out
-    }
-
-    /// Decodes and checks a header: magic, header checksum, and
-    /// `body_len <= body_len_max`. The body is not looked at.
-    pub fn decode(
-        bytes: &[u8; RECORD_HEADER_SIZE],
-        body_len_max: u32,
-    ) -> Result<RecordHeader, RecordDefect> {
-        if bytes[0..4] != RECORD_MAGIC {
-            return Err(RecordDefect::BadMagic);
-        }
-        let header_crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&bytes[0..20]) != header_crc {
-            return Err(RecordDefect::HeaderChecksum);
-        }
-        let header = RecordHeader {
-            body_len: u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")),
-            number: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
-            body_crc: u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes")),
-        };
-        if header.body_len > body_len_max {
-            return Err(RecordDefect::BodyTooLarge {
-                body_len: header.body_len,
-                body_len_max,
-            });
-        }
-        Ok(header)
-    }
-
-    /// Size of the whole record (header and body) in bytes.
-    pub fn record_len(&self) -> u64 {
-        RECORD_HEADER_SIZE as u64 + u64::from(self.body_len)
-    }
-}
-
-/// Appends one complete record (header and body) to `out`.
-pub fn encode_record(number: u64, body: &[u8], out: &mut Vec<u8>) {
-    let header = RecordHeader::for_body(number, body);
-    out.extend_from_slice(&header.encode());
-    out.extend_from_slice(body);
-}
-
-/// Why the bytes at some offset are not a valid record.
+/// Why the bytes at some offset are not a complete record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordDefect {
-    /// Fewer than [`RECORD_HEADER_SIZE`] bytes are left.
-    HeaderTruncated {
+    /// The bytes end inside the length prefix (every byte present has its
+    /// continuation bit set).
+    LengthTruncated {
         /// Bytes left at the offset.
         available: u64,
     },
-    /// The first four bytes are not [`RECORD_MAGIC`].
-    BadMagic,
-    /// The header checksum does not match.
-    HeaderChecksum,
-    /// The header is intact but announces a body over the size limit.
-    BodyTooLarge {
+    /// The length prefix is not a valid uvarint.
+    LengthMalformed,
+    /// The length prefix announces more than the configured block size limit.
+    LengthOverLimit {
         /// Announced body length.
-        body_len: u32,
+        body_len: u64,
         /// Configured limit.
         body_len_max: u32,
     },
-    /// The header is intact but the body runs past the end of the data.
+    /// The length prefix is sound but the body runs past the end of the data.
     BodyTruncated {
         /// Announced body length.
-        body_len: u32,
+        body_len: u64,
         /// Body bytes present.
         available: u64,
     },
-    /// The body checksum does not match.
-    BodyChecksum,
+}
+
+impl RecordDefect {
+    /// Whether the bytes simply end inside the record (what an interrupted
+    /// append leaves), rather than being malformed.
+    pub fn is_partial(&self) -> bool {
+        matches!(
+            self,
+            RecordDefect::LengthTruncated { .. } | RecordDefect::BodyTruncated { .. }
+        )
+    }
 }
 
 impl fmt::Display for RecordDefect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            RecordDefect::HeaderTruncated { available } => {
-                write!(
-                    f,
-                    "partial record header ({available} of {RECORD_HEADER_SIZE} bytes)"
-                )
+            RecordDefect::LengthTruncated { available } => {
+                write!(f, "partial length prefix ({available} bytes)")
             }
-            RecordDefect::BadMagic => write!(f, "bad record magic"),
-            RecordDefect::HeaderChecksum => write!(f, "record header checksum mismatch"),
-            RecordDefect::BodyTooLarge {
+            RecordDefect::LengthMalformed => write!(f, "malformed length prefix"),
+            RecordDefect::LengthOverLimit {
                 body_len,
                 body_len_max,
             } => write!(
                 f,
-                "record body of {body_len} bytes exceeds the limit of {body_len_max}"
+                "length prefix announces {body_len} bytes, over the block size limit of {body_len_max}"
             ),
             RecordDefect::BodyTruncated {
                 body_len,
                 available,
-            } => write!(f, "partial record body ({available} of {body_len} bytes)"),
-            RecordDefect::BodyChecksum => write!(f, "record body checksum mismatch"),
+            } => write!(f, "partial record ({available} of {body_len} bytes)"),
         }
     }
 }
 
-/// Where one valid record sits in the scanned bytes.
+/// Where one complete record sits in the scanned bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordSpan {
-    /// Offset of the record header.
+    /// Offset of the length prefix.
     pub offset: u64,
-    /// The record's header.
-    pub header: RecordHeader,
+    /// Bytes of the length prefix.
+    pub prefix_len: u8,
+    /// Length of the body (Fabric's block serialization).
+    pub body_len: u32,
 }
 
 impl RecordSpan {
     /// Offset of the body.
     pub fn body_offset(&self) -> u64 {
-        self.offset + RECORD_HEADER_SIZE as u64
+        self.offset + u64::from(self.prefix_len)
     }
 
     /// Offset just past the record.
     pub fn end(&self) -> u64 {
-        self.offset + self.header.record_len()
+        self.body_offset() + u64::from(self.body_len)
     }
 }
 
 /// How a scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanStop {
-    /// Every byte belongs to a valid record.
+    /// Every byte belongs to a complete record.
     Clean,
-    /// The record at `offset` is bad and no valid record header follows it:
-    /// what a crash in the middle of an append leaves behind. Truncating at
-    /// `offset` restores a clean stream.
-    TornTail {
-        /// Offset of the bad record.
+    /// The bytes end inside the record at `offset` (a partial length prefix
+    /// or body): possibly a torn append, if it is the last file and the bytes
+    /// present fit the block expected there.
+    Partial {
+        /// Offset of the partial record.
         offset: u64,
-        /// What is wrong with it.
+        /// What is missing.
         defect: RecordDefect,
     },
-    /// The record at `offset` is bad but a valid record header starts later,
-    /// at `next_valid_header`: damage in the middle of the stream, which must
-    /// not be truncated away.
-    Corrupt {
+    /// The length prefix at `offset` is malformed or over the limit. Never
+    /// the product of a torn append.
+    Malformed {
         /// Offset of the bad record.
         offset: u64,
-        /// What is wrong with it.
+        /// What is wrong.
         defect: RecordDefect,
-        /// Offset of the first valid header after the bad record.
-        next_valid_header: u64,
     },
 }
 
 /// The result of [`scan_records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanResult {
-    /// The valid records, in order, from offset 0 without gaps.
+    /// The complete records, in order, from offset 0 without gaps.
     pub records: Vec<RecordSpan>,
-    /// Length of the valid prefix: the end of the last valid record.
+    /// End of the last complete record.
     pub valid_len: u64,
     /// How the scan ended.
     pub stop: ScanStop,
 }
 
-/// Parses a record stream held in memory. Pure, total and panic-free for
-/// any input: the entry point for fuzzing (`cargo fuzz`) the file format.
-///
-/// Records are read from offset 0 while they are valid (magic, header
-/// checksum, `body_len <= body_len_max`, whole body present, body checksum).
-/// At the first bad record the rest of the bytes are searched, one offset at
-/// a time, for a valid record *header* (magic, header checksum, length within
-/// the limit; the body is not required). If one is found the stop is
-/// [`ScanStop::Corrupt`], otherwise [`ScanStop::TornTail`].
-///
-/// Block numbers are not checked here; the ledger does that.
+/// Splits a record stream held in memory into records. Pure, total and
+/// panic-free for any input: the entry point for fuzzing the file format
+/// (with [`crate::serialization::BlockView::parse`] for the bodies).
 pub fn scan_records(bytes: &[u8], body_len_max: u32) -> ScanResult {
     let mut records = Vec::new();
     let scan = scan_source(bytes, body_len_max, |span, _body| {
@@ -277,10 +182,10 @@ impl RecordSource for [u8] {
     }
 }
 
-/// Scans `source` record by record, calling `on_record` with each valid
-/// record and its body (in order). Memory use is one body (at most
-/// `body_len_max`) plus one search chunk. Returns the valid length and how
-/// the scan stopped; see [`scan_records`] for the rules.
+/// Scans `source` record by record, calling `on_record` with each complete
+/// record and its body, in order. Memory use is one body (at most
+/// `body_len_max`). Returns the end of the last complete record and how the
+/// scan stopped.
 pub(crate) fn scan_source<S, E>(
     source: &S,
     body_len_max: u32,
@@ -290,107 +195,84 @@ where
     S: RecordSource + ?Sized,
     E: From<S::Error>,
 {
-    let source_len = source.source_len();
     let mut body = Vec::new();
     let mut offset = 0u64;
     loop {
-        assert!(offset <= source_len);
-        if offset == source_len {
+        if offset == source.source_len() {
             return Ok((offset, ScanStop::Clean));
         }
         match read_record(source, offset, body_len_max, &mut body)? {
-            Ok(header) => {
-                let span = RecordSpan { offset, header };
-                assert_eq!(body.len(), header.body_len as usize);
+            Ok(span) => {
                 on_record(span, &body)?;
                 offset = span.end();
             }
-            Err(defect) => {
-                let stop = match find_valid_header(source, offset + 1, body_len_max)? {
-                    Some(next_valid_header) => ScanStop::Corrupt {
-                        offset,
-                        defect,
-                        next_valid_header,
-                    },
-                    None => ScanStop::TornTail { offset, defect },
-                };
-                return Ok((offset, stop));
+            Err(defect) if defect.is_partial() => {
+                return Ok((offset, ScanStop::Partial { offset, defect }))
             }
+            Err(defect) => return Ok((offset, ScanStop::Malformed { offset, defect })),
         }
     }
 }
 
-/// Reads and fully checks the record at `offset`, leaving its body in `body`.
-/// The body buffer is sized only after the header checksum and the length
-/// limit passed and the body is known to fit in the source.
+/// Reads the length prefix at `offset`.
+fn read_prefix<S: RecordSource + ?Sized>(
+    source: &S,
+    offset: u64,
+    body_len_max: u32,
+) -> Result<Result<(u8, u32), RecordDefect>, S::Error> {
+    let available = source.source_len() - offset;
+    let mut prefix = [0u8; UVARINT_LEN_MAX];
+    let prefix = &mut prefix[..available.min(UVARINT_LEN_MAX as u64) as usize];
+    source.read_exact_at(offset, prefix)?;
+    Ok(match get_uvarint(prefix) {
+        Uvarint::Incomplete => Err(RecordDefect::LengthTruncated { available }),
+        Uvarint::Malformed => Err(RecordDefect::LengthMalformed),
+        Uvarint::Value(body_len, _) if body_len > u64::from(body_len_max) => {
+            Err(RecordDefect::LengthOverLimit {
+                body_len,
+                body_len_max,
+            })
+        }
+        Uvarint::Value(body_len, n) => Ok((n as u8, body_len as u32)),
+    })
+}
+
+/// Reads the record at `offset`, leaving its body in `body`. The body
+/// buffer is sized only after the length passed the limit and is known to
+/// fit in the source.
 pub(crate) fn read_record<S: RecordSource + ?Sized>(
     source: &S,
     offset: u64,
     body_len_max: u32,
     body: &mut Vec<u8>,
-) -> Result<Result<RecordHeader, RecordDefect>, S::Error> {
-    let source_len = source.source_len();
-    assert!(offset <= source_len);
-    let available = source_len - offset;
-    if available < RECORD_HEADER_SIZE as u64 {
-        return Ok(Err(RecordDefect::HeaderTruncated { available }));
-    }
-    let mut header_bytes = [0u8; RECORD_HEADER_SIZE];
-    source.read_exact_at(offset, &mut header_bytes)?;
-    let header = match RecordHeader::decode(&header_bytes, body_len_max) {
-        Ok(header) => header,
+) -> Result<Result<RecordSpan, RecordDefect>, S::Error> {
+    assert!(offset <= source.source_len());
+    let (prefix_len, body_len) = match read_prefix(source, offset, body_len_max)? {
+        Ok(prefix) => prefix,
         Err(defect) => return Ok(Err(defect)),
     };
-    let body_available = available - RECORD_HEADER_SIZE as u64;
-    if u64::from(header.body_len) > body_available {
+    let span = RecordSpan {
+        offset,
+        prefix_len,
+        body_len,
+    };
+    let available = source.source_len() - span.body_offset();
+    if u64::from(body_len) > available {
         return Ok(Err(RecordDefect::BodyTruncated {
-            body_len: header.body_len,
-            available: body_available,
+            body_len: body_len.into(),
+            available,
         }));
     }
     body.clear();
-    body.resize(header.body_len as usize, 0);
-    source.read_exact_at(offset + RECORD_HEADER_SIZE as u64, body)?;
-    if crc32c::crc32c(body) != header.body_crc {
-        return Ok(Err(RecordDefect::BodyChecksum));
-    }
-    Ok(Ok(header))
-}
-
-/// The first offset `>= from` where a valid record header starts, if any.
-/// Linear in the remaining length: each candidate costs one 20-byte CRC.
-fn find_valid_header<S: RecordSource + ?Sized>(
-    source: &S,
-    from: u64,
-    body_len_max: u32,
-) -> Result<Option<u64>, S::Error> {
-    let source_len = source.source_len();
-    let mut window = vec![0u8; SEARCH_CHUNK_SIZE + RECORD_HEADER_SIZE - 1];
-    let mut start = from;
-    // Each step checks the candidates start..start + SEARCH_CHUNK_SIZE; the
-    // window overlaps the next step by RECORD_HEADER_SIZE - 1 bytes.
-    while start.saturating_add(RECORD_HEADER_SIZE as u64) <= source_len {
-        let window_len = (source_len - start).min(window.len() as u64) as usize;
-        let window = &mut window[..window_len];
-        source.read_exact_at(start, window)?;
-        for (i, candidate) in window.windows(RECORD_HEADER_SIZE).enumerate() {
-            if candidate[0..4] != RECORD_MAGIC {
-                continue;
-            }
-            let candidate: &[u8; RECORD_HEADER_SIZE] =
-                candidate.try_into().expect("window of header size");
-            if RecordHeader::decode(candidate, body_len_max).is_ok() {
-                return Ok(Some(start + i as u64));
-            }
-        }
-        start += SEARCH_CHUNK_SIZE as u64;
-    }
-    Ok(None)
+    body.resize(body_len as usize, 0);
+    source.read_exact_at(span.body_offset(), body)?;
+    Ok(Ok(span))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serialization::put_uvarint;
     use proptest::prelude::*;
 
     const LIMIT: u32 = 1 << 20;
@@ -398,31 +280,12 @@ mod tests {
     fn stream(bodies: &[Vec<u8>]) -> (Vec<u8>, Vec<u64>) {
         let mut out = Vec::new();
         let mut offsets = Vec::new();
-        for (number, body) in bodies.iter().enumerate() {
+        for body in bodies {
             offsets.push(out.len() as u64);
-            encode_record(number as u64, body, &mut out);
+            put_uvarint(&mut out, body.len() as u64);
+            out.extend_from_slice(body);
         }
         (out, offsets)
-    }
-
-    #[test]
-    fn header_round_trip() {
-        let header = RecordHeader::for_body(7, b"hello");
-        let bytes = header.encode();
-        assert_eq!(&bytes[0..4], b"FBLK");
-        assert_eq!(RecordHeader::decode(&bytes, LIMIT), Ok(header));
-        assert_eq!(
-            RecordHeader::decode(&bytes, 4),
-            Err(RecordDefect::BodyTooLarge {
-                body_len: 5,
-                body_len_max: 4
-            })
-        );
-        for i in 0..RECORD_HEADER_SIZE {
-            let mut flipped = bytes;
-            flipped[i] ^= 0x01;
-            assert!(RecordHeader::decode(&flipped, LIMIT).is_err(), "byte {i}");
-        }
     }
 
     #[test]
@@ -437,52 +300,31 @@ mod tests {
         assert_eq!(result.valid_len, bytes.len() as u64);
         let got: Vec<u64> = result.records.iter().map(|r| r.offset).collect();
         assert_eq!(got, offsets);
+        assert_eq!(result.records[2].prefix_len, 2);
+        assert_eq!(result.records[2].body_len, 1000);
     }
 
     #[test]
-    fn bad_record_followed_by_valid_header_is_corrupt() {
-        let (mut bytes, offsets) = stream(&[vec![1; 50], vec![2; 50], vec![3; 50]]);
-        bytes[offsets[1] as usize + 30] ^= 0xff;
-        let result = scan_records(&bytes, LIMIT);
-        assert_eq!(result.records.len(), 1);
+    fn over_limit_and_malformed_prefixes_are_not_partial() {
+        let (mut bytes, _) = stream(&[vec![1; 50]]);
+        let result = scan_records(&bytes, 49);
         assert_eq!(
             result.stop,
-            ScanStop::Corrupt {
-                offset: offsets[1],
-                defect: RecordDefect::BodyChecksum,
-                next_valid_header: offsets[2],
-            }
-        );
-    }
-
-    #[test]
-    fn bad_last_record_is_torn_tail() {
-        let (mut bytes, offsets) = stream(&[vec![1; 50], vec![2; 50]]);
-        bytes[offsets[1] as usize + 2] ^= 0xff;
-        let result = scan_records(&bytes, LIMIT);
-        assert_eq!(result.records.len(), 1);
-        assert_eq!(
-            result.stop,
-            ScanStop::TornTail {
-                offset: offsets[1],
-                defect: RecordDefect::BadMagic
-            }
-        );
-    }
-
-    #[test]
-    fn search_crosses_chunk_boundaries() {
-        // A bad record, then a valid one placed so that its header straddles
-        // the first search chunk boundary.
-        let mut bytes = vec![0u8; SEARCH_CHUNK_SIZE - 5];
-        encode_record(1, b"x", &mut bytes);
-        let result = scan_records(&bytes, LIMIT);
-        assert_eq!(
-            result.stop,
-            ScanStop::Corrupt {
+            ScanStop::Malformed {
                 offset: 0,
-                defect: RecordDefect::BadMagic,
-                next_valid_header: (SEARCH_CHUNK_SIZE - 5) as u64,
+                defect: RecordDefect::LengthOverLimit {
+                    body_len: 50,
+                    body_len_max: 49
+                }
+            }
+        );
+        bytes.extend_from_slice(&[0xff; 12]);
+        let result = scan_records(&bytes, LIMIT);
+        assert_eq!(
+            result.stop,
+            ScanStop::Malformed {
+                offset: 51,
+                defect: RecordDefect::LengthMalformed
             }
         );
     }
@@ -504,26 +346,9 @@ mod tests {
         }
 
         #[test]
-        fn valid_prefix_survives_any_suffix(
+        fn every_truncation_of_last_record_is_partial(
             bodies in proptest::collection::vec(
-                proptest::collection::vec(any::<u8>(), 0..200), 0..8),
-            suffix in proptest::collection::vec(any::<u8>(), 0..64),
-        ) {
-            let (mut bytes, offsets) = stream(&bodies);
-            let prefix_len = bytes.len() as u64;
-            bytes.extend_from_slice(&suffix);
-            let result = scan_records(&bytes, LIMIT);
-            prop_assert!(result.records.len() >= bodies.len());
-            let got: Vec<u64> =
-                result.records.iter().take(bodies.len()).map(|r| r.offset).collect();
-            prop_assert_eq!(got, offsets);
-            prop_assert!(result.valid_len >= prefix_len);
-        }
-
-        #[test]
-        fn every_truncation_of_last_record_is_torn_tail(
-            bodies in proptest::collection::vec(
-                proptest::collection::vec(any::<u8>(), 0..100), 1..5),
+                proptest::collection::vec(any::<u8>(), 0..300), 1..5),
             cut in any::<proptest::sample::Index>(),
         ) {
             let (bytes, offsets) = stream(&bodies);
@@ -532,9 +357,9 @@ mod tests {
             let result = scan_records(&bytes[..cut], LIMIT);
             prop_assert_eq!(result.records.len(), bodies.len() - 1);
             prop_assert_eq!(result.valid_len, last as u64);
-            let torn = matches!(result.stop, ScanStop::TornTail { .. })
+            let partial = matches!(result.stop, ScanStop::Partial { offset, .. } if offset == last as u64)
                 || (cut == last && result.stop == ScanStop::Clean);
-            prop_assert!(torn, "{:?}", result.stop);
+            prop_assert!(partial, "{:?}", result.stop);
         }
     }
 }

@@ -203,7 +203,7 @@ async fn a_corrupted_record_in_the_middle_of_a_block_file_stops_the_node_with_it
     let scan = fabric_ledger::scan_records(&bytes, u32::MAX);
     assert_eq!(scan.records.len(), 7);
     let victim = scan.records[3];
-    let at = victim.body_offset() + u64::from(victim.header.body_len) / 2;
+    let at = victim.body_offset() + u64::from(victim.body_len) / 2;
     bytes[at as usize] ^= 0xFF;
     std::fs::write(&file, &bytes).unwrap();
 

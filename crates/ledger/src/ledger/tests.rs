@@ -4,12 +4,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fabric_protos::common::{BlockData, BlockMetadata};
+use fabric_protos::common::{BlockData, BlockHeader, BlockMetadata};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::record::scan_records;
+use crate::record::{scan_records, ScanStop};
+use crate::walk::parse_block_file_name;
 
 const CHANNEL: &str = "testchannel";
 
@@ -78,6 +79,64 @@ fn block_files(root: &Path) -> Vec<std::path::PathBuf> {
 
 fn last_file(root: &Path) -> std::path::PathBuf {
     block_files(root).pop().unwrap()
+}
+
+/// The record (length prefix and Fabric serialization) of `block`.
+fn record_bytes(block: &Block) -> Vec<u8> {
+    let mut body = Vec::new();
+    serialize_block(block, &mut body);
+    let mut out = Vec::new();
+    put_uvarint(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn checksums_file(root: &Path) -> std::path::PathBuf {
+    checksums::checksums_path(root, CHANNEL)
+}
+
+/// Keeps the first `entries` entries of the checksum file: what a crash
+/// after the block fsync and before the checksum write leaves.
+fn cut_checksums(root: &Path, entries: usize) {
+    let path = checksums_file(root);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..entries * checksums::ENTRY_SIZE]).unwrap();
+}
+
+/// Every file under `root` with its bytes, to prove that nothing changed.
+fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path.clone());
+                out.push((path, Vec::new()));
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Opens with `config`, expects `Corrupt` and an unchanged tree; returns
+/// the error's file, offset and reason.
+fn expect_refused(root: &Path, config: LedgerConfig) -> (std::path::PathBuf, u64, String) {
+    let before = snapshot(root);
+    let result = Ledger::open_with_config(root, CHANNEL, config);
+    assert_eq!(snapshot(root), before, "open changed the directory");
+    match result {
+        Err(LedgerError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => (file, offset, reason),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
 
 /// Checks numbers and the hash chain of everything a reader serves.
@@ -180,15 +239,19 @@ fn torn_tail_at_every_offset(config: LedgerConfig) {
     drop(ledger);
     let path = last_file(root.path());
     let full = fs::read(&path).unwrap();
+    let checksums = fs::read(checksums_file(root.path())).unwrap();
     let record_start = if block_files(root.path()).len() > files_before {
         0
     } else {
         before as usize
     };
-    assert!(full.len() > record_start + RECORD_HEADER_SIZE);
+    assert!(full.len() > record_start + 1);
 
+    let files = block_files(root.path());
     for cut in record_start..full.len() {
+        // A crash mid-append: part of the record, no checksum entry.
         fs::write(&path, &full[..cut]).unwrap();
+        cut_checksums(root.path(), 3);
         let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, config).unwrap();
         assert_eq!(ledger.height(), 3, "cut at {cut}");
         assert_eq!(fs::metadata(&path).unwrap().len(), record_start as u64);
@@ -196,8 +259,41 @@ fn torn_tail_at_every_offset(config: LedgerConfig) {
         assert_eq!(ledger.height(), 4);
         assert_eq!(ledger.reader().get(3).unwrap(), last);
         drop(ledger);
-        assert_eq!(fs::read(&path).unwrap(), full, "cut at {cut}");
+        // The same record again: in the same file, or (when the file is
+        // now empty and the record over file_size_max) alone in a new one,
+        // as Fabric's roll-over rule does.
+        let now = block_files(root.path());
+        assert_eq!(fs::read(now.last().unwrap()).unwrap(), full, "cut at {cut}");
+        if now == files {
+            assert_eq!(fs::read(checksums_file(root.path())).unwrap(), checksums);
+        }
+        for extra in &now[files.len()..] {
+            fs::remove_file(extra).unwrap();
+        }
     }
+}
+
+#[test]
+fn partial_record_known_to_the_checksum_file_is_refused() {
+    // The block was durable when its checksum was written: losing its tail
+    // later is data loss, not a torn append.
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    append_n(&mut ledger, 3, 60);
+    drop(ledger);
+    let path = last_file(root.path());
+    let last_record = *record_offsets(&path).last().unwrap();
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let (file, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+    assert_eq!(file, path);
+    assert_eq!(offset, last_record);
+    assert!(reason.contains("lost data"), "{reason}");
 }
 
 #[test]
@@ -212,27 +308,71 @@ fn torn_tail_of_a_fresh_file_truncated_at_every_offset() {
 }
 
 #[test]
-fn garbage_after_last_record_is_recovered() {
+fn partial_next_block_after_last_record_is_recovered() {
     let root = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
     let blocks = append_n(&mut ledger, 3, 50);
+    let next = next_block(&ledger, 50);
     drop(ledger);
     let path = last_file(root.path());
     let clean = fs::read(&path).unwrap();
+    let record = record_bytes(&next);
 
-    let tails: [&[u8]; 4] = [b"FBLK\x10\x00", &[0u8; 4096], b"x", &[0xab; 23]];
+    let tails: Vec<Vec<u8>> = vec![
+        record[..1].to_vec(),
+        record[..2].to_vec(),
+        record[..40].to_vec(),
+        record[..record.len() - 1].to_vec(),
+        b"x".to_vec(), // declares 120 bytes, none present
+        vec![0x80],    // a length prefix cut short
+        vec![0xff; 4],
+    ];
     for tail in tails {
         let mut bytes = clean.clone();
-        bytes.extend_from_slice(tail);
+        bytes.extend_from_slice(&tail);
         fs::write(&path, &bytes).unwrap();
         let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
-        assert_eq!(ledger.height(), 3);
+        assert_eq!(ledger.height(), 3, "{tail:?}");
         assert_eq!(fs::read(&path).unwrap(), clean);
         assert_eq!(ledger.reader().get(2).unwrap(), blocks[2]);
-        let block = next_block(&ledger, 50);
-        ledger.append(&block).unwrap();
+        ledger.append(&next).unwrap();
         drop(ledger);
         fs::write(&path, &clean).unwrap();
+        cut_checksums(root.path(), 3);
+    }
+}
+
+#[test]
+fn garbage_after_last_record_is_refused_not_truncated() {
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    append_n(&mut ledger, 3, 50);
+    let next = next_block(&ledger, 50);
+    drop(ledger);
+    let path = last_file(root.path());
+    let clean = fs::read(&path).unwrap();
+    let mut other = next.clone();
+    other.header.as_mut().unwrap().number = 9;
+    let mut other_record = record_bytes(&other);
+    other_record.truncate(30);
+    let mut complete_then_more = record_bytes(&next);
+    complete_then_more.push(0);
+
+    let tails: Vec<Vec<u8>> = vec![
+        b"FBLK\x10\x00".to_vec(), // the old format's magic: 70 bytes declared, wrong start
+        vec![0; 4096],            // zero-length records do not decode
+        vec![0xab; 23],           // not a varint
+        other_record,             // partial, but of another block
+        b"\x05hello".to_vec(),    // complete record that is no block
+        complete_then_more,       // a good block then a stray byte
+    ];
+    for tail in tails {
+        let mut bytes = clean.clone();
+        bytes.extend_from_slice(&tail);
+        fs::write(&path, &bytes).unwrap();
+        let (file, offset, _reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+        assert_eq!(file, path);
+        assert!(offset >= clean.len() as u64, "{tail:?}");
     }
 }
 
@@ -251,55 +391,154 @@ fn flip_byte(path: &Path, offset: u64) {
 }
 
 #[test]
-fn flipped_byte_in_a_middle_record_is_corrupt() {
+fn flipped_byte_anywhere_in_a_checksummed_record_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
     append_n(&mut ledger, 4, 80);
     drop(ledger);
     let path = last_file(root.path());
     let offsets = record_offsets(&path);
-    // Flip a byte in the header, then (separately) in the body, of record 1.
-    for delta in [6, RECORD_HEADER_SIZE as u64 + 40] {
-        let len = fs::metadata(&path).unwrap().len();
-        flip_byte(&path, offsets[1] + delta);
-        match Ledger::open(root.path(), CHANNEL) {
-            Err(LedgerError::Corrupt {
-                file,
-                offset,
-                reason,
-            }) => {
-                assert_eq!(file, path);
-                assert_eq!(offset, offsets[1], "{reason}");
-                assert!(
-                    reason.contains(&format!("offset {}", offsets[2])),
-                    "{reason}"
-                );
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
+    // Every byte of a middle record and of the last record: the checksum
+    // file catches it (the last record is complete, so it is no torn tail).
+    for record in [1, 3] {
+        let end = offsets
+            .get(record + 1)
+            .copied()
+            .unwrap_or(fs::metadata(&path).unwrap().len());
+        for at in offsets[record]..end {
+            flip_byte(&path, at);
+            let (file, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+            assert_eq!(file, path);
+            assert!(
+                offset >= offsets[record] && offset <= end,
+                "byte {at}: offset {offset}: {reason}"
+            );
+            flip_byte(&path, at);
         }
-        // Nothing was truncated.
-        assert_eq!(fs::metadata(&path).unwrap().len(), len);
-        flip_byte(&path, offsets[1] + delta);
-        assert_eq!(Ledger::open(root.path(), CHANNEL).unwrap().height(), 4);
+    }
+    assert_eq!(Ledger::open(root.path(), CHANNEL).unwrap().height(), 4);
+}
+
+#[test]
+fn fabric_written_file_with_a_flipped_byte_in_the_middle_is_refused() {
+    // No checksum file (as Fabric leaves it): the structure, the numbering,
+    // the hash chain and the data hash catch damage to the length prefix,
+    // the header and the data. (Damage to the metadata of a block without a
+    // checksum is only caught by its signature, which `open` does not check.)
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    let blocks = append_n(&mut ledger, 4, 80);
+    drop(ledger);
+    let path = last_file(root.path());
+    let offsets = record_offsets(&path);
+    let metadata_len = 1 + blocks[1].metadata.as_ref().unwrap().metadata.len();
+    let end = offsets[2] - metadata_len as u64;
+    fs::remove_dir_all(root.path().join(checksums::SIDE_DIR)).unwrap();
+    for at in offsets[1]..end {
+        flip_byte(&path, at);
+        let (file, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+        assert_eq!(file, path);
+        assert!(offset >= offsets[1], "byte {at}: offset {offset}: {reason}");
+        assert!(!root.path().join(checksums::SIDE_DIR).exists());
+        flip_byte(&path, at);
+    }
+    let ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    assert_eq!(ledger.height(), 4);
+    for (n, block) in blocks.iter().enumerate() {
+        assert_eq!(&ledger.reader().get(n as u64).unwrap(), block);
     }
 }
 
 #[test]
-fn flipped_byte_in_the_last_record_is_a_torn_tail() {
-    // Documented behaviour: damage to the last record cannot be told apart
-    // from a torn write, so that block is dropped and the ledger recovers.
+fn foreign_files_are_refused_and_left_untouched() {
+    // The old FBLK record format of this crate: a 24-byte header, then the
+    // protobuf block.
+    let block = make_block(0, Vec::new(), 300);
+    let body = block.encode_to_vec();
+    let mut fblk = Vec::new();
+    fblk.extend_from_slice(b"FBLK");
+    fblk.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    fblk.extend_from_slice(&0u64.to_le_bytes());
+    fblk.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    let header_crc = crc32c::crc32c(&fblk);
+    fblk.extend_from_slice(&header_crc.to_le_bytes());
+    fblk.extend_from_slice(&body);
+    // Random bytes (a fixed xorshift stream).
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let random: Vec<u8> = (0..300_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    // Protobuf-encoded blocks back to back (someone else's layout).
+    let protobuf: Vec<u8> = chain_from(0, None, &[100, 100])
+        .iter()
+        .flat_map(|b| b.encode_to_vec())
+        .collect();
+
+    for bytes in [fblk, random, protobuf] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = channel_dir(root.path(), CHANNEL);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(block_file_name(0)), &bytes).unwrap();
+        let (file, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+        assert_eq!(file, dir.join(block_file_name(0)));
+        assert_eq!(offset, 0, "{reason}");
+        assert!(!root.path().join(checksums::SIDE_DIR).exists());
+        let text = LedgerError::Corrupt {
+            file,
+            offset,
+            reason,
+        }
+        .to_string();
+        assert!(text.contains("restore it from a backup"), "{text}");
+    }
+}
+
+#[test]
+fn missing_or_short_checksum_file_is_rebuilt_from_verified_blocks() {
     let root = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
-    append_n(&mut ledger, 4, 80);
+    let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, small(600)).unwrap();
+    let blocks = append_n(&mut ledger, 9, 100);
     drop(ledger);
-    let path = last_file(root.path());
-    let offsets = record_offsets(&path);
-    flip_byte(&path, offsets[3] + RECORD_HEADER_SIZE as u64 + 10);
-    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
-    assert_eq!(ledger.height(), 3);
-    assert_eq!(fs::metadata(&path).unwrap().len(), offsets[3]);
-    append_n(&mut ledger, 2, 80);
-    assert_eq!(ledger.height(), 5);
+    let full = fs::read(checksums_file(root.path())).unwrap();
+    assert_eq!(full.len(), 9 * checksums::ENTRY_SIZE);
+
+    // Gone (a ledger written by Fabric), short, ending in a partial entry,
+    // or with a damaged entry: rebuilt byte for byte.
+    let damaged = {
+        let mut bytes = full.clone();
+        bytes[5 * checksums::ENTRY_SIZE + 2] ^= 1;
+        bytes
+    };
+    let variants: Vec<Option<Vec<u8>>> = vec![
+        None,
+        Some(Vec::new()),
+        Some(full[..4 * checksums::ENTRY_SIZE].to_vec()),
+        Some(full[..4 * checksums::ENTRY_SIZE + 7].to_vec()),
+        Some(damaged),
+    ];
+    for variant in variants {
+        match &variant {
+            None => fs::remove_dir_all(root.path().join(checksums::SIDE_DIR)).unwrap(),
+            Some(bytes) => fs::write(checksums_file(root.path()), bytes).unwrap(),
+        }
+        let ledger = Ledger::open_with_config(root.path(), CHANNEL, small(600)).unwrap();
+        assert_eq!(ledger.height(), 9);
+        assert_eq!(fs::read(checksums_file(root.path())).unwrap(), full);
+        for (n, block) in blocks.iter().enumerate() {
+            assert_eq!(&ledger.reader().get(n as u64).unwrap(), block);
+        }
+    }
+
+    // More entries than blocks: blocks were lost.
+    let files = block_files(root.path());
+    fs::remove_file(files.last().unwrap()).unwrap();
+    let (_, _, reason) = expect_refused(root.path(), small(600));
+    assert!(reason.contains("blocks were lost"), "{reason}");
 }
 
 #[test]
@@ -349,37 +588,36 @@ fn missing_or_empty_middle_files_are_corrupt() {
 }
 
 #[test]
-fn valid_records_with_broken_chain_are_corrupt() {
-    // Write records by hand: valid checksums, but block 1 does not link.
+fn valid_records_with_broken_chain_or_numbering_are_corrupt() {
+    // Write records by hand: well-formed, but block 1 does not link.
     let root = tempfile::tempdir().unwrap();
     drop(Ledger::open(root.path(), CHANNEL).unwrap());
-    let mut bytes = Vec::new();
     let b0 = make_block(0, Vec::new(), 10);
     let b1 = make_block(1, vec![7; 32], 10);
-    encode_record(0, &b0.encode_to_vec(), &mut bytes);
+    let mut bytes = record_bytes(&b0);
     let second = bytes.len() as u64;
-    encode_record(1, &b1.encode_to_vec(), &mut bytes);
+    bytes.extend_from_slice(&record_bytes(&b1));
     fs::write(last_file(root.path()), &bytes).unwrap();
-    match Ledger::open(root.path(), CHANNEL) {
-        Err(LedgerError::Corrupt { offset, reason, .. }) => {
-            assert_eq!(offset, second);
-            assert!(reason.contains("previous_hash"), "{reason}");
-        }
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
+    let (_, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+    assert_eq!(offset, second);
+    assert!(reason.contains("previous_hash"), "{reason}");
 
     // A record whose number disagrees with the position.
-    let mut bytes = Vec::new();
-    encode_record(
-        5,
-        &make_block(5, Vec::new(), 10).encode_to_vec(),
-        &mut bytes,
-    );
-    fs::write(last_file(root.path()), &bytes).unwrap();
-    assert!(matches!(
-        Ledger::open(root.path(), CHANNEL),
-        Err(LedgerError::Corrupt { offset: 0, .. })
-    ));
+    fs::write(
+        last_file(root.path()),
+        record_bytes(&make_block(5, Vec::new(), 10)),
+    )
+    .unwrap();
+    let (_, offset, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+    assert_eq!(offset, 0);
+    assert!(reason.contains("block 5 where block 0"), "{reason}");
+
+    // A wrong data hash.
+    let mut b0 = make_block(0, Vec::new(), 10);
+    b0.header.as_mut().unwrap().data_hash = vec![1; 32];
+    fs::write(last_file(root.path()), record_bytes(&b0)).unwrap();
+    let (_, _, reason) = expect_refused(root.path(), LedgerConfig::DEFAULT);
+    assert!(reason.contains("data_hash"), "{reason}");
 }
 
 #[test]
@@ -423,6 +661,8 @@ fn bad_appends_are_rejected_without_writing() {
         ..make_block(2, hash.clone(), 10)
     };
     let huge = make_block(2, hash.clone(), 2000);
+    let mut wrong_data_hash = make_block(2, hash.clone(), 10);
+    wrong_data_hash.header.as_mut().unwrap().data_hash = vec![0; 32];
     assert!(matches!(
         ledger.append(&gap),
         Err(LedgerError::WrongNumber {
@@ -444,6 +684,10 @@ fn bad_appends_are_rejected_without_writing() {
     assert!(matches!(
         ledger.append(&empty_prev),
         Err(LedgerError::WrongPreviousHash { number: 2 })
+    ));
+    assert!(matches!(
+        ledger.append(&wrong_data_hash),
+        Err(LedgerError::WrongDataHash { number: 2 })
     ));
     assert!(matches!(
         ledger.append(&headerless),
@@ -602,7 +846,7 @@ fn a_poisoned_writer_repairs_the_files_before_the_next_append() {
     assert!(!ledger.poisoned);
     assert!(!stray.exists());
     // The garbage (longer than the new record) is gone, not overwritten.
-    let record_len = (RECORD_HEADER_SIZE + block.encode_to_vec().len()) as u64;
+    let record_len = record_bytes(&block).len() as u64;
     assert_eq!(fs::metadata(&path).unwrap().len(), len + record_len);
     drop(ledger);
     let ledger = Ledger::open_with_config(root.path(), CHANNEL, small(4096)).unwrap();
@@ -633,7 +877,7 @@ fn readers_detect_damage_after_open() {
     append_n(&mut ledger, 3, 100);
     let path = last_file(root.path());
     let offsets = record_offsets(&path);
-    flip_byte(&path, offsets[1] + RECORD_HEADER_SIZE as u64 + 5);
+    flip_byte(&path, offsets[1] + 5);
     let reader = ledger.reader();
     assert!(matches!(reader.get(1), Err(LedgerError::Corrupt { .. })));
     assert!(matches!(
