@@ -43,7 +43,7 @@ pub enum LedgerError {
         got: u64,
     },
     /// An appended block's `previous_hash` is not the hash of the last header.
-    #[error("block {number}: previous_hash does not match the hash of block {}", number.saturating_sub(1))]
+    #[error("block {number}: previous_hash is not the header hash of the block before (empty for block 0)")]
     WrongPreviousHash {
         /// The appended block's number.
         number: u64,

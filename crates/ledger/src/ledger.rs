@@ -366,7 +366,7 @@ impl Ledger {
     ///
     /// Every block is checked before anything is written: block `i` must
     /// have number `height + i`, carry the header hash of the block before
-    /// it as `previous_hash` (not checked for block 0) and the SHA-256 of its
+    /// it as `previous_hash` (empty for block 0) and the SHA-256 of its
     /// data as `data_hash`; its serialization must fit `block_size_max`.
     /// Records go to the current block file until one would push it past
     /// `file_size_max`, then to a new file (Fabric's rule, `addBlock`: even
@@ -480,10 +480,11 @@ impl Ledger {
                 got: header.number,
             });
         }
-        if let Some(previous) = last_hash {
-            if header.previous_hash != previous {
-                return Err(LedgerError::WrongPreviousHash { number: expected });
-            }
+        // Block 0 must have an empty previous_hash, as Fabric's `addBlock`
+        // requires (its current hash is empty then).
+        let previous: &[u8] = last_hash.as_ref().map_or(&[], |h| h.as_slice());
+        if header.previous_hash != previous {
+            return Err(LedgerError::WrongPreviousHash { number: expected });
         }
         let data: &[Vec<u8>] = block.data.as_ref().map_or(&[], |d| &d.data);
         if fabric_common::block::data_hash(data) != header.data_hash {

@@ -240,6 +240,85 @@ impl<'a> BlockView<'a> {
     }
 }
 
+/// Why [`check_prefix`] stopped.
+enum PrefixEnd {
+    /// The bytes present ran out inside a field: a plausible prefix.
+    OutOfBytes,
+    /// Something announced does not fit the declared length, or is malformed.
+    Bad(DecodeError),
+}
+
+/// A cursor over the first bytes of a body declared `declared` bytes long.
+struct PrefixReader<'a> {
+    present: &'a [u8],
+    pos: usize,
+    declared: u64,
+}
+
+impl PrefixReader<'_> {
+    fn uvarint(&mut self, field: &'static str) -> Result<u64, PrefixEnd> {
+        match get_uvarint(&self.present[self.pos..]) {
+            Uvarint::Value(value, n) => {
+                self.pos += n;
+                Ok(value)
+            }
+            Uvarint::Incomplete => Err(PrefixEnd::OutOfBytes),
+            Uvarint::Malformed => Err(PrefixEnd::Bad(DecodeError::BadVarint(field))),
+        }
+    }
+
+    /// Skips `len` bytes that must fit in the declared length.
+    fn skip(&mut self, len: u64, field: &'static str) -> Result<(), PrefixEnd> {
+        if len > self.declared.saturating_sub(self.pos as u64) {
+            return Err(PrefixEnd::Bad(DecodeError::LengthOverflow(field)));
+        }
+        if len > (self.present.len() - self.pos) as u64 {
+            return Err(PrefixEnd::OutOfBytes);
+        }
+        self.pos += len as usize;
+        Ok(())
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<(), PrefixEnd> {
+        let len = self.uvarint(field)?;
+        self.skip(len, field)
+    }
+
+    fn list(&mut self, field: &'static str) -> Result<(), PrefixEnd> {
+        let count = self.uvarint(field)?;
+        if count > self.declared.saturating_sub(self.pos as u64) {
+            return Err(PrefixEnd::Bad(DecodeError::LengthOverflow(field)));
+        }
+        (0..count).try_for_each(|_| self.bytes(field))
+    }
+}
+
+/// Checks that `present`, the first bytes of a record body whose length
+/// prefix declares `declared_len` bytes, can be a strict prefix of a block
+/// serialization of that length: the bytes run out inside a field, and
+/// nothing parsed from them is malformed or announces more than the
+/// declared length. A complete block in them is an error
+/// ([`DecodeError::TrailingBytes`] with the bytes after it, possibly 0).
+pub fn check_prefix(present: &[u8], declared_len: u64) -> Result<(), DecodeError> {
+    let mut reader = PrefixReader {
+        present,
+        pos: 0,
+        declared: declared_len,
+    };
+    let walked = (|| {
+        reader.uvarint("block number")?;
+        reader.bytes("data hash")?;
+        reader.bytes("previous hash")?;
+        reader.list("block data")?;
+        reader.list("block metadata")
+    })();
+    match walked {
+        Err(PrefixEnd::OutOfBytes) => Ok(()),
+        Err(PrefixEnd::Bad(e)) => Err(e),
+        Ok(()) => Err(DecodeError::TrailingBytes(present.len() - reader.pos)),
+    }
+}
+
 /// Checks that `partial`, the bytes present of a record body cut short, can
 /// be the start of the serialization of block `number` whose
 /// `previous_hash` is `previous_hash` (`None`: not checked, block 0). What
@@ -382,6 +461,29 @@ mod tests {
         assert!(!plausible_start(&out[..40], 7, Some(&[4u8; 32])));
         assert!(plausible_start(&out[..40], 7, None));
         assert!(!plausible_start(b"FBLK", 0, None));
+    }
+
+    #[test]
+    fn check_prefix_accepts_strict_prefixes_only() {
+        let b = block(9, vec![vec![1; 30], vec![2; 5]], Some(vec![vec![3]]));
+        let mut out = Vec::new();
+        serialize_block(&b, &mut out);
+        let declared = out.len() as u64;
+        for cut in 0..out.len() {
+            assert_eq!(check_prefix(&out[..cut], declared), Ok(()), "cut {cut}");
+        }
+        assert_eq!(
+            check_prefix(&out, declared),
+            Err(DecodeError::TrailingBytes(0))
+        );
+        let mut more = out.clone();
+        more.extend_from_slice(&[0; 3]);
+        assert_eq!(
+            check_prefix(&more, declared + 10),
+            Err(DecodeError::TrailingBytes(3))
+        );
+        // A field longer than the declared record.
+        assert!(check_prefix(&out[..40], 20).is_err());
     }
 
     fn arb_block() -> impl Strategy<Value = Block> {

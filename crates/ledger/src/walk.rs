@@ -13,7 +13,7 @@ use crate::config::LedgerConfig;
 use crate::error::{io_error, LedgerError, Result};
 use crate::hash::header_hash;
 use crate::record::{scan_source, RecordDefect, RecordSource, RecordSpan, ScanStop};
-use crate::serialization::{plausible_start, BlockView, DecodeError};
+use crate::serialization::{check_prefix, plausible_start, BlockView, DecodeError};
 
 /// Prefix of block file names (Fabric's `blockfilePrefix`).
 pub const BLOCK_FILE_PREFIX: &str = "blockfile_";
@@ -188,8 +188,8 @@ impl Walker<'_> {
                 view.number
             )));
         }
-        if let Some(previous) = self.last_hash {
-            if view.previous_hash != previous {
+        match self.last_hash {
+            Some(previous) if view.previous_hash != previous => {
                 return Err(corrupt(
                     path,
                     offset,
@@ -199,6 +199,14 @@ impl Walker<'_> {
                     ),
                 ));
             }
+            None if !view.previous_hash.is_empty() => {
+                return Err(corrupt(
+                    path,
+                    offset,
+                    "block 0 has a previous_hash".to_owned(),
+                ));
+            }
+            _ => {}
         }
         if data_hash && view.computed_data_hash() != view.data_hash {
             return Err(corrupt(
@@ -233,7 +241,7 @@ impl Walker<'_> {
             // Less than the declared length, which is within the limit.
             let mut present = vec![0u8; (source.len - start) as usize];
             source.read_exact_at(start, &mut present)?;
-            if let Some(why) = not_a_torn_append(&present, n, self.last_hash.as_ref()) {
+            if let Some(why) = not_a_torn_append(&present, body_len, n, self.last_hash.as_ref()) {
                 return Err(corrupt(path, offset, format!(
                     "{defect}, but {why}: not an interrupted append (a foreign format, or a damaged \
                      length prefix in front of further data)"
@@ -256,17 +264,23 @@ impl Walker<'_> {
 /// previous hash, and parsing them runs out of bytes. A complete block
 /// followed by more bytes (a damaged length prefix that swallowed the
 /// records after it) or malformed bytes are not.
-fn not_a_torn_append(present: &[u8], n: u64, last_hash: Option<&[u8; 32]>) -> Option<String> {
-    if !plausible_start(present, n, last_hash.map(|h| h.as_slice())) {
+fn not_a_torn_append(
+    present: &[u8],
+    declared_len: u64,
+    n: u64,
+    last_hash: Option<&[u8; 32]>,
+) -> Option<String> {
+    // Block 0 has an empty previous_hash (Fabric's `addBlock` requires it).
+    let previous: &[u8] = last_hash.map_or(&[], |h| h.as_slice());
+    if !plausible_start(present, n, Some(previous)) {
         return Some(format!("its bytes do not start like block {n}"));
     }
-    match BlockView::parse(present) {
-        Err(DecodeError::Truncated(_) | DecodeError::LengthOverflow(_)) => None,
+    match check_prefix(present, declared_len) {
+        Ok(()) => None,
         Err(DecodeError::TrailingBytes(more)) => Some(format!(
             "its bytes hold a complete block followed by {more} more bytes"
         )),
         Err(e) => Some(format!("its bytes are malformed ({e})")),
-        Ok(_) => Some("its bytes hold a complete block".to_owned()),
     }
 }
 

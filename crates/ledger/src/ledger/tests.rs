@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::record::{scan_records, ScanStop};
-use crate::walk::parse_block_file_name;
+use crate::walk::{list_block_files, parse_block_file_name, verify_channel};
 
 const CHANNEL: &str = "testchannel";
 
@@ -1120,4 +1120,140 @@ fn sigkill_during_appends_leaves_a_valid_chain() {
         verify_chain(&ledger.reader());
     }
     assert!(height > 0);
+}
+
+/// Set to a ledger root written by Fabric (`<root>/chains/<channel>/…`) to
+/// run `fabric_written_ledger_round_trips`, e.g. one of the sample ledgers
+/// in Fabric's `internal/ledgerutil/testdata`.
+const FABRIC_ROOT_ENV: &str = "FABRIC_LEDGER_ROOT";
+/// The channel of that ledger (default `mychannel`).
+const FABRIC_CHANNEL_ENV: &str = "FABRIC_LEDGER_CHANNEL";
+
+/// On a copy of a Fabric-written ledger: the read-only check passes, the
+/// ledger opens with the same blocks, re-serializing every block gives the
+/// block files byte for byte, and appending continues the chain.
+#[test]
+fn fabric_written_ledger_round_trips() {
+    let Ok(source) = std::env::var(FABRIC_ROOT_ENV) else {
+        return;
+    };
+    let channel = std::env::var(FABRIC_CHANNEL_ENV).unwrap_or_else(|_| "mychannel".to_owned());
+    let root = tempfile::tempdir().unwrap();
+    let dir = channel_dir(root.path(), &channel);
+    fs::create_dir_all(&dir).unwrap();
+    let source_dir = channel_dir(Path::new(&source), &channel);
+    let mut originals = Vec::new();
+    for suffix in list_block_files(&source_dir).unwrap() {
+        let bytes = fs::read(source_dir.join(block_file_name(suffix))).unwrap();
+        fs::write(dir.join(block_file_name(suffix)), &bytes).unwrap();
+        originals.push(bytes);
+    }
+    let report = verify_channel(root.path(), &channel, &LedgerConfig::DEFAULT).unwrap();
+    eprintln!("{report:?}");
+    assert_eq!(report.torn_tail, None);
+    assert!(!root.path().join(checksums::SIDE_DIR).exists());
+
+    let mut ledger = Ledger::open(root.path(), &channel).unwrap();
+    assert_eq!(ledger.height(), report.height);
+    let reader = ledger.reader();
+    let mut rebuilt: Vec<Vec<u8>> = vec![Vec::new(); originals.len()];
+    for n in 0..reader.height() {
+        let block = reader.get(n).unwrap();
+        let entry = reader.shared.index.read().unwrap().locations[n as usize];
+        rebuilt[entry.file as usize].extend_from_slice(&record_bytes(&block));
+    }
+    assert!(
+        rebuilt == originals,
+        "re-serialized blocks differ from Fabric's files"
+    );
+    let block = fabric_common::block::new_block(
+        ledger.height(),
+        ledger.last_header_hash().unwrap().to_vec(),
+        vec![b"appended by us".to_vec()],
+    );
+    ledger.append(&block).unwrap();
+    drop(ledger);
+    let ledger = Ledger::open(root.path(), &channel).unwrap();
+    assert_eq!(ledger.height(), report.height + 1);
+    verify_chain(&ledger.reader());
+}
+
+#[test]
+fn verify_channel_reports_without_changing_anything() {
+    let root = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_with_config(root.path(), CHANNEL, small(500)).unwrap();
+    append_n(&mut ledger, 6, 100);
+    drop(ledger);
+    let path = last_file(root.path());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0x80]);
+    fs::write(&path, &bytes).unwrap();
+
+    let before = snapshot(root.path());
+    let report = verify_channel(root.path(), CHANNEL, &LedgerConfig::DEFAULT).unwrap();
+    assert_eq!(report.height, 6);
+    assert_eq!(report.files, block_files(root.path()).len());
+    assert_eq!(report.checksummed, 6);
+    let torn = report.torn_tail.unwrap();
+    assert_eq!((torn.file, torn.bytes), (path.clone(), 1));
+    assert_eq!(torn.offset, bytes.len() as u64 - 1);
+
+    let first = block_files(root.path())[0].clone();
+    let offsets = record_offsets(&first);
+    flip_byte(&first, offsets[1] + 3);
+    match verify_channel(root.path(), CHANNEL, &LedgerConfig::DEFAULT) {
+        Err(LedgerError::Corrupt { file, offset, .. }) => {
+            assert_eq!((file, offset), (first.clone(), offsets[1]));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    flip_byte(&first, offsets[1] + 3);
+    assert_eq!(snapshot(root.path()), before);
+}
+
+#[test]
+fn fabric_index_is_moved_aside_before_the_first_append_only() {
+    let root = tempfile::tempdir().unwrap();
+    let index = root.path().join(crate::fabric_index::FABRIC_INDEX_DIR);
+    fs::create_dir_all(&index).unwrap();
+    fs::write(index.join("CURRENT"), b"MANIFEST-000001\n").unwrap();
+    let stale = |root: &Path| -> Vec<std::path::PathBuf> {
+        fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().contains("index.stale-"))
+            .collect()
+    };
+
+    // Opening and reading leave Fabric's index alone.
+    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    let mut other = Ledger::open(root.path(), "other").unwrap();
+    assert!(index.exists());
+    // A rejected block writes nothing and moves nothing.
+    let mut bad = next_block(&ledger, 10);
+    bad.header.as_mut().unwrap().number = 7;
+    assert!(ledger.append(&bad).is_err());
+    assert!(index.exists());
+
+    append_n(&mut ledger, 2, 10);
+    assert!(!index.exists());
+    let moved = stale(root.path());
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        fs::read(moved[0].join("CURRENT")).unwrap(),
+        b"MANIFEST-000001\n"
+    );
+    // The other channel's writer finds it gone and appends.
+    append_n(&mut other, 1, 10);
+    assert_eq!(stale(root.path()).len(), 1);
+
+    // A Fabric orderer running in between recreates index/; our next
+    // writer moves it aside again before appending.
+    drop(ledger);
+    fs::create_dir_all(&index).unwrap();
+    let mut ledger = Ledger::open(root.path(), CHANNEL).unwrap();
+    assert!(index.exists());
+    append_n(&mut ledger, 1, 10);
+    assert!(!index.exists());
+    assert_eq!(stale(root.path()).len(), 2);
 }
