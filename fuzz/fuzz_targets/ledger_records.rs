@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             serialize_block(&view.to_block(), &mut again);
             assert_eq!(BlockView::parse(&again).as_ref(), Ok(&view));
         }
-        let _ = fabric_ledger::serialization::plausible_start(body, 1, Some(&[0; 32]));
+        let _ = fabric_ledger::serialization::plausible_start(body, 1, Some(&[0u8; 32][..]));
+        let _ = fabric_ledger::serialization::check_prefix(body, u64::from(span.body_len) + 7);
     }
 });

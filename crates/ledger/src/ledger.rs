@@ -132,8 +132,9 @@ impl fmt::Debug for Ledger {
 
 impl Drop for Ledger {
     fn drop(&mut self) {
-        if let Some(checksums) = &self.checksums {
-            if let Err(error) = checksums.sync() {
+        if let Some(checksums) = self.checksums.as_mut() {
+            let io = Arc::clone(&self.io);
+            if let Err(error) = checksums.flush(io.as_ref()).and_then(|()| checksums.sync()) {
                 tracing::warn!(%error, "could not sync the block checksum file");
             }
         }
@@ -374,7 +375,8 @@ impl Ledger {
     /// file synced (and the directory, when a new file is started), and
     /// only then are the blocks published to readers and the height sent on
     /// the watch channel. Readers never see a block that is not durable.
-    /// Their checksums are then written to the checksum file (not synced).
+    /// Their checksums are then queued for the checksum file (written in
+    /// batches, see `checksums`).
     ///
     /// Before the first append of this writer, Fabric's `index/` is moved
     /// aside when the root has one ([`crate::retire_fabric_index`]).
@@ -527,23 +529,26 @@ impl Ledger {
         self.height_tx.send_replace(new_height);
     }
 
-    /// Writes the checksums of durable blocks; synced when a file was
-    /// started. A failure only loses checksums (rebuilt on the next open).
+    /// Queues the checksums of durable blocks; writes them when enough are
+    /// queued, and writes and syncs them when a block file was started. A
+    /// failure only loses checksums (the next open rebuilds them).
     fn record_checksums(&mut self, touched: &[(&Segment, Arc<File>)]) {
         let Some(checksums) = self.checksums.as_mut() else {
             return;
         };
-        let mut result = Ok(());
         for (segment, _) in touched {
-            result = result.and_then(|()| {
-                checksums
-                    .append(&segment.locations, self.io.as_ref())
-                    .map_err(io_error(checksums.path()))
-            });
+            checksums.append(&segment.locations);
         }
-        if touched.iter().any(|(segment, _)| segment.create) {
-            result = result.and_then(|()| checksums.sync());
-        }
+        let started_file = touched.iter().any(|(segment, _)| segment.create);
+        let result = if started_file {
+            checksums
+                .flush(self.io.as_ref())
+                .and_then(|()| checksums.sync())
+        } else if checksums.flush_due() {
+            checksums.flush(self.io.as_ref())
+        } else {
+            Ok(())
+        };
         if let Err(error) = result {
             tracing::error!(
                 channel = %self.shared.channel_id,

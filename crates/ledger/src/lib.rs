@@ -45,10 +45,11 @@
 //! `sync_data` completed (and the directory synced when a file was
 //! created). Only then are the blocks added to the index readers use and
 //! the new height sent on the `watch` channel, so readers never see a block
-//! that is not durable. Then their checksums are written to the checksum
-//! file, without an fsync of their own (it is synced when a block file is
-//! started and when the writer is dropped; entries lost in a crash are
-//! rebuilt). A failed write or sync truncates the block file back to its
+//! that is not durable. Then their checksums are queued for the checksum
+//! file, which is written every 128 blocks and written and synced when a
+//! block file is started and when the writer is dropped, never on the fsync
+//! path of an append (entries lost in a crash are rebuilt from the verified
+//! block files). A failed write or sync truncates the block file back to its
 //! previous length (as Fabric's `addBlock` does), so the same blocks can be
 //! appended again once the disk has room; a failed truncation is retried by
 //! the next append ([`Ledger::repair`]) before it writes anything.
