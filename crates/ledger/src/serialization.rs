@@ -133,7 +133,8 @@ pub fn serialized_len(block: &Block) -> usize {
     let bytes_len = |b: &[u8]| uvarint_len(b.len() as u64) + b.len();
     let list_len =
         |l: &[Vec<u8>]| uvarint_len(l.len() as u64) + l.iter().map(|b| bytes_len(b)).sum::<usize>();
-    let header = block.header.clone().unwrap_or_default();
+    let default_header = BlockHeader::default();
+    let header = block.header.as_ref().unwrap_or(&default_header);
     uvarint_len(header.number)
         + bytes_len(&header.data_hash)
         + bytes_len(&header.previous_hash)
