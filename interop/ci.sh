@@ -5,6 +5,7 @@
 #   interop/run.sh    peer CLI, configtxgen/configtxlator, broadcast_msg/deliver_stdout, a real
 #                     `peer node start`, and Fabric's v1.4.12 orderer as reference (solo)
 #   interop/mixed.sh  Fabric's v1.4.12 Kafka orderer and ours as OSNs of one ordering service
+#   interop/ledger-migration.sh  Fabric's v1.4.12 orderer and ours take turns on one ledger folder
 # It fails (never skips) when Go, the tools, Kafka or our binaries are missing.
 #
 #   KAFKA_BROKERS=... interop/ci.sh           OUR_BIN defaults to target/debug; FABRIC_VERSION to v1.4.12
@@ -29,6 +30,8 @@ echo "== interop: run.sh (workdir $W/run)"
 interop/run.sh "$W/run" || rc=1
 echo "== interop: mixed.sh (workdir $W/mixed)"
 interop/mixed.sh "$W/mixed" || rc=1
+echo "== interop: ledger-migration.sh (workdir $W/ledger)"
+interop/ledger-migration.sh "$W/ledger" || rc=1
 echo "== interop: $(( $(date +%s) - start )) s, $( ((rc == 0)) && echo 'all checks passed' || echo 'FAILED')"
 ((rc == 0)) && rm -rf "$W"
 exit $rc

@@ -277,7 +277,7 @@ impl Ledger {
 
         let checksums_path = checksums::checksums_path(root, channel_id);
         let recorded = checksums::load(&checksums_path)?;
-        let walk = walk(&dir, &config, &recorded, &checksums_path, false)?;
+        let walk = walk(&dir, &config, &recorded, &checksums_path, false, None)?;
         if let Some(torn) = &walk.torn {
             truncate_torn_tail(channel_id, torn)?;
         }

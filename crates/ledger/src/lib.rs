@@ -98,4 +98,7 @@ pub use fabric_index::retire_fabric_index;
 pub use io::{AppendIo, Fault, FaultyIo, OsIo, EIO_ERRNO, ENOSPC_ERRNO};
 pub use ledger::{channel_dir, Ledger, LedgerReader, CHANNEL_ID_LEN_MAX};
 pub use record::{scan_records, RecordDefect, RecordSpan, ScanResult, ScanStop};
-pub use walk::{block_file_name, verify_channel, ChannelReport, TornTail, BLOCK_FILE_PREFIX};
+pub use walk::{
+    block_file_name, verify_channel, verify_channel_blocks, BlockVisitor, ChannelReport, TornTail,
+    BLOCK_FILE_PREFIX,
+};

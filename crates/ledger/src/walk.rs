@@ -5,8 +5,11 @@
 //! check. Orderer signatures are not checked here.
 
 use std::fs::{self, File};
+
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use fabric_protos::common::Block;
 
 use crate::checksums::{self, Entry};
 use crate::config::LedgerConfig;
@@ -109,14 +112,20 @@ impl RecordSource for FileSource<'_> {
     }
 }
 
+/// A check of each block by the caller of [`verify_channel_blocks`] (the
+/// orderer's signature check): called in chain order after the block passed
+/// the walk's own checks; an `Err` is reported at the block's record.
+pub type BlockVisitor<'v> = dyn FnMut(&Block) -> std::result::Result<(), String> + 'v;
+
 /// State carried from record to record.
-struct Walker<'a> {
+struct Walker<'a, 'v> {
     checksums: &'a [Entry],
     checksums_path: &'a Path,
     /// Check data hashes of blocks the checksum file vouches for too.
     full: bool,
     entries: Vec<Entry>,
     last_hash: Option<[u8; 32]>,
+    visit: Option<&'a mut BlockVisitor<'v>>,
 }
 
 fn corrupt(path: &Path, offset: u64, reason: String) -> LedgerError {
@@ -127,7 +136,7 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> LedgerError {
     }
 }
 
-impl Walker<'_> {
+impl Walker<'_, '_> {
     fn height(&self) -> u64 {
         self.entries.len() as u64
     }
@@ -169,6 +178,9 @@ impl Walker<'_> {
             )
         })?;
         self.check_block(path, span.offset, &view, recorded.is_none() || self.full)?;
+        if let Some(visit) = self.visit.as_mut() {
+            visit(&view.to_block()).map_err(|why| corrupt(path, span.offset, why))?;
+        }
         self.last_hash = Some(header_hash(&view.header()));
         self.entries.push(entry);
         Ok(())
@@ -291,6 +303,7 @@ pub(crate) fn walk(
     checksums: &[Entry],
     checksums_path: &Path,
     full: bool,
+    visit: Option<&mut BlockVisitor>,
 ) -> Result<Walk> {
     let suffixes = list_block_files(dir)?;
     let mut walker = Walker {
@@ -299,6 +312,7 @@ pub(crate) fn walk(
         full,
         entries: Vec::new(),
         last_hash: None,
+        visit,
     };
     let mut last_len = 0;
     let mut torn = None;
@@ -388,10 +402,23 @@ pub fn verify_channel(
     channel_id: &str,
     config: &LedgerConfig,
 ) -> Result<ChannelReport> {
+    verify_channel_blocks(root, channel_id, config, &mut |_| Ok(()))
+}
+
+/// [`verify_channel`], and `visit` called on every block in chain order
+/// (after the block passed the checks above), so that a caller can check
+/// what needs the channel config, such as orderer signatures, in the same
+/// single pass; its first `Err` is reported like the walk's own problems.
+pub fn verify_channel_blocks(
+    root: &Path,
+    channel_id: &str,
+    config: &LedgerConfig,
+    visit: &mut BlockVisitor,
+) -> Result<ChannelReport> {
     let dir = crate::ledger::channel_dir(root, channel_id);
     let checksums_path = checksums::checksums_path(root, channel_id);
     let recorded = checksums::load(&checksums_path)?;
-    let walk = walk(&dir, config, &recorded, &checksums_path, true)?;
+    let walk = walk(&dir, config, &recorded, &checksums_path, true, Some(visit))?;
     Ok(ChannelReport {
         height: walk.entries.len() as u64,
         files: walk.suffixes.len(),

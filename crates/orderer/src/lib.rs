@@ -29,6 +29,7 @@ pub mod channelconfig;
 pub mod channels;
 pub mod configupdate;
 pub mod devnet;
+pub mod ledgercheck;
 pub mod limits;
 pub mod metrics;
 pub mod operations;

@@ -55,8 +55,9 @@ async fn counter_2000_in_order_over_a_verified_chain_survives_kill9() {
         .map(|i| format!("counter:{i}").into_bytes())
         .collect();
     assert_eq!(values, want, "every counter value exactly once, in order");
-    // MaxMessageCount 100 → 20 full blocks after genesis.
-    assert_eq!(blocks.len(), 21);
+    // MaxMessageCount 100 → 20 full blocks after genesis (or a few more
+    // when the batch timer cut one short on a busy machine).
+    assert_cut_by_count(&blocks, 2000, 100, 3);
     let height = blocks.len();
 
     // kill -9 and restart on the same ledger: same chain, still serving.

@@ -332,6 +332,39 @@ pub fn verify_chain_msp(blocks: &[Block], orderer_ca_pem: &str, mspid: &str) {
 }
 
 /// The envelopes' data (payload data) of a block, in order.
+/// Asserts that the blocks after the genesis block were cut by
+/// `max_message_count`: none holds more, and full blocks are the rule. A
+/// block the batch timer cut short is allowed (a busy CI machine can stall
+/// a pipelined stream for longer than `BatchTimeout`); it only shifts the
+/// cuts, so the count may exceed the minimum by the `timer_cuts_allowed`.
+pub fn assert_cut_by_count(
+    blocks: &[Block],
+    total: usize,
+    max_message_count: usize,
+    timer_cuts_allowed: usize,
+) {
+    let sizes: Vec<usize> = blocks
+        .iter()
+        .skip(1)
+        .map(|b| b.data.as_ref().map_or(0, |d| d.data.len()))
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), total, "envelopes in {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| n <= max_message_count),
+        "a block holds more than MaxMessageCount {max_message_count}: {sizes:?}"
+    );
+    assert!(
+        sizes.contains(&max_message_count),
+        "no block is full at MaxMessageCount {max_message_count}: {sizes:?}"
+    );
+    let min_blocks = total.div_ceil(max_message_count);
+    assert!(
+        sizes.len() >= min_blocks && sizes.len() <= min_blocks + timer_cuts_allowed,
+        "{} blocks for {total} envelopes at MaxMessageCount {max_message_count}: {sizes:?}",
+        sizes.len()
+    );
+}
+
 pub fn block_payloads(b: &Block) -> Vec<Vec<u8>> {
     b.data
         .as_ref()
