@@ -42,5 +42,7 @@ pub const EXACTLY_ONCE_WINDOW_ENVELOPES: usize = 100_000;
 /// containers' power-of-two slack
 /// (`crate::dedupe::WindowLimits::max_heap_bytes`): 4 MiB of ring and at
 /// most 2 × 131,072 buckets × 33 bytes of set = 12,845,072 bytes (12.25 MiB)
-/// per channel. Checked by `dedupe::tests::the_default_bound_is_the_documented_one`.
+/// per channel (checked at compile time below).
 pub const EXACTLY_ONCE_WINDOW_MAX_BYTES: usize = 12_845_072;
+const _: () =
+    assert!(crate::dedupe::WindowLimits::DEFAULT.max_heap_bytes() == EXACTLY_ONCE_WINDOW_MAX_BYTES);
