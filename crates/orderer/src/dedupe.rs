@@ -47,14 +47,18 @@
 //! orderer; a copy re-sent after the window moved past the original (more
 //! than `entries` normal envelopes later) is ordered again.
 //!
-//! **Cost** (`examples/dedupe_cost.rs` measures it): one SHA-256 of the
-//! envelope bytes and one hash-set look-up per normal envelope; memory 64
-//! bytes per remembered envelope (the digest in the order queue and in the
-//! set) plus the containers' slack, at most [`WindowLimits::max_heap_bytes`]
-//! whatever the clients send ([`crate::limits::EXACTLY_ONCE_WINDOW_MAX_BYTES`]:
-//! 12.25 MiB per channel for the default 100,000; a 4 MiB tx ID costs what a
-//! 64-byte one does); start-up reads back the blocks that hold the window
-//! (only when it is on).
+//! **Cost**, when on (measured by `examples/dedupe_cost.rs`, release build,
+//! ~1.1 KB signed-shaped envelopes, shared 2-core machine): one SHA-256 of
+//! the envelope bytes and one hash-set look-up per normal envelope, ≈1.9 µs
+//! CPU per new envelope on a full window (≈1.4 µs for a dropped copy; the
+//! SHA-256 alone ≈0.9 µs); memory 64 bytes per remembered envelope (the
+//! digest in the order queue and in the set) plus the containers' slack —
+//! measured 85 bytes, 8.5 MB for a full default window — and at most
+//! [`WindowLimits::max_heap_bytes`] whatever the clients send
+//! ([`crate::limits::EXACTLY_ONCE_WINDOW_MAX_BYTES`]: 12.25 MiB per channel
+//! for the default 100,000; a 4 MiB tx ID costs what a 64-byte one does);
+//! start-up reads back the blocks that hold the window (≈0.25 s CPU for
+//! 100,000 envelopes in memory). Off, nothing.
 
 use std::collections::{HashSet, VecDeque};
 
