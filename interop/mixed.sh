@@ -18,6 +18,10 @@
 #   m  envelopes broadcast to Fabric's orderer and to ours (the system channel) are ordered into blocks
 #      whose header and data are byte-identical on both nodes, with the same Kafka offsets in the block
 #      metadata (only the nodes' signatures differ)
+#   r  the same R envelopes (signed once, same bytes; R=200 default) broadcast to Fabric's orderer and
+#      to ours, one after the other and then both at once, as a client re-sending to the other OSN
+#      does: both orderers order every copy (no RS_EXACTLY_ONCE capability in the sample profile), the
+#      chains stay byte-identical and both keep serving (issue 14)
 #   n  a channel created through Fabric's orderer (Fabric's channel tx) and one created through ours
 #      (our configtxgen's channel tx) appear on both with identical blocks; envelopes broadcast to the
 #      other node land in identical blocks
@@ -208,6 +212,30 @@ broadcast "$OUR" "$SYS" "$N" m-broadcast.log && pass "m: $N envelopes broadcast 
     || fail "m: broadcast to our orderer: $(tail -2 m-broadcast.log)"
 SENT_SYS=$((SENT_SYS + 2 * N))
 compare_chain "$SYS" m "$SENT_SYS"
+
+# ---------- (r) the same envelopes re-sent to both nodes ----------
+R=${R:-200}
+resend() {   # $1 orderer, $2 log: the R envelopes of r-envelopes.bin (signed once), all SUCCESS
+    local out
+    out=$(timeout 300 "$OUR_BIN/orderer-client" --server "$1" --channel "$SYS" --mspdir "$ADMIN_MSP" --mspid SampleOrg \
+        broadcast --count "$R" --envelopes r-envelopes.bin --streams 1 --size 200 --no-follow 2>&1)
+    echo "$out" >>"$2"
+    grep -q "sent=$R acked=$R success=$R " <<<"$out"
+}
+if resend "$FAB" r-broadcast.log && resend "$OUR" r-broadcast.log; then
+    pass "r: the same $R envelopes (same bytes) broadcast to Fabric's orderer, then to ours, on $SYS"
+else
+    fail "r: re-sending the same envelopes one after the other: $(tail -2 r-broadcast.log)"
+fi
+resend "$FAB" r-broadcast-f.log & RF=$!
+resend "$OUR" r-broadcast-o.log & RO=$!
+if wait "$RF" && wait "$RO"; then
+    pass "r: the same $R envelopes broadcast to both orderers at once"
+else
+    fail "r: re-sending the same envelopes to both at once: $(tail -2 r-broadcast-f.log r-broadcast-o.log)"
+fi
+SENT_SYS=$((SENT_SYS + 4 * R))
+compare_chain "$SYS" r "$SENT_SYS"
 
 # ---------- (n) channels created through either node ----------
 if peer_cli channel create -o "$FAB" -c "$CHA" -f fabric-$CHA.tx --outputBlock n-$CHA-0.block >n-create.log 2>&1; then

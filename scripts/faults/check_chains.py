@@ -6,7 +6,10 @@ DER encoding of Fabric's block header and its own SHA-256 hash chain.
 
 Input: one raw block file per OSN (`orderer-client deliver --raw-out`: each
 block is a 4-byte big-endian length followed by the marshaled common.Block),
-and the load generators' ack logs (one acknowledged transaction ID per line).
+the load generators' ack logs (one acknowledged transaction ID per line), and
+with --duplicates resent their resend logs (`orderer-client broadcast
+--resend-log`: one line per re-send of a transaction ID, written before the
+copy is sent).
 
 Checks, for every OSN:
   * blocks are numbered 0, 1, 2, ... with no gap;
@@ -14,7 +17,14 @@ Checks, for every OSN:
   * header.previous_hash == SHA-256(DER(previous header)), where
     DER(header) = SEQUENCE { INTEGER number, OCTET STRING previous_hash,
                              OCTET STRING data_hash }   (Fabric's BlockHeaderBytes);
-  * no transaction ID occurs twice in the chain ("duplicated");
+  * no transaction ID occurs twice in the chain ("duplicated"): the mode
+    `--duplicates none` (default) for a channel with the orderer's exactly-once
+    window on (the RS_EXACTLY_ONCE orderer capability). With `--duplicates
+    resent`, for a channel without it (the default, as Fabric's OSN: every
+    copy a client sends is ordered), a transaction ID may occur up to 1 + the
+    number of times a client re-sent it, and every copy must be byte-identical
+    to the first; extra copies beyond that, or copies with other bytes under
+    the same ID, are "duplicated"; the accepted ones are "resent_copies";
   * every acknowledged transaction ID occurs in the chain ("lost" otherwise);
 and across OSNs: the same height, and byte-identical header and data for every
 block number ("divergent" blocks; the metadata holds each OSN's own signature,
@@ -154,10 +164,12 @@ def read_blocks(path):
 
 
 def check_chain(name, raw_blocks, violations):
-    """Verifies one OSN's chain; returns [(header bytes, data bytes)], {txid: count}, txs."""
+    """Verifies one OSN's chain; returns [(header bytes, data bytes)], {txid: count}, txs,
+    {txid: set of SHA-256 of its envelopes}."""
     prev = None
     blocks = []
     txids = {}
+    contents = {}
     txs = 0
     for idx, raw in enumerate(raw_blocks):
         try:
@@ -193,7 +205,42 @@ def check_chain(name, raw_blocks, violations):
             txs += 1
             if txid:
                 txids[txid] = txids.get(txid, 0) + 1
-    return blocks, txids, txs
+                contents.setdefault(txid, set()).add(hashlib.sha256(env).digest())
+    return blocks, txids, txs, contents
+
+
+def read_id_lines(paths):
+    """(number of lines, {id: count}) of one-ID-a-line logs."""
+    counts = {}
+    lines = 0
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    lines += 1
+                    counts[line] = counts.get(line, 0) + 1
+    return lines, counts
+
+
+def duplicates(txids, contents, resent, mode):
+    """(unaccounted extra copies, accepted re-sent copies, examples) of one chain."""
+    bad = 0
+    accepted = 0
+    examples = []
+    for t, c in txids.items():
+        if c < 2:
+            continue
+        extra = c - 1
+        if mode == "resent" and len(contents.get(t, ())) == 1:
+            ok = min(extra, resent.get(t, 0))
+        else:
+            ok = 0  # other bytes under one tx ID are never a client's re-send
+        accepted += ok
+        if extra > ok:
+            bad += extra - ok
+            examples.append(t)
+    return bad, accepted, examples[:3]
 
 
 def main():
@@ -201,20 +248,19 @@ def main():
     ap.add_argument("--chain", action="append", default=[], metavar="NAME=FILE",
                     help="an OSN's raw block file (repeat for each OSN)")
     ap.add_argument("--acks", nargs="*", default=[], metavar="FILE", help="ack logs")
+    ap.add_argument("--duplicates", choices=("none", "resent"), default="none",
+                    help="none: no tx ID twice (exactly-once window on); resent: extra "
+                         "byte-identical copies only for tx IDs in the resend logs")
+    ap.add_argument("--resent", nargs="*", default=[], metavar="FILE",
+                    help="resend logs (with --duplicates resent)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if not a.chain:
         ap.error("at least one --chain")
     violations = []
-    acked = set()
-    ack_lines = 0
-    for p in a.acks:
-        with open(p, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    ack_lines += 1
-                    acked.add(line)
+    ack_lines, ack_counts = read_id_lines(a.acks)
+    acked = set(ack_counts)
+    _, resent = read_id_lines(a.resent)
     chains = {}
     for spec in a.chain:
         name, _, path = spec.partition("=")
@@ -227,15 +273,17 @@ def main():
 
     lost = set()
     duplicated = 0
+    resent_copies = 0
     per_osn = {}
-    for name, (blocks, txids, txs) in chains.items():
-        dups = sum(c - 1 for c in txids.values() if c > 1)
+    for name, (blocks, txids, txs, contents) in chains.items():
+        dups, ok, ex = duplicates(txids, contents, resent, a.duplicates)
         missing = [t for t in acked if t not in txids]
         duplicated += dups
+        resent_copies += ok
         lost.update(missing)
-        per_osn[name] = {"height": len(blocks), "txs": txs, "duplicated": dups, "lost": len(missing)}
+        per_osn[name] = {"height": len(blocks), "txs": txs, "duplicated": dups, "resent_copies": ok,
+                         "lost": len(missing)}
         if dups:
-            ex = [t for t, c in txids.items() if c > 1][:3]
             violations.append("%s: %d duplicated tx IDs, e.g. %s" % (name, dups, ex))
         if missing:
             violations.append("%s: %d acknowledged tx IDs missing, e.g. %s" % (name, len(missing), missing[:3]))
@@ -260,6 +308,8 @@ def main():
         "acknowledged": len(acked),
         "lost": len(lost),
         "duplicated": duplicated,
+        "resent_copies": resent_copies,
+        "duplicates_mode": a.duplicates,
         "divergent": divergent,
         "per_osn": per_osn,
         "violations": violations,
@@ -267,9 +317,10 @@ def main():
     if a.json:
         print(json.dumps(report))
     else:
-        print("check: osns=%d height=%d acknowledged=%d lost=%d duplicated=%d divergent=%d violations=%d"
+        print("check: osns=%d height=%d acknowledged=%d lost=%d duplicated=%d resent_copies=%d "
+              "divergent=%d violations=%d"
               % (report["osns"], report["height"], report["acknowledged"], report["lost"],
-                 duplicated, divergent, len(violations)))
+                 duplicated, resent_copies, divergent, len(violations)))
         for v in violations[:20]:
             print("violation: " + v)
     return 1 if violations else 0

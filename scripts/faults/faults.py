@@ -19,6 +19,13 @@ are fetched from every OSN with Deliver (`orderer-client deliver --raw-out`),
 and the independent checker (check_chains.py) verifies all chains against all
 ack logs so far. A round also fails if an OSN that was not killed died.
 Prints per-round lines and the totals; exits 1 on any violation.
+
+The channel has the orderer's exactly-once window on (the RS_EXACTLY_ONCE
+orderer capability in its genesis block), and the checker demands that no tx
+ID is in the chain twice. With --no-exactly-once the channel is as Fabric's
+(every copy a client sends is ordered): the load generators also keep resend
+logs, and the checker accepts an extra copy only of an envelope its client
+re-sent, byte-identical to the first (check_chains.py --duplicates resent).
 """
 
 import argparse
@@ -108,6 +115,7 @@ class Net:
         self.osn_ports = [free_port() for _ in range(self.args.osns)]
         blist = "\n".join("                    - %s" % b for b in brokers)
         addrs = ", ".join("127.0.0.1:%d" % p for p in self.osn_ports)
+        orderer_caps = "V1_4_2: true" + (", RS_EXACTLY_ONCE: true" if self.args.exactly_once else "")
         yaml = f"""Organizations:
     - &SampleOrg
         Name: SampleOrg
@@ -138,7 +146,7 @@ Profiles:
                 Writers: {{ Type: ImplicitMeta, Rule: "ANY Writers" }}
                 Admins: {{ Type: ImplicitMeta, Rule: "MAJORITY Admins" }}
                 BlockValidation: {{ Type: ImplicitMeta, Rule: "ANY Writers" }}
-            Capabilities: {{ V1_4_2: true }}
+            Capabilities: {{ {orderer_caps} }}
         Consortiums:
             SampleConsortium:
                 Organizations: [*SampleOrg]
@@ -326,6 +334,10 @@ def main():
     ap.add_argument("--rate", type=float, default=150.0, help="new tx/s per load generator")
     ap.add_argument("--streams", type=int, default=2, help="streams per load generator")
     ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--no-exactly-once", dest="exactly_once", action="store_false",
+                    help="channel without the RS_EXACTLY_ONCE orderer capability (as Fabric's: "
+                         "re-sent envelopes may be ordered twice; the checker accepts that only "
+                         "for envelopes a client re-sent)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--pre", type=float, default=3.0, help="seconds of load before the fault")
     ap.add_argument("--post", type=float, default=4.0, help="seconds of new load after the recovery")
@@ -361,10 +373,11 @@ def main():
     work = a.work or tempfile.mkdtemp(prefix="faults-")
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(work, "acks"), exist_ok=True)
+    os.makedirs(os.path.join(work, "resent"), exist_ok=True)
     log("work folder %s; brokers %s" % (work, ",".join(brokers)))
     net = Net(a, work)
     totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "duplicated": 0, "divergent": 0,
-              "osn_deaths": 0, "check_failures": 0, "given_up": 0, "resent": 0}
+              "osn_deaths": 0, "check_failures": 0, "given_up": 0, "resent": 0, "resent_copies": 0}
     failed = False
     try:
         net.setup(brokers)
@@ -381,9 +394,11 @@ def main():
             for i, o in enumerate(net.osns):
                 others = ",".join("127.0.0.1:%d" % x["port"] for x in net.osns if x is not o)
                 ack = os.path.join(work, "acks", "r%03d-c%d.log" % (r, i))
+                resends = os.path.join(work, "resent", "r%03d-c%d.log" % (r, i))
                 out = open(os.path.join(work, "acks", "r%03d-c%d.out" % (r, i)), "w")
                 cmd = net.client_base(o["port"]) + [
-                    "broadcast", "--ack-log", ack, "--servers", others, "--duration", str(duration),
+                    "broadcast", "--ack-log", ack, "--resend-log", resends,
+                    "--servers", others, "--duration", str(duration),
                     "--streams", str(a.streams), "--window", str(a.batch), "--size", str(a.size),
                     "--rate", str(a.rate), "--response-timeout", "8", "--resend-for", "90", "--json"]
                 loads.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out))
@@ -437,7 +452,11 @@ def main():
                 time.sleep(1.5)
             ok_fetch = all(net.fetch(o) for o in net.osns)
             acks = sorted(glob.glob(os.path.join(work, "acks", "*.log")))
-            chk = subprocess.run([sys.executable, CHECKER, "--json", "--acks", *acks] +
+            mode = ["--duplicates", "none"]
+            if not a.exactly_once:
+                mode = ["--duplicates", "resent", "--resent",
+                        *sorted(glob.glob(os.path.join(work, "resent", "*.log")))]
+            chk = subprocess.run([sys.executable, CHECKER, "--json", "--acks", *acks] + mode +
                                  sum((["--chain", "osn%d=%s" % (o["i"], o["chain"])] for o in net.osns), []),
                                  capture_output=True, text=True)
             try:
@@ -449,6 +468,7 @@ def main():
             totals["acknowledged"] = rep["acknowledged"]
             totals["lost"] = max(totals["lost"], rep["lost"])
             totals["duplicated"] = max(totals["duplicated"], rep["duplicated"])
+            totals["resent_copies"] = max(totals["resent_copies"], rep.get("resent_copies", 0))
             totals["divergent"] = max(totals["divergent"], rep["divergent"])
             totals["osn_deaths"] += len(deaths)
             totals["given_up"] += load["given_up"]
@@ -458,10 +478,11 @@ def main():
                 totals["check_failures"] += 1
                 failed = True
             log("round %d/%d %-12s %s | load acked %d resent %d given-up %d refused %s | chain height %d, "
-                "acknowledged so far %d, lost %d, duplicated %d, divergent %d | %s (%.0fs)" % (
+                "acknowledged so far %d, lost %d, duplicated %d, divergent %d, re-sent copies in chain %d "
+                "| %s (%.0fs)" % (
                     r, a.rounds, kind, desc, load["acknowledged"], load["resent"], load["given_up"],
                     load["refused"] or "{}", rep["height"], rep["acknowledged"], rep["lost"], rep["duplicated"],
-                    rep["divergent"], "FAIL" if bad else "ok", time.time() - t0))
+                    rep["divergent"], rep.get("resent_copies", 0), "FAIL" if bad else "ok", time.time() - t0))
             rss = [net.rss_mib(o) for o in net.osns]
             for o, m in zip(net.osns, rss):
                 if m is not None:
@@ -486,11 +507,12 @@ def main():
             vals = [m for _, m in series]
             log("OSN %d RSS MiB since its last start (rounds %d..%d): first %.1f, min %.1f, max %.1f, last %.1f" % (
                 o["i"], series[0][0], series[-1][0], vals[0], min(vals), max(vals), vals[-1]))
-    log("seed %d: rounds %d, transactions acknowledged %d, lost %d, duplicated %d, divergent blocks %d, "
-        "OSN deaths %d, re-sent %d, given up (never acknowledged) %d => %s" % (
-            seed, totals["rounds"], totals["acknowledged"], totals["lost"], totals["duplicated"],
-            totals["divergent"], totals["osn_deaths"], totals["resent"], totals["given_up"],
-            "FAIL" if failed else "PASS"))
+    log("seed %d: exactly-once %s, rounds %d, transactions acknowledged %d, lost %d, duplicated %d, "
+        "divergent blocks %d, OSN deaths %d, re-sent %d, re-sent copies in chain %d, given up (never "
+        "acknowledged) %d => %s" % (
+            seed, "on" if a.exactly_once else "off", totals["rounds"], totals["acknowledged"], totals["lost"],
+            totals["duplicated"], totals["divergent"], totals["osn_deaths"], totals["resent"],
+            totals["resent_copies"], totals["given_up"], "FAIL" if failed else "PASS"))
     if not a.keep and not failed and not a.work:
         shutil.rmtree(work, ignore_errors=True)
     elif failed:

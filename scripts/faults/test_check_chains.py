@@ -36,7 +36,9 @@ def fld(num, value):
 
 
 def envelope(txid, htype=3):
-    ch = fld(1, htype) + fld(4, b"ch") + fld(5, txid.encode())
+    """`txid` may be "id~variant": the tx ID is "id", the content differs per variant."""
+    tid, _, variant = txid.partition("~")
+    ch = fld(1, htype) + fld(4, b"ch") + fld(5, tid.encode())
     header = fld(1, ch) + fld(2, b"sigheader")
     payload = fld(1, header) + fld(2, b"data-" + txid.encode())
     return fld(1, payload) + fld(2, b"sig")
@@ -57,9 +59,15 @@ def chain(blocks_txids, sig=b"osn"):
 
 
 class CheckerTest(unittest.TestCase):
-    def run_checker(self, chains, acks):
+    def run_checker(self, chains, acks, resent=None):
+        """`resent`: None (mode none) or the resend log lines (mode resent)."""
         with tempfile.TemporaryDirectory() as d:
             args = [sys.executable, os.path.join(HERE, "check_chains.py"), "--json"]
+            if resent is not None:
+                rp = os.path.join(d, "resent.log")
+                with open(rp, "w") as f:
+                    f.write("".join(t + "\n" for t in resent))
+                args += ["--duplicates", "resent", "--resent", rp]
             for i, blocks in enumerate(chains):
                 p = os.path.join(d, "c%d" % i)
                 with open(p, "wb") as f:
@@ -116,6 +124,37 @@ class CheckerTest(unittest.TestCase):
         self.assertTrue(any("has number 2" in v for v in rep["violations"]), rep)
         rep = self.run_checker([[c[0], b"\x0a\xff"]], [])
         self.assertTrue(any("undecodable" in v for v in rep["violations"]), rep)
+
+    def test_resent_mode_accepts_copies_only_of_resent_ids(self):
+        blocks = [["g"], ["a", "b"], ["a", "c"], ["a"]]
+        # Mode none (exactly-once window on): every extra copy is a violation.
+        rep = self.run_checker([chain(blocks)], ["a", "b", "c"])
+        self.assertEqual(rep["duplicated"], 2)
+        # "a" re-sent twice: both extra copies accepted.
+        rep = self.run_checker([chain(blocks), chain(blocks, b"y")], ["a", "b", "c"], ["a", "a"])
+        self.assertEqual(rep["violations"], [])
+        self.assertEqual((rep["duplicated"], rep["resent_copies"]), (0, 4))
+        # Re-sent once, in the chain three times: one copy unaccounted for.
+        rep = self.run_checker([chain(blocks)], ["a"], ["a", "b"])
+        self.assertEqual((rep["duplicated"], rep["resent_copies"]), (1, 1))
+        self.assertTrue(any("duplicated" in v for v in rep["violations"]), rep)
+        # Not re-sent at all: a duplicate the client never caused.
+        rep = self.run_checker([chain([["g"], ["b"], ["b"]])], ["b"], ["a"])
+        self.assertEqual((rep["duplicated"], rep["resent_copies"]), (1, 0))
+
+    def test_resent_mode_refuses_other_content_under_a_resent_id(self):
+        # The same tx ID with other bytes is not a re-send (an attacker's copy).
+        rep = self.run_checker([chain([["g"], ["a~1"], ["a~2"]])], ["a"], ["a"])
+        self.assertEqual((rep["duplicated"], rep["resent_copies"]), (1, 0))
+        rep = self.run_checker([chain([["g"], ["a~1"], ["a~1"]])], ["a"], ["a"])
+        self.assertEqual((rep["duplicated"], rep["resent_copies"]), (0, 1))
+        self.assertEqual(rep["violations"], [])
+
+    def test_resent_mode_still_finds_lost_and_divergent(self):
+        rep = self.run_checker([chain([["g"], ["a"], ["a"]]), chain([["g"], ["a", "a"]])],
+                               ["a", "z"], ["a"])
+        self.assertEqual(rep["lost"], 1)
+        self.assertEqual(rep["divergent"], 1)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,10 @@ enum Cmd {
         /// With --ack-log: seconds to keep re-sending unanswered envelopes after --duration
         #[arg(long, default_value_t = 60.0)]
         resend_for: f64,
+        /// With --ack-log: append the tx ID of every re-send to FILE (one line per
+        /// re-send, written before the copy is sent)
+        #[arg(long, value_name = "FILE", requires = "ack_log")]
+        resend_log: Option<PathBuf>,
     },
     /// Hold many Broadcast streams and Deliver followers open against one orderer
     /// for a while, sending at a fixed total rate, and sample the orderer's RSS
@@ -417,6 +421,7 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
             rate,
             response_timeout,
             resend_for,
+            resend_log,
         } => {
             if let Some(ack_log) = ack_log {
                 let mut all = vec![target.server.clone()];
@@ -433,6 +438,7 @@ async fn real_main(mut cli: Cli) -> Result<bool> {
                     response_timeout: Duration::from_secs_f64(response_timeout),
                     resend_for: Duration::from_secs_f64(resend_for),
                     ack_log,
+                    resend_log,
                 };
                 let report = orderer_client::reliable::run(opts).await?;
                 if json {

@@ -8,9 +8,11 @@
 //! answered otherwise (SERVICE_UNAVAILABLE, …) or not answered at all (stream
 //! error, OSN killed, timeout) is re-sent later with the same bytes, hence the
 //! same transaction ID, after moving to the next OSN with a capped
-//! exponential backoff. The orderer's tx-ID window makes such a re-send
-//! harmless when the first copy was ordered after all; a fault-injection
-//! checker verifies it. New envelopes are made until `duration`; re-sends go
+//! exponential backoff; with a resend log, its tx ID is appended there (one
+//! line per re-send) before the copy is sent. A re-send whose first copy was
+//! ordered after all is in the chain twice, as with Fabric's OSN, unless the
+//! channel's config switches the orderer's exactly-once window on; the
+//! fault-injection checker accepts such copies only for re-sent tx IDs. New envelopes are made until `duration`; re-sends go
 //! on for at most `resend_for` more, then what is still unanswered is given up
 //! (never acknowledged, so it may or may not be in the chain).
 
@@ -58,6 +60,8 @@ pub struct ReliableOpts {
     pub resend_for: Duration,
     /// Where acknowledged transaction IDs are appended.
     pub ack_log: PathBuf,
+    /// Where the transaction ID of every re-send is appended (before it is sent).
+    pub resend_log: Option<PathBuf>,
 }
 
 /// The figures of a fault-tolerant load run.
@@ -189,6 +193,20 @@ struct Shared {
     opts: ReliableOpts,
     run: u64,
     log: Mutex<std::io::BufWriter<std::fs::File>>,
+    resends: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+}
+
+/// Appends `ids`, one a line, and flushes.
+fn append_ids<'a>(
+    log: &Mutex<std::io::BufWriter<std::fs::File>>,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let mut w = log.lock().expect("log lock");
+    for id in ids {
+        writeln!(w, "{id}")?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 impl Shared {
@@ -196,12 +214,17 @@ impl Shared {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut w = self.log.lock().expect("ack log lock");
-        for id in ids {
-            writeln!(w, "{id}")?;
+        append_ids(&self.log, ids.iter())
+    }
+
+    /// Notes the re-sends of `batch` (entries flagged `true`) before it is sent.
+    fn record_resends(&self, batch: &[(String, Envelope, bool)]) -> Result<()> {
+        match &self.resends {
+            Some(log) if batch.iter().any(|b| b.2) => {
+                append_ids(log, batch.iter().filter(|b| b.2).map(|b| &b.0))
+            }
+            _ => Ok(()),
         }
-        w.flush()?;
-        Ok(())
     }
 }
 
@@ -284,6 +307,9 @@ async fn run_one(shared: Arc<Shared>, stream: usize, start: Instant) -> Result<R
         let envs: Vec<Envelope> = batch.iter().map(|(_, e, _)| e.clone()).collect();
         rep.sent += envs.len() as u64;
         rep.resent += batch.iter().filter(|b| b.2).count() as u64;
+        shared
+            .record_resends(&batch)
+            .context("writing the resend log")?;
         let outcome = match tokio::time::timeout(o.response_timeout, send_batch(c, envs)).await {
             Ok(out) => out,
             Err(_) => BatchOutcome {
@@ -339,9 +365,20 @@ pub async fn run(opts: ReliableOpts) -> Result<ReliableReport> {
         .append(true)
         .open(&opts.ack_log)
         .with_context(|| format!("opening the ack log {}", opts.ack_log.display()))?;
+    let resends = match &opts.resend_log {
+        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening the resend log {}", p.display()))?,
+        ))),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         run: rand::random(),
         log: Mutex::new(std::io::BufWriter::new(file)),
+        resends,
         opts,
     });
     let start = Instant::now();

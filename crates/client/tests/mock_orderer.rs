@@ -576,6 +576,7 @@ async fn reliable_load_resends_and_logs_each_acknowledged_txid_once() {
         response_timeout: Duration::from_secs(5),
         resend_for: Duration::from_secs(30),
         ack_log: ack_log.clone(),
+        resend_log: Some(dir.path().join("resent.log")),
     };
     let r = orderer_client::reliable::run(opts).await.unwrap();
     println!("{r}");
@@ -620,4 +621,16 @@ async fn reliable_load_resends_and_logs_each_acknowledged_txid_once() {
     .unwrap();
     assert!(lines.iter().all(|id| chain.contains_key(id)));
     assert!(chain.values().any(|n| *n > 1));
+    // The resend log names every re-send, so each extra copy in the chain is
+    // accounted for by a re-send of that ID.
+    let mut resent = std::collections::HashMap::<String, u32>::new();
+    let log = std::fs::read_to_string(dir.path().join("resent.log")).unwrap();
+    for id in log.lines() {
+        *resent.entry(id.to_string()).or_default() += 1;
+    }
+    assert_eq!(resent.values().sum::<u32>() as u64, r.resent, "{r}");
+    for (id, n) in &chain {
+        let allowed = 1 + resent.get(id).copied().unwrap_or(0);
+        assert!(*n <= allowed, "{id}: {n} copies, re-sent {}", allowed - 1);
+    }
 }

@@ -836,3 +836,33 @@ fn dev_network_profiles() {
     let tx = channel_creation_tx("mychannel", &dev.application_channel_profile(), None).unwrap();
     assert!(!tx.payload.is_empty());
 }
+
+#[test]
+fn an_orderer_capability_fabric_does_not_know_is_written_as_given() {
+    // The orderer's exactly-once window is switched on by the orderer
+    // capability RS_EXACTLY_ONCE; configtxgen passes capability names through.
+    let tmp = tempfile::tempdir().unwrap();
+    support::setup(tmp.path());
+    let path = tmp.path().join("configtx.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        "  Orderer: &OrdererCaps\n    V1_4_2: true\n",
+        "  Orderer: &OrdererCaps\n    V1_4_2: true\n    RS_EXACTLY_ONCE: true\n    RS_OFF: false\n",
+    );
+    assert!(yaml.contains("RS_EXACTLY_ONCE"));
+    std::fs::write(&path, yaml).unwrap();
+    let profile = load(tmp.path()).profile("DevKafkaSystem").unwrap();
+    let root = new_channel_group(&profile).unwrap();
+    let caps = Capabilities::decode(
+        root.groups["Orderer"].values["Capabilities"]
+            .value
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!(
+        keys_of(&caps.capabilities),
+        set(&["RS_EXACTLY_ONCE", "V1_4_2"])
+    );
+    // Only the Orderer group has it.
+    let chan = Capabilities::decode(root.values["Capabilities"].value.as_slice()).unwrap();
+    assert!(!chan.capabilities.contains_key("RS_EXACTLY_ONCE"));
+}

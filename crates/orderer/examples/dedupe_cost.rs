@@ -1,8 +1,9 @@
-//! What the exactly-once window costs (`crates/orderer/src/dedupe.rs`):
-//! heap bytes per remembered tx ID, and time per envelope of
-//! `TxWindow::admit` on a full window (decode the channel header, look the
-//! ID up, remember it, forget the oldest), plus rebuilding the window from
-//! blocks at start-up.
+//! What the exactly-once window costs when a channel's config switches it
+//! on (`crates/orderer/src/dedupe.rs`): heap bytes per remembered envelope,
+//! and time per envelope of `EnvelopeWindow::admit` on a full window (one
+//! SHA-256 of the envelope bytes, look the digest up, remember it, forget
+//! the oldest), plus rebuilding the window from blocks at start-up. Off (the
+//! default) it costs nothing.
 //!
 //!   cargo run --release -p orderer --example dedupe_cost [WINDOW=100000]
 //!
@@ -14,10 +15,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use fabric_protos::common::{
-    Block, BlockData, ChannelHeader, Envelope, Header, Payload, SignatureHeader,
-};
-use orderer::dedupe::{TxWindow, WINDOW_TXIDS};
+use fabric_protos::common::{Block, ChannelHeader, Envelope, Header, Payload, SignatureHeader};
+use orderer::dedupe::{EnvelopeWindow, WindowLimits};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -91,31 +90,35 @@ fn main() {
     let window: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse().expect("WINDOW is a number"))
-        .unwrap_or(WINDOW_TXIDS);
+        .unwrap_or(WindowLimits::DEFAULT.entries);
+    let limits = WindowLimits { entries: window };
     let n = window as u64;
     println!(
-        "window: {window} tx IDs; envelope: {} bytes",
+        "window: {window} envelopes; envelope: {} bytes",
         envelope(0).len()
     );
 
     // Memory: live heap of a full window.
     let envs: Vec<Vec<u8>> = (0..n).map(envelope).collect();
     let before = LIVE.load(Ordering::Relaxed);
-    let mut w = TxWindow::new(window);
+    let mut w = EnvelopeWindow::off(limits);
+    w.set_on(true);
     for e in &envs {
         assert!(w.admit(e));
     }
     let full = LIVE.load(Ordering::Relaxed) - before;
     println!(
-        "memory: {:.1} MB for {} IDs = {:.0} bytes per remembered tx ID",
+        "memory: {:.1} MB for {} envelopes = {:.0} bytes per remembered envelope \
+         (bound: {:.1} MB)",
         full as f64 / 1e6,
         w.len(),
-        full as f64 / w.len() as f64
+        full as f64 / w.len() as f64,
+        limits.max_heap_bytes() as f64 / 1e6
     );
 
-    // Time per envelope on a full window: new IDs (each evicts the oldest),
-    // then duplicates (re-sent envelopes still in the window), then the
-    // channel-header decode alone.
+    // Time per envelope on a full window: new envelopes (each evicts the
+    // oldest), then duplicates (re-sent envelopes still in the window), then
+    // the SHA-256 alone.
     let fresh: Vec<Vec<u8>> = (n..2 * n).map(envelope).collect();
     let per = |(w, c): (f64, f64)| (w / n as f64 * 1e6, c / n as f64 * 1e6);
     let new = per(timed(|| {
@@ -131,25 +134,34 @@ fn main() {
     let mut k = 0usize;
     let dec = per(timed(|| {
         for e in &fresh {
-            k += orderer::dedupe::txid_of(e).map_or(0, |s| s.len());
+            k += orderer::dedupe::digest(e)[0] as usize + 1;
         }
     }));
     assert!(k > 0);
     println!("admit on a full window, µs per envelope (CPU time; wall time in brackets):");
-    println!("  new tx ID:              {:.2} ({:.2})", new.1, new.0);
+    println!("  new envelope:           {:.2} ({:.2})", new.1, new.0);
     println!("  duplicate (dropped):    {:.2} ({:.2})", dup.1, dup.0);
-    println!("  channel-header decode:  {:.2} ({:.2})", dec.1, dec.0);
+    println!("  SHA-256 alone:          {:.2} ({:.2})", dec.1, dec.0);
 
     // Start-up: rebuild the window from blocks of 500 envelopes, newest first.
     let blocks: Vec<Block> = fresh
         .chunks(500)
-        .map(|c| Block {
-            data: Some(BlockData { data: c.to_vec() }),
-            ..Default::default()
+        .map(|c| {
+            // LAST_CONFIG 0 (the seed asks whether that config is on: yes).
+            let mut b = fabric_common::block::new_block(0, vec![], c.to_vec());
+            if let Some(md) = b.metadata.as_mut() {
+                md.metadata[fabric_common::block::LAST_CONFIG] = fabric_protos::common::Metadata {
+                    value: fabric_protos::common::LastConfig { index: 0 }.encode_to_vec(),
+                    signatures: vec![],
+                }
+                .encode_to_vec();
+            }
+            b
         })
         .collect();
-    let mut seeded = TxWindow::new(0);
-    let (wall, cpu) = timed(|| seeded = TxWindow::seed(window, blocks.into_iter().rev()));
+    let mut seeded = EnvelopeWindow::off(limits);
+    let (wall, cpu) =
+        timed(|| seeded = EnvelopeWindow::seed(limits, true, blocks.into_iter().rev(), |_| true));
     println!(
         "rebuild at start-up from {} envelopes in memory: {:.0} ms CPU ({:.0} ms wall; reading \
          the blocks from the ledger not included)",

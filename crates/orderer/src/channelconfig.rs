@@ -79,14 +79,13 @@ impl ChannelConfig {
     /// Orderer group has the `V2_0` capability: so the slot is written for
     /// channels without it, which Fabric v1.4 OSNs may share.
     pub fn legacy_orderer_metadata(&self) -> bool {
-        let caps = self
-            .config
-            .channel_group
-            .as_ref()
-            .and_then(|g| g.groups.get("Orderer"))
-            .and_then(|o| o.values.get("Capabilities"))
-            .and_then(|v| fabric_protos::common::Capabilities::decode(v.value.as_slice()).ok());
-        !caps.is_some_and(|c| c.capabilities.contains_key("V2_0"))
+        !crate::dedupe::has_orderer_capability(&self.config, "V2_0")
+    }
+
+    /// Whether the channel's exactly-once window is on: its Orderer group has
+    /// the [`crate::dedupe::EXACTLY_ONCE_CAPABILITY`] capability.
+    pub fn exactly_once(&self) -> bool {
+        crate::dedupe::exactly_once(&self.config)
     }
 
     /// Reads the config from a CONFIG envelope.

@@ -33,3 +33,16 @@ pub const LEDGER_RETRY_BACKOFF_MIN: std::time::Duration = std::time::Duration::f
 pub const LEDGER_RETRY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 const _: () = assert!(BROADCAST_WINDOW <= SUBMIT_QUEUE_LEN);
+
+/// Normal envelopes remembered by a channel's exactly-once window, when the
+/// channel's config switches it on (`crate::dedupe`; off by default).
+pub const EXACTLY_ONCE_WINDOW_ENVELOPES: usize = 100_000;
+/// The most heap that window holds, whatever clients send: 32-byte SHA-256
+/// digests, each in a ring and a hash set (64 bytes per envelope), plus the
+/// containers' power-of-two slack
+/// (`crate::dedupe::WindowLimits::max_heap_bytes`): 4 MiB of ring and at
+/// most 2 × 131,072 buckets × 33 bytes of set = 12,845,072 bytes (12.25 MiB)
+/// per channel (checked at compile time below).
+pub const EXACTLY_ONCE_WINDOW_MAX_BYTES: usize = 12_845_072;
+const _: () =
+    assert!(crate::dedupe::WindowLimits::DEFAULT.max_heap_bytes() == EXACTLY_ONCE_WINDOW_MAX_BYTES);

@@ -531,6 +531,7 @@ impl ChainStarter {
                     batch_size: config.batch_size,
                     batch_timeout: config.batch_timeout,
                     sequence: config.sequence,
+                    exactly_once: config.exactly_once(),
                 },
                 writer,
                 ledger,
@@ -552,6 +553,7 @@ impl ChainStarter {
                 let hooks = kafka::ChainHooks {
                     config_seq: config.sequence,
                     legacy_orderer_metadata: config.legacy_orderer_metadata(),
+                    exactly_once: config.exactly_once(),
                     sink,
                     revalidate: Arc::new(Revalidator {
                         channel_id: id.to_string(),

@@ -508,3 +508,107 @@ async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_chan
     let r = broadcast(&mut c, vec![tx(&s.org1_user, "org1cli", b"hello".to_vec())]).await;
     assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
 }
+
+/// Sets (or removes) the `RS_EXACTLY_ONCE` orderer capability of the system
+/// channel through a config update signed by the orderer admin; returns the
+/// number of the config block.
+async fn set_exactly_once(s: &Setup, node: &Node, c: &mut Client, on: bool) -> u64 {
+    use fabric_protos::common::{Capabilities, Capability};
+    let (newest, _) = deliver(c, &s.orderer_admin, SYS, seek(seek_newest(), seek_newest())).await;
+    let lc = fabric_common::block::last_config_index(&newest[0]).unwrap();
+    let current = fetch_block(node, &s.orderer_admin, SYS, lc, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let original = config_of(&current).channel_group.unwrap();
+    let mut updated = original.clone();
+    let caps = updated
+        .groups
+        .get_mut("Orderer")
+        .unwrap()
+        .values
+        .get_mut("Capabilities")
+        .unwrap();
+    let mut c_caps = Capabilities::decode(caps.value.as_slice()).unwrap();
+    if on {
+        c_caps
+            .capabilities
+            .insert(EXACTLY_ONCE.into(), Capability::default());
+    } else {
+        c_caps.capabilities.remove(EXACTLY_ONCE);
+    }
+    caps.value = c_caps.encode_to_vec();
+    let mut update = fabric_configtx::update::compute(&original, &updated).unwrap();
+    update.channel_id = SYS.to_string();
+    let cue = ConfigUpdateEnvelope {
+        config_update: update.encode_to_vec(),
+        signatures: vec![],
+    };
+    let r = broadcast(c, vec![signed_update(SYS, cue, &[&s.orderer_admin])]).await;
+    assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+    let (newest, _) = deliver(c, &s.orderer_admin, SYS, seek(seek_newest(), seek_newest())).await;
+    let n = newest[0].header.as_ref().unwrap().number;
+    assert_eq!(fabric_common::block::last_config_index(&newest[0]), Some(n));
+    n
+}
+
+type Client = fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient<
+    tonic::transport::Channel,
+>;
+
+/// Broadcasts `envs`, all must be answered SUCCESS.
+async fn send_ok(c: &mut Client, envs: Vec<Envelope>) {
+    let r = broadcast(c, envs).await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exactly_once_capability_takes_effect_at_the_config_block_that_sets_it() {
+    let s = setup();
+    let ledger = s.net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_with(&s.net, &ledger, port, "OrdererMSP", true);
+    let mut c = node.client().await;
+    let a = tx(&s.orderer_admin, SYS, b"a".to_vec());
+    // Off (as Fabric): every copy is ordered.
+    send_ok(&mut c, vec![a.clone(), a.clone()]).await;
+    let on_at = set_exactly_once(&s, &node, &mut c, true).await;
+    // On from the next envelope; the window starts empty at the switch.
+    send_ok(&mut c, vec![a.clone(), a.clone()]).await;
+    // After a restart the window is rebuilt from the blocks after the switch.
+    drop(c);
+    drop(node);
+    let node = Node::start_with(&s.net, &ledger, port, "OrdererMSP", true);
+    let mut c = node.client().await;
+    send_ok(&mut c, vec![a.clone()]).await;
+    let off_at = set_exactly_once(&s, &node, &mut c, false).await;
+    send_ok(&mut c, vec![a.clone()]).await;
+    let (blocks, st) = deliver(
+        &mut c,
+        &s.orderer_admin,
+        SYS,
+        seek(seek_oldest(), seek_newest()),
+    )
+    .await;
+    assert_eq!(st, Some(Status::Success));
+    let copies = |from: u64, to: u64| {
+        blocks[from as usize..to as usize]
+            .iter()
+            .flat_map(block_payloads)
+            .filter(|p| p == b"a")
+            .count()
+    };
+    assert_eq!(copies(1, on_at), 2, "before the switch: both copies");
+    assert_eq!(
+        copies(on_at + 1, off_at),
+        1,
+        "on: one copy, also across the restart"
+    );
+    assert_eq!(
+        copies(off_at + 1, blocks.len() as u64),
+        1,
+        "off again: ordered"
+    );
+}

@@ -233,41 +233,43 @@ async fn a_channel_created_through_the_system_channel_gets_its_own_topic() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_envelope_resent_to_two_osns_is_in_both_chains_once() {
-    let channel = unique_channel("dedupe");
-    let net = kafka_net(&channel, 200, 10);
-    let a = start_osn(&net, &net.dir.path().join("a"));
-    let b = start_osn(&net, &net.dir.path().join("b"));
-    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
-    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
-    let once = tx(&net.client, &channel, b"once".to_vec());
+/// Sends `once` and `x` to OSN a, then `once` again and `y` to OSN b;
+/// returns the payloads both chains agree on (with identical headers).
+async fn resend_across_two_osns(net: &Net, channel: &str, want: usize) -> Vec<Vec<u8>> {
+    let a = start_osn(net, &net.dir.path().join("a"));
+    let b = start_osn(net, &net.dir.path().join("b"));
+    wait_ready(&a, net, channel, Duration::from_secs(60)).await;
+    wait_ready(&b, net, channel, Duration::from_secs(60)).await;
+    let once = tx(&net.client, channel, b"once".to_vec());
     let mut ca = a.client().await;
     let mut cb = b.client().await;
     let r = broadcast(
         &mut ca,
-        vec![once.clone(), tx(&net.client, &channel, b"x".to_vec())],
+        vec![once.clone(), tx(&net.client, channel, b"x".to_vec())],
     )
     .await;
     assert!(r.iter().all(|r| r.status == Status::Success as i32));
     let r = broadcast(
         &mut cb,
-        vec![once.clone(), tx(&net.client, &channel, b"y".to_vec())],
+        vec![once.clone(), tx(&net.client, channel, b"y".to_vec())],
     )
     .await;
     assert!(r.iter().all(|r| r.status == Status::Success as i32));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (ba, _) = deliver(&mut ca, &net.client, &channel, all()).await;
-        let (bb, _) = deliver(&mut cb, &net.client, &channel, all()).await;
+        let (ba, _) = deliver(&mut ca, &net.client, channel, all()).await;
+        let (bb, _) = deliver(&mut cb, &net.client, channel, all()).await;
         let pa: Vec<Vec<u8>> = ba.iter().skip(1).flat_map(block_payloads).collect();
         let pb: Vec<Vec<u8>> = bb.iter().skip(1).flat_map(block_payloads).collect();
-        if pa.len() >= 3 && pa == pb {
-            assert_eq!(pa, vec![b"once".to_vec(), b"x".to_vec(), b"y".to_vec()]);
+        if pa.len() >= want && pa == pb {
             let ha: Vec<_> = ba.iter().map(|b| b.header.clone()).collect();
             let hb: Vec<_> = bb.iter().map(|b| b.header.clone()).collect();
             assert_eq!(ha, hb);
-            break;
+            // Nothing more arrives (a copy dropped late would show here).
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let (ba, _) = deliver(&mut ca, &net.client, channel, all()).await;
+            assert_eq!(ba.len(), bb.len());
+            return pa;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -275,6 +277,30 @@ async fn an_envelope_resent_to_two_osns_is_in_both_chains_once() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_an_envelope_resent_to_two_osns_is_in_both_chains_twice_as_in_fabric() {
+    let channel = unique_channel("dupes");
+    let net = kafka_net(&channel, 200, 10);
+    let got = resend_across_two_osns(&net, &channel, 4).await;
+    assert_eq!(
+        got,
+        vec![
+            b"once".to_vec(),
+            b"x".to_vec(),
+            b"once".to_vec(),
+            b"y".to_vec()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_once_an_envelope_resent_to_two_osns_is_in_both_chains_once() {
+    let channel = unique_channel("dedupe");
+    let net = kafka_net_exactly_once(&channel, 200, 10);
+    let got = resend_across_two_osns(&net, &channel, 3).await;
+    assert_eq!(got, vec![b"once".to_vec(), b"x".to_vec(), b"y".to_vec()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -365,16 +365,16 @@ async fn deliver_seek_cases() {
     assert_eq!(r[0].1, Some(Status::BadRequest));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resent_envelope_is_in_the_chain_once_also_after_restart() {
-    let net = net(100, 5, 1 << 20);
+/// Sends `once` twice and `other` in one stream, `once` again in another,
+/// restarts the node (the window is rebuilt from the ledger), sends `once`
+/// and `last`; returns the payloads of the chain after the genesis block.
+async fn resend_across_a_restart(net: &Net) -> Vec<Vec<u8>> {
     let ledger = net.dir.path().join("ledger");
     let port = free_port();
-    let node = Node::start(&net, &ledger, port);
+    let node = Node::start(net, &ledger, port);
     let mut client = node.client().await;
     let once = tx(&net.client, CHANNEL, b"exactly-once".to_vec());
     let other = tx(&net.client, CHANNEL, b"other".to_vec());
-    // The same envelope twice in one stream, then again on another stream.
     let r = broadcast(&mut client, vec![once.clone(), once.clone(), other]).await;
     assert!(
         r.iter().all(|r| r.status == Status::Success as i32),
@@ -384,8 +384,7 @@ async fn a_resent_envelope_is_in_the_chain_once_also_after_restart() {
     assert_eq!(r[0].status, Status::Success as i32);
     drop(client);
     drop(node);
-    // After a restart the window is rebuilt from the ledger.
-    let node = Node::start(&net, &ledger, port);
+    let node = Node::start(net, &ledger, port);
     let mut client = node.client().await;
     let r = broadcast(
         &mut client,
@@ -400,7 +399,36 @@ async fn a_resent_envelope_is_in_the_chain_once_also_after_restart() {
         seek(seek_oldest(), seek_newest()),
     )
     .await;
-    let got: Vec<Vec<u8>> = blocks.iter().skip(1).flat_map(block_payloads).collect();
+    blocks.iter().skip(1).flat_map(block_payloads).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_resent_envelope_is_in_the_chain_each_time_it_was_sent_as_in_fabric() {
+    let net = net(100, 5, 1 << 20);
+    let got = resend_across_a_restart(&net).await;
+    let once = b"exactly-once".to_vec();
+    assert_eq!(
+        got,
+        vec![
+            once.clone(),
+            once.clone(),
+            b"other".to_vec(),
+            once.clone(),
+            once,
+            b"last".to_vec()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_exactly_once_capability_a_resent_envelope_is_in_the_chain_once_also_after_restart(
+) {
+    let net = net_with(CHANNEL, |dev| {
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(100);
+        dev.batch_size.max_message_count = 5;
+        dev.orderer_capabilities.push(EXACTLY_ONCE.into());
+    });
+    let got = resend_across_a_restart(&net).await;
     assert_eq!(
         got,
         vec![

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::blockwriter::BlockWriter;
-use crate::dedupe::{newest_first, TxWindow, WINDOW_TXIDS};
+use crate::dedupe::{EnvelopeWindow, WindowLimits};
 use crate::limits::SUBMIT_QUEUE_LEN;
 
 /// An envelope waiting in the cutter, with its acknowledgement.
@@ -43,6 +43,8 @@ pub struct SoloSettings {
     pub batch_timeout: Duration,
     /// The config sequence in force.
     pub sequence: u64,
+    /// The config has the exactly-once capability ([`crate::dedupe`]).
+    pub exactly_once: bool,
 }
 
 struct SoloChain {
@@ -53,7 +55,7 @@ struct SoloChain {
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
     sink: Arc<dyn ConfigSink>,
-    window: TxWindow,
+    window: EnvelopeWindow,
     /// Acks of duplicates whose original is in the pending batch: answered
     /// when that batch is durable.
     dup_acks: Vec<tokio::sync::oneshot::Sender<Result<(), ChainError>>>,
@@ -93,7 +95,11 @@ pub fn start_with_sink(
         settings,
         cutter: BlockCutter::new(),
         writer,
-        window: TxWindow::seed(WINDOW_TXIDS, newest_first(&ledger.reader())),
+        window: EnvelopeWindow::seed_from_ledger(
+            WindowLimits::DEFAULT,
+            settings.exactly_once,
+            &ledger.reader(),
+        ),
         ledger,
         state_tx,
         sink,
@@ -142,7 +148,8 @@ impl SoloChain {
                         continue;
                     }
                     if !self.window.admit(&sub.envelope) {
-                        // Already ordered within the window: not ordered again.
+                        // The config asks for exactly once and a byte-identical
+                        // copy is in the window: not ordered again.
                         if self.cutter.pending_len() > 0 {
                             self.dup_acks.push(sub.ack);
                         } else {
@@ -232,7 +239,9 @@ impl SoloChain {
                         batch_size: cfg.batch_size,
                         batch_timeout: cfg.batch_timeout,
                         sequence: cfg.sequence,
+                        exactly_once: cfg.exactly_once(),
                     };
+                    self.window.set_on(cfg.exactly_once());
                 } else {
                     info!(channel_id = %self.channel_id, number, "wrote orderer transaction block");
                 }
@@ -328,6 +337,7 @@ mod tests {
             },
             batch_timeout: Duration::from_millis(20),
             sequence: 0,
+            exactly_once: false,
         };
         let shutdown = CancellationToken::new();
         let (handle, task) = start(

@@ -54,6 +54,18 @@ pub fn kafka_net(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -
     })
 }
 
+/// As [`kafka_net`], with the `RS_EXACTLY_ONCE` orderer capability in the
+/// genesis block (the channel's exactly-once window is on).
+pub fn kafka_net_exactly_once(channel: &str, batch_timeout_ms: i64, max_message_count: u32) -> Net {
+    super::net_with(channel, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = brokers();
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(batch_timeout_ms);
+        dev.batch_size.max_message_count = max_message_count;
+        dev.orderer_capabilities.push(super::EXACTLY_ONCE.into());
+    })
+}
+
 /// Deliver status of a one-block seek.
 pub async fn deliver_status(node: &Node, net: &Net, channel: &str) -> Option<Status> {
     let mut c = node.client().await;

@@ -20,6 +20,8 @@ use prost::Message;
 use tonic::transport::Channel;
 
 pub const CHANNEL: &str = "testchannel";
+/// The orderer capability that switches a channel's exactly-once window on.
+pub const EXACTLY_ONCE: &str = "RS_EXACTLY_ONCE";
 
 pub struct Net {
     pub dir: tempfile::TempDir,

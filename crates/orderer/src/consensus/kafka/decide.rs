@@ -14,7 +14,7 @@ use fabric_protos::orderer::{
 };
 
 use crate::blockcutter::{BatchSize, BlockCutter};
-use crate::dedupe::TxWindow;
+use crate::dedupe::{EnvelopeWindow, WindowLimits};
 
 /// Offset sentinel when no block carries Kafka metadata: −3, so consumption
 /// starts at −2 (`OffsetOldest`), as in Fabric.
@@ -117,7 +117,7 @@ impl Revalidate for AlwaysValid {
 /// The chain's decision state. Owned by the chain task.
 #[derive(Debug)]
 pub struct Decider {
-    window: TxWindow,
+    window: EnvelopeWindow,
     offsets: Offsets,
     last_cut_block_number: u64,
     cutter: BlockCutter<Vec<u8>>,
@@ -136,7 +136,7 @@ impl Decider {
     /// Resumes after `last_block_number` (height − 1) with `offsets`.
     pub fn new(offsets: Offsets, last_block_number: u64) -> Self {
         Self {
-            window: TxWindow::new(0),
+            window: EnvelopeWindow::off(WindowLimits::DEFAULT),
             offsets,
             last_cut_block_number: last_block_number,
             cutter: BlockCutter::new(),
@@ -144,10 +144,19 @@ impl Decider {
         }
     }
 
-    /// De-duplicates by tx ID within `window` (see [`crate::dedupe`]).
-    pub fn with_window(mut self, window: TxWindow) -> Self {
+    /// Starts from `window` (seeded from the ledger; see [`crate::dedupe`]).
+    /// Without it the window is off: every envelope is ordered, as Fabric does.
+    pub fn with_window(mut self, window: EnvelopeWindow) -> Self {
         self.window = window;
         self
+    }
+
+    /// A config block was committed; `on`: its config has
+    /// [`crate::dedupe::EXACTLY_ONCE_CAPABILITY`]. The chain calls this
+    /// before it hands the decider the next message, so the switch takes
+    /// effect at the same partition offset on every OSN.
+    pub fn set_exactly_once(&mut self, on: bool) {
+        self.window.set_on(on);
     }
 
     /// The current offsets.
@@ -309,7 +318,8 @@ impl Decider {
         out: &mut Vec<Action>,
     ) {
         if !self.window.admit(&env) {
-            // A duplicate of a transaction already ordered: every OSN drops it.
+            // The channel's config asks for exactly once and a byte-identical
+            // copy is in the window: every OSN of the channel drops it.
             return;
         }
         let size = env.len() as u64;
@@ -562,5 +572,57 @@ mod tests {
                 (vec![b"cfg".to_vec()], 1, true)
             ]
         );
+    }
+
+    #[test]
+    fn by_default_a_resent_envelope_is_ordered_twice_as_fabric_does() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let b = feed(&mut d, 0, &[regular(b"x"), regular(b"x"), regular(b"y")]).unwrap();
+        assert_eq!(
+            b,
+            vec![(vec![b"x".to_vec(), b"x".to_vec(), b"y".to_vec()], 2)]
+        );
+    }
+
+    #[test]
+    fn with_exactly_once_a_byte_identical_copy_is_dropped_at_the_same_offset_everywhere() {
+        let run = || {
+            let mut d = Decider::new(Offsets::FRESH, 0);
+            // Off until the config block that switches it on.
+            let mut b = feed(&mut d, 0, &[regular(b"x"), regular(b"x")]).unwrap();
+            d.set_exactly_once(true);
+            b.extend(
+                feed(
+                    &mut d,
+                    2,
+                    &[
+                        regular(b"x"),
+                        regular(b"y"),
+                        regular(b"x"),
+                        regular(b"z"),
+                        ttc(2),
+                    ],
+                )
+                .unwrap(),
+            );
+            b
+        };
+        let b = run();
+        assert_eq!(
+            b,
+            vec![
+                (vec![b"x".to_vec(), b"x".to_vec(), b"x".to_vec()], 2),
+                (vec![b"y".to_vec(), b"z".to_vec()], 6)
+            ]
+        );
+        assert_eq!(run(), b, "deterministic");
+    }
+
+    #[test]
+    fn a_window_seeded_off_orders_everything() {
+        let w = EnvelopeWindow::seed(WindowLimits::DEFAULT, false, std::iter::empty(), |_| true);
+        let mut d = Decider::new(Offsets::FRESH, 0).with_window(w);
+        let b = feed(&mut d, 0, &[regular(b"x"), regular(b"x"), regular(b"x")]).unwrap();
+        assert_eq!(b[0].0.len(), 3);
     }
 }

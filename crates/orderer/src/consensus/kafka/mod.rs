@@ -338,6 +338,7 @@ pub fn start(
     let hooks = ChainHooks {
         config_seq: 0,
         legacy_orderer_metadata: false,
+        exactly_once: false,
         sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
     };
@@ -362,6 +363,9 @@ pub struct ChainHooks {
     /// Also write `KafkaMetadata` into the ORDERER metadata slot, as Fabric
     /// v1.4 does ([`crate::channelconfig::ChannelConfig::legacy_orderer_metadata`]).
     pub legacy_orderer_metadata: bool,
+    /// The channel's config has the exactly-once capability
+    /// ([`crate::channelconfig::ChannelConfig::exactly_once`]); off by default.
+    pub exactly_once: bool,
     /// Told about committed config blocks.
     pub sink: Arc<dyn ConfigSink>,
     /// Re-checks messages validated against an older config.
@@ -631,9 +635,10 @@ impl KafkaChain {
         ));
         let reader = self.ledger.reader();
         let window = tokio::task::block_in_place(|| {
-            crate::dedupe::TxWindow::seed(
-                crate::dedupe::WINDOW_TXIDS,
-                crate::dedupe::newest_first(&reader),
+            crate::dedupe::EnvelopeWindow::seed_from_ledger(
+                crate::dedupe::WindowLimits::DEFAULT,
+                self.hooks.exactly_once,
+                &reader,
             )
         });
         self.decider = Some(
@@ -825,6 +830,10 @@ impl KafkaChain {
                         self.batch_timeout = cfg.batch_timeout;
                         self.hooks.config_seq = cfg.sequence;
                         self.hooks.legacy_orderer_metadata = cfg.legacy_orderer_metadata();
+                        self.hooks.exactly_once = cfg.exactly_once();
+                        if let Some(d) = self.decider.as_mut() {
+                            d.set_exactly_once(cfg.exactly_once());
+                        }
                     }
                     self.hooks.sink.config_committed(&self.channel_id, &env);
                 }
