@@ -487,9 +487,15 @@ async fn configtxgen_channel_tx_and_orderer_client_channel_create_like_peer_chan
     // (an empty ledger directory, as a crash mid-creation can leave, too).
     let mut node = node;
     node.kill9();
+    // A crash before the new ledger's first append leaves neither block files
+    // nor this orderer's checksums of them (`rust-orderer/<channel>/`).
     let chain_dir = s.net.dir.path().join("ledger/chains/org1cli");
     std::fs::remove_dir_all(&chain_dir).unwrap();
     std::fs::create_dir(&chain_dir).unwrap();
+    let side_dir = s.net.dir.path().join("ledger/rust-orderer/org1cli");
+    if side_dir.exists() {
+        std::fs::remove_dir_all(&side_dir).unwrap();
+    }
     let node = Node::start_with(
         &s.net,
         &s.net.dir.path().join("ledger"),
