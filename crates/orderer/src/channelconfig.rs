@@ -193,30 +193,40 @@ impl ChannelConfig {
     }
 }
 
+/// A config whose only content is `/Channel/Orderer` with these
+/// capabilities (no Capabilities value when `caps` is empty), for tests.
+#[cfg(test)]
+pub(crate) fn orderer_capabilities_config(caps: &[&str]) -> Config {
+    use fabric_protos::common::{Capabilities, Capability, ConfigValue};
+    let mut orderer = ConfigGroup::default();
+    if !caps.is_empty() {
+        let c = Capabilities {
+            capabilities: caps
+                .iter()
+                .map(|k| (k.to_string(), Capability::default()))
+                .collect(),
+        };
+        orderer.values.insert(
+            "Capabilities".into(),
+            ConfigValue {
+                value: c.encode_to_vec(),
+                ..Default::default()
+            },
+        );
+    }
+    let mut root = ConfigGroup::default();
+    root.groups.insert("Orderer".into(), orderer);
+    Config {
+        channel_group: Some(root),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn with_orderer_capabilities(caps: &[&str]) -> ChannelConfig {
-        use fabric_protos::common::{Capabilities, Capability, ConfigValue};
-        let mut orderer = ConfigGroup::default();
-        if !caps.is_empty() {
-            let c = Capabilities {
-                capabilities: caps
-                    .iter()
-                    .map(|k| (k.to_string(), Capability::default()))
-                    .collect(),
-            };
-            orderer.values.insert(
-                "Capabilities".into(),
-                ConfigValue {
-                    value: c.encode_to_vec(),
-                    ..Default::default()
-                },
-            );
-        }
-        let mut root = ConfigGroup::default();
-        root.groups.insert("Orderer".into(), orderer);
         ChannelConfig {
             channel_id: "c".into(),
             sequence: 0,
@@ -229,10 +239,7 @@ mod tests {
             batch_timeout: Duration::from_secs(2),
             kafka_brokers: vec![],
             is_system_channel: false,
-            config: Config {
-                channel_group: Some(root),
-                ..Default::default()
-            },
+            config: orderer_capabilities_config(caps),
         }
     }
 

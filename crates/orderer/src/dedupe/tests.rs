@@ -1,5 +1,5 @@
 use super::*;
-use fabric_protos::common::{Capability, ConfigGroup, ConfigValue, Header, LastConfig, Metadata};
+use fabric_protos::common::{Header, LastConfig, Metadata};
 use proptest::prelude::*;
 
 fn envelope(kind: HeaderType, txid: &str, data: Vec<u8>) -> Vec<u8> {
@@ -28,26 +28,7 @@ fn env(txid: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn config_with(caps: &[&str]) -> Config {
-    let c = Capabilities {
-        capabilities: caps
-            .iter()
-            .map(|k| (k.to_string(), Capability::default()))
-            .collect(),
-    };
-    let mut orderer = ConfigGroup::default();
-    orderer.values.insert(
-        "Capabilities".into(),
-        ConfigValue {
-            value: c.encode_to_vec(),
-            ..Default::default()
-        },
-    );
-    let mut root = ConfigGroup::default();
-    root.groups.insert("Orderer".into(), orderer);
-    Config {
-        channel_group: Some(root),
-        ..Default::default()
-    }
+    crate::channelconfig::orderer_capabilities_config(caps)
 }
 
 /// A CONFIG envelope whose config has (or not) the capability.
