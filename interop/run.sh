@@ -29,6 +29,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/lib.sh"
 FABRIC_VERSION=${FABRIC_VERSION:-v2.5.16}
 case $FABRIC_VERSION in
     v2.5.16) CACHE=${FABRIC_INTEROP_CACHE:-$HOME/.cache/fabric-orderer-interop} ;;
@@ -53,7 +54,6 @@ command -v jq >/dev/null || { echo "jq is needed" >&2; exit 2; }
 
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; FAILS+=("$*"); }
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PORT=${PORT:-$(free_port)}
 ORD=127.0.0.1:$PORT
 echo "workdir $W, our binaries $OUR_BIN, Fabric tools $FBIN, orderer on $ORD"
@@ -69,16 +69,8 @@ ADMIN_MSP=$ORG/users/Admin@example.com/msp
 mkdir -p cfg empty
 # OrdererEndpoints -> the port our orderer listens on, so that a peer (step p) finds it
 sed "s/127.0.0.1:7050/127.0.0.1:$PORT/" "$HERE/configtx.yaml" >cfg/configtx.yaml
-if [[ $FABRIC_VERSION == v1.4.* ]]; then
-    # Fabric v1.4 peers refuse V2_x capabilities: use v1.4's (Channel V1_4_3, Orderer/Application
-    # V1_4_2). v1.4's configtxgen defaults an unset Orderer.Addresses to 127.0.0.1:7050 (v2.3+ does not,
-    # nor does ours): list our orderer there explicitly.
-    awk -v port="$PORT" '
-        /^        V2_0: true$/ { n++; print (n == 1 ? "        V1_4_3: true" : "        V1_4_2: true"); next }
-        /^        V2_5: true$/ { print "        V1_4_2: true"; next }
-        /^ *SkipAsForeign:/ { next }   # v2.x key, refused by v1.4 configtxgen
-        /^    Addresses:$/ { print; print "        - 127.0.0.1:" port; next }
-        { print }' cfg/configtx.yaml >cfg/configtx.yaml.v14 && mv cfg/configtx.yaml.v14 cfg/configtx.yaml
+if [[ $FABRIC_VERSION == v1.4.* ]]; then   # v1.4 capabilities and Orderer.Addresses (interop/lib.sh)
+    interop_configtx_v14 "$PORT" <cfg/configtx.yaml >cfg/configtx.yaml.v14 && mv cfg/configtx.yaml.v14 cfg/configtx.yaml
 fi
 cp -r "$ORG/msp" cfg/msp
 
