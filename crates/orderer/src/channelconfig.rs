@@ -82,6 +82,17 @@ impl ChannelConfig {
         !crate::dedupe::has_orderer_capability(&self.config, "V2_0")
     }
 
+    /// Fabric's `Resubmission()` (`common/capabilities/orderer.go`): a Kafka
+    /// message validated at an older config sequence is re-validated and
+    /// re-ordered. Orderer capability `V1_1`, `V1_4_2` or `V2_0`; without
+    /// any, the Kafka chain runs in Fabric's compatibility mode
+    /// ([`crate::consensus::kafka::decide`]).
+    pub fn resubmission(&self) -> bool {
+        ["V1_1", "V1_4_2", "V2_0"]
+            .iter()
+            .any(|c| crate::dedupe::has_orderer_capability(&self.config, c))
+    }
+
     /// Whether the channel's exactly-once window is on: its Orderer group has
     /// the [`crate::dedupe::EXACTLY_ONCE_CAPABILITY`] capability.
     pub fn exactly_once(&self) -> bool {
@@ -249,6 +260,15 @@ mod tests {
         assert!(with_orderer_capabilities(&["V1_4_2"]).legacy_orderer_metadata());
         assert!(!with_orderer_capabilities(&["V2_0"]).legacy_orderer_metadata());
         assert!(!with_orderer_capabilities(&["V1_4_2", "V2_0"]).legacy_orderer_metadata());
+    }
+
+    #[test]
+    fn resubmission_with_any_v1_1_or_later_orderer_capability() {
+        assert!(!with_orderer_capabilities(&[]).resubmission());
+        assert!(!with_orderer_capabilities(&["RS_EXACTLY_ONCE"]).resubmission());
+        for c in ["V1_1", "V1_4_2", "V2_0"] {
+            assert!(with_orderer_capabilities(&[c]).resubmission(), "{c}");
+        }
     }
 
     #[test]

@@ -554,6 +554,7 @@ impl ChainStarter {
                     config_seq: config.sequence,
                     legacy_orderer_metadata: config.legacy_orderer_metadata(),
                     exactly_once: config.exactly_once(),
+                    resubmission: config.resubmission(),
                     sink,
                     revalidate: Arc::new(Revalidator {
                         channel_id: id.to_string(),

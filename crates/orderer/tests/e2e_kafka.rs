@@ -306,11 +306,6 @@ async fn with_exactly_once_an_envelope_resent_to_two_osns_is_in_both_chains_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_update_through_kafka_is_an_isolated_block_on_every_osn_and_resizes_later_blocks()
 {
-    use fabric_common::envelope::{create_signed_envelope, EnvelopeOptions};
-    use fabric_protos::common::{
-        ConfigEnvelope, ConfigSignature, ConfigUpdateEnvelope, Envelope, HeaderType, Payload,
-    };
-    use fabric_protos::orderer::BatchSize;
     let channel = unique_channel("kcfg");
     let net = kafka_net(&channel, 300, 10);
     let a = start_osn(&net, &net.dir.path().join("a"));
@@ -329,45 +324,10 @@ async fn a_config_update_through_kafka_is_an_isolated_block_on_every_osn_and_res
         },
     )
     .await;
-    let env = Envelope::decode(g[0].data.as_ref().unwrap().data[0].as_slice()).unwrap();
-    let payload = Payload::decode(env.payload.as_slice()).unwrap();
-    let original = ConfigEnvelope::decode(payload.data.as_slice())
-        .unwrap()
-        .config
-        .unwrap()
-        .channel_group
-        .unwrap();
-    let mut updated = original.clone();
-    let v = updated
-        .groups
-        .get_mut("Orderer")
-        .unwrap()
-        .values
-        .get_mut("BatchSize")
-        .unwrap();
-    let mut bs = BatchSize::decode(v.value.as_slice()).unwrap();
-    bs.max_message_count = 4;
-    v.value = bs.encode_to_vec();
-    let mut update = fabric_configtx::update::compute(&original, &updated).unwrap();
-    update.channel_id = channel.clone();
-    let mut cue = ConfigUpdateEnvelope {
-        config_update: update.encode_to_vec(),
-        signatures: vec![],
-    };
-    let shdr = net.client.new_signature_header().encode_to_vec();
-    let mut msg = shdr.clone();
-    msg.extend_from_slice(&cue.config_update);
-    cue.signatures.push(ConfigSignature {
-        signature_header: shdr,
-        signature: net.client.sign(&msg),
+    let original = config_group_of(&g[0]);
+    let upd = signed_config_update(&net, &channel, &original, |g| {
+        set_batch(g, |bs| bs.max_message_count = 4)
     });
-    let upd = create_signed_envelope(
-        HeaderType::ConfigUpdate,
-        &channel,
-        Some(&net.client),
-        cue.encode_to_vec(),
-        &EnvelopeOptions::default(),
-    );
     // Some normal traffic pending when the update arrives, then 8 more through the other OSN.
     let r = broadcast(
         &mut ca,
@@ -423,4 +383,279 @@ async fn a_config_update_through_kafka_is_an_isolated_block_on_every_osn_and_res
         fabric_common::block::last_config_index(ba.last().unwrap()),
         Some(2)
     );
+}
+
+/// The channel config group of a config block.
+fn config_group_of(block: &Block) -> fabric_protos::common::ConfigGroup {
+    use fabric_protos::common::{ConfigEnvelope, Envelope, Payload};
+    let env = Envelope::decode(block.data.as_ref().unwrap().data[0].as_slice()).unwrap();
+    let payload = Payload::decode(env.payload.as_slice()).unwrap();
+    ConfigEnvelope::decode(payload.data.as_slice())
+        .unwrap()
+        .config
+        .unwrap()
+        .channel_group
+        .unwrap()
+}
+
+/// Changes `/Channel/Orderer/BatchSize`.
+fn set_batch(
+    g: &mut fabric_protos::common::ConfigGroup,
+    f: impl FnOnce(&mut fabric_protos::orderer::BatchSize),
+) {
+    let v = g
+        .groups
+        .get_mut("Orderer")
+        .unwrap()
+        .values
+        .get_mut("BatchSize")
+        .unwrap();
+    let mut bs = fabric_protos::orderer::BatchSize::decode(v.value.as_slice()).unwrap();
+    f(&mut bs);
+    v.value = bs.encode_to_vec();
+}
+
+/// Changes `/Channel/Orderer/BatchTimeout`.
+fn set_batch_timeout(g: &mut fabric_protos::common::ConfigGroup, timeout: &str) {
+    let v = g
+        .groups
+        .get_mut("Orderer")
+        .unwrap()
+        .values
+        .get_mut("BatchTimeout")
+        .unwrap();
+    v.value = fabric_protos::orderer::BatchTimeout {
+        timeout: timeout.into(),
+    }
+    .encode_to_vec();
+}
+
+/// A CONFIG_UPDATE from `original` to `edit(original)`, signed by the
+/// network's admin client as `peer channel update` does.
+fn signed_config_update(
+    net: &Net,
+    channel: &str,
+    original: &fabric_protos::common::ConfigGroup,
+    edit: impl FnOnce(&mut fabric_protos::common::ConfigGroup),
+) -> fabric_protos::common::Envelope {
+    use fabric_common::envelope::{create_signed_envelope, EnvelopeOptions};
+    use fabric_protos::common::{ConfigSignature, ConfigUpdateEnvelope, HeaderType};
+    let mut updated = original.clone();
+    edit(&mut updated);
+    let mut update = fabric_configtx::update::compute(original, &updated).unwrap();
+    update.channel_id = channel.to_string();
+    let mut cue = ConfigUpdateEnvelope {
+        config_update: update.encode_to_vec(),
+        signatures: vec![],
+    };
+    let shdr = net.client.new_signature_header().encode_to_vec();
+    let mut msg = shdr.clone();
+    msg.extend_from_slice(&cue.config_update);
+    cue.signatures.push(ConfigSignature {
+        signature_header: shdr,
+        signature: net.client.sign(&msg),
+    });
+    create_signed_envelope(
+        HeaderType::ConfigUpdate,
+        channel,
+        Some(&net.client),
+        cue.encode_to_vec(),
+        &EnvelopeOptions::default(),
+    )
+}
+
+/// The Kafka metadata a block records.
+fn kafka_md(b: &Block) -> fabric_protos::orderer::KafkaMetadata {
+    let raw = fabric_common::block::consenter_metadata(b).expect("Kafka metadata");
+    fabric_protos::orderer::KafkaMetadata::decode(raw.as_slice()).unwrap()
+}
+
+/// Whether a block holds a CONFIG envelope.
+fn is_config_block(b: &Block) -> bool {
+    use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Payload};
+    let Some(d) = b.data.as_ref().and_then(|d| d.data.first()) else {
+        return false;
+    };
+    let env = Envelope::decode(d.as_slice()).unwrap();
+    let p = Payload::decode(env.payload.as_slice()).unwrap();
+    let ch = ChannelHeader::decode(p.header.unwrap().channel_header.as_slice()).unwrap();
+    ch.r#type == HeaderType::Config as i32
+}
+
+/// Waits until both OSNs hold `want` blocks (or more) and returns both chains;
+/// asserts they are identical in header, data and Kafka metadata.
+async fn same_chains(a: &Node, b: &Node, net: &Net, channel: &str, want: usize) -> Vec<Block> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ca = a.client().await;
+        let mut cb = b.client().await;
+        let (ba, _) = deliver(&mut ca, &net.client, channel, all()).await;
+        let (bb, _) = deliver(&mut cb, &net.client, channel, all()).await;
+        if ba.len() >= want && ba.len() == bb.len() {
+            for (x, y) in ba.iter().zip(&bb) {
+                assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+                if x.header.as_ref().unwrap().number > 0 {
+                    assert_eq!(kafka_md(x), kafka_md(y));
+                }
+            }
+            verify_chain(&ba, net.org.ca_cert_pem());
+            return ba;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chains of {} and {} blocks, want {want}",
+            ba.len(),
+            bb.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_update_reordered_after_another_makes_broadcast_wait_and_every_osn_agrees() {
+    let channel = unique_channel("fab5969");
+    let net = kafka_net(&channel, 300, 10);
+    let a = start_osn(&net, &net.dir.path().join("a"));
+    let b = start_osn(&net, &net.dir.path().join("b"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    // Two updates validated at the same sequence, sent at once through both
+    // OSNs: the one consumed second is stale, re-validated, re-ordered
+    // (FAB-5969); until it is back Broadcast waits.
+    let mut height = 1;
+    let mut reordered = None;
+    for attempt in 0..6u32 {
+        let chain = same_chains(&a, &b, &net, &channel, height).await;
+        let last_config = chain.iter().rev().find(|b| is_config_block(b)).unwrap();
+        let original = config_group_of(last_config);
+        let ua = signed_config_update(&net, &channel, &original, |g| {
+            set_batch(g, |bs| bs.max_message_count = 4 + attempt)
+        });
+        let ub = signed_config_update(&net, &channel, &original, |g| {
+            set_batch_timeout(g, &format!("{}ms", 300 + 10 * attempt))
+        });
+        let (mut ca, mut cb) = (a.client().await, b.client().await);
+        let (ra, rb) = tokio::join!(broadcast(&mut ca, vec![ua]), broadcast(&mut cb, vec![ub]));
+        assert_eq!(ra[0].status, Status::Success as i32, "{}", ra[0].info);
+        assert_eq!(rb[0].status, Status::Success as i32, "{}", rb[0].info);
+        height += 2;
+        let chain = same_chains(&a, &b, &net, &channel, height).await;
+        assert_eq!(chain.len(), height, "both updates committed once");
+        let md = kafka_md(&chain[height - 1]);
+        if md.last_resubmitted_config_offset != 0 {
+            reordered = Some((attempt, md));
+            break;
+        }
+    }
+    let (attempt, md) = reordered.expect("no update was re-ordered in 6 attempts");
+    eprintln!("re-ordered on attempt {attempt}: {md:?}");
+    // The re-ordered config block records its original offset in both fields, as Fabric's does.
+    assert_eq!(
+        md.last_original_offset_processed,
+        md.last_resubmitted_config_offset
+    );
+    // Broadcast waited on some OSN and resumed (each OSN re-orders the stale copy it consumed).
+    let logs = [&a, &b].map(|n| std::fs::read_to_string(&n.log).unwrap());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Broadcast waits for a re-ordered config message")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Broadcast resumes for a re-ordered config message")),
+        "{logs:?}"
+    );
+    // And normal traffic flows through both.
+    for n in [&a, &b] {
+        let mut c = n.client().await;
+        let r = broadcast(&mut c, vec![tx(&net.client, &channel, b"after".to_vec())]).await;
+        assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+    }
+    let chain = same_chains(&a, &b, &net, &channel, height + 1).await;
+    let n: usize = chain
+        .iter()
+        .flat_map(block_payloads)
+        .filter(|p| p == b"after")
+        .count();
+    assert!(n >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_without_the_v1_1_capability_runs_in_compatibility_mode_on_every_osn() {
+    let channel = unique_channel("compat");
+    let net = net_with(&channel, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = brokers();
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(300);
+        dev.batch_size.max_message_count = 10;
+        dev.orderer_capabilities.clear();
+    });
+    let a = start_osn(&net, &net.dir.path().join("a"));
+    let b = start_osn(&net, &net.dir.path().join("b"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    let genesis = same_chains(&a, &b, &net, &channel, 1).await;
+    let original = config_group_of(&genesis[0]);
+    let upd = signed_config_update(&net, &channel, &original, |g| {
+        set_batch(g, |bs| bs.max_message_count = 3)
+    });
+    let (mut ca, mut cb) = (a.client().await, b.client().await);
+    let first: Vec<_> = (0..5u8)
+        .map(|i| tx(&net.client, &channel, vec![i]))
+        .collect();
+    let (ra, rb) = tokio::join!(broadcast(&mut ca, first), broadcast(&mut cb, vec![upd]));
+    assert!(
+        ra.iter().all(|r| r.status == Status::Success as i32),
+        "{ra:?}"
+    );
+    assert_eq!(rb[0].status, Status::Success as i32, "{}", rb[0].info);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = broadcast(
+        &mut cb,
+        (5..12u8)
+            .map(|i| tx(&net.client, &channel, vec![i]))
+            .collect(),
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{r:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let chain = loop {
+        let chain = same_chains(&a, &b, &net, &channel, 2).await;
+        let n = chain
+            .iter()
+            .skip(1)
+            .filter(|b| !is_config_block(b))
+            .map(|b| block_payloads(b).len())
+            .sum::<usize>();
+        if n == 12 {
+            break chain;
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} of 12 delivered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Nothing is re-ordered in compatibility mode: the resubmission fields stay 0.
+    for b in chain.iter().skip(1) {
+        let md = kafka_md(b);
+        assert_eq!(
+            (
+                md.last_original_offset_processed,
+                md.last_resubmitted_config_offset
+            ),
+            (0, 0)
+        );
+    }
+    assert_eq!(chain.iter().filter(|b| is_config_block(b)).count(), 2);
+    // Blocks after the update hold at most 3.
+    let cfg_at = chain.iter().rposition(|b| is_config_block(b)).unwrap();
+    assert!(chain[cfg_at + 1..]
+        .iter()
+        .all(|b| block_payloads(b).len() <= 3));
+    for n in [&a, &b] {
+        let log = std::fs::read_to_string(&n.log).unwrap();
+        assert!(log.contains("compatibility mode"), "{log}");
+    }
 }

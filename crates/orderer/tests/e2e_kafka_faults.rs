@@ -1,5 +1,8 @@
 //! Kafka faults on the real cluster: a broker stopped under load, two of a
-//! topic's three replicas down, and an OSN started while Kafka is down.
+//! topic's three replicas down (writes refused, `/healthz` failing as
+//! Fabric's NOT_ENOUGH_REPLICAS check does), every broker down for longer
+//! than the read timeout (Deliver refused as Fabric's `Errored()` does, until
+//! consumption resumes), and an OSN started while Kafka is down.
 //! These tests stop and start brokers of the shared test cluster, so they
 //! run one at a time (a process-wide lock) and restore the cluster.
 
@@ -152,13 +155,18 @@ async fn two_of_three_replicas_down_refuses_writes_serves_reads_then_resumes() {
     let channel = unique_channel("isr");
     let net = kafka_net(&channel, 200, 10);
     // A short ShortTotal bounds how long a produce waits for in-sync replicas.
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
     let node = Node::start_env(
         &net,
         &net.dir.path().join("ledger"),
         free_port(),
         "SampleOrg",
         true,
-        &[("ORDERER_KAFKA_RETRY_SHORTTOTAL", "5s")],
+        &[
+            ("ORDERER_KAFKA_RETRY_SHORTTOTAL", "5s"),
+            ("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr),
+        ],
         true,
     );
     wait_ready(&node, &net, &channel, Duration::from_secs(60)).await;
@@ -205,6 +213,14 @@ async fn two_of_three_replicas_down_refuses_writes_serves_reads_then_resumes() {
     // Reads: still served.
     let chain = chain_payloads(&node, &net, &channel).await;
     assert_eq!(chain.len(), 10);
+    // /healthz: Fabric's Kafka check (a CONNECT posted) fails on NOT_ENOUGH_REPLICAS.
+    let (code, body) = http_get(ops, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&format!("{channel}/0")) && body.contains("fewer in-sync replicas"),
+        "{body}"
+    );
+    eprintln!("healthz while in-sync replicas are missing: {body}");
     // One replica back: writes resume.
     kafka_sh(&["start-broker", &down[0].to_string()]);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -230,6 +246,119 @@ async fn two_of_three_replicas_down_refuses_writes_serves_reads_then_resumes() {
         }
         assert!(Instant::now() < deadline, "resumed write not delivered");
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Healthy again once enough replicas are in sync.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = http_get(ops, "/healthz");
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "healthz still failing: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_errors_past_the_read_timeout_refuse_deliver_until_consumption_resumes() {
+    let _g = CLUSTER.lock().await;
+    let _restore = RestoreOnDrop;
+    let channel = unique_channel("errored");
+    let net = kafka_net(&channel, 200, 5);
+    let node = Node::start_env(
+        &net,
+        &net.dir.path().join("ledger"),
+        free_port(),
+        "SampleOrg",
+        true,
+        &[("ORDERER_KAFKA_RETRY_NETWORKTIMEOUTS_READTIMEOUT", "3s")],
+        true,
+    );
+    wait_ready(&node, &net, &channel, Duration::from_secs(60)).await;
+    let mut c = node.client().await;
+    let r = broadcast(
+        &mut c,
+        (0..5).map(|i| tx(&net.client, &channel, vec![i])).collect(),
+    )
+    .await;
+    assert!(r.iter().all(|r| r.status == Status::Success as i32));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while chain_payloads(&node, &net, &channel).await.len() < 5 {
+        assert!(Instant::now() < deadline, "first batch not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A follower waiting for block 2, then every broker down: consumption fails on and on.
+    let mut fc = node.client().await;
+    let seek = SeekInfo {
+        start: Some(fabric_common::envelope::seek_specified(2)),
+        stop: Some(fabric_common::envelope::seek_specified(u64::MAX)),
+        ..Default::default()
+    };
+    let follower = deliver(&mut fc, &net.client, &channel, seek);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::task::spawn_blocking(|| {
+            for b in 1..=4 {
+                kafka_sh(&["kill-broker", &b.to_string()]);
+            }
+        })
+        .await
+        .unwrap();
+        Instant::now()
+    };
+    let ((blocks, status), t0) = tokio::join!(follower, kill);
+    assert!(blocks.is_empty());
+    assert_eq!(status, Some(Status::ServiceUnavailable));
+    eprintln!(
+        "waiting follower refused {:?} after the brokers died",
+        t0.elapsed()
+    );
+    // New strict requests are refused; best-effort ones are still served.
+    assert_eq!(
+        deliver_status(&node, &net, &channel).await,
+        Some(Status::ServiceUnavailable)
+    );
+    let best_effort = SeekInfo {
+        start: Some(seek_oldest()),
+        stop: Some(seek_newest()),
+        error_response: fabric_protos::orderer::seek_info::SeekErrorResponse::BestEffort as i32,
+        ..Default::default()
+    };
+    let (blocks, s) = deliver(&mut c, &net.client, &channel, best_effort).await;
+    assert_eq!(s, Some(Status::Success));
+    assert_eq!(blocks.len(), 2);
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("Closed the errorChan"), "{log}");
+    // Kafka back: the posted CONNECT is consumed and Deliver serves again by itself.
+    restore_cluster();
+    let t1 = Instant::now();
+    wait_ready(&node, &net, &channel, Duration::from_secs(120)).await;
+    eprintln!(
+        "Deliver served again {:?} after the brokers came back",
+        t1.elapsed()
+    );
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("Marked consenter as available again"), "{log}");
+    // And orders again.
+    let mut c = node.client().await;
+    let r = broadcast(
+        &mut c,
+        (5..8).map(|i| tx(&net.client, &channel, vec![i])).collect(),
+    )
+    .await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{r:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = chain_payloads(&node, &net, &channel).await;
+        if p.len() == 8 {
+            assert_eq!(p, (0..8u8).map(|i| vec![i]).collect::<Vec<_>>());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} payloads", p.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

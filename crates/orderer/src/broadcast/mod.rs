@@ -138,7 +138,7 @@ impl Broadcaster {
             &bundle.policies,
         )?;
         crate::metrics::broadcast_begin_enqueue();
-        support.chain.wait_ready()?;
+        support.chain.wait_ready().await?;
         let size = policy::message_size(&env);
         let bytes = prost::Message::encode_to_vec(&env);
         Ok(support.chain.submit(bytes, size, config.sequence).await?)
@@ -175,7 +175,7 @@ impl Broadcaster {
             &bundle.policies,
         )?;
         crate::metrics::broadcast_begin_enqueue();
-        support.chain.wait_ready()?;
+        support.chain.wait_ready().await?;
         Ok(support
             .chain
             .submit_config(prost::Message::encode_to_vec(&tx), bundle.sequence())
@@ -219,7 +219,7 @@ impl Broadcaster {
             &bundle.policies,
         )?;
         crate::metrics::broadcast_begin_enqueue();
-        sys.chain.wait_ready()?;
+        sys.chain.wait_ready().await?;
         Ok(sys
             .chain
             .submit_config(prost::Message::encode_to_vec(&outer), bundle.sequence())

@@ -232,6 +232,35 @@ pub struct ChainHandle {
     /// The backend's own health probe (Kafka: is the partition reachable):
     /// `Some(reason)` while unhealthy.
     health_rx: Option<watch::Receiver<Option<String>>>,
+    /// Kafka: `Some(reason)` while consumption has failed for longer than
+    /// `Kafka.Retry.NetworkTimeouts.ReadTimeout` (Fabric's closed
+    /// `errorChan`): Deliver answers SERVICE_UNAVAILABLE, Broadcast goes on.
+    errored_rx: Option<watch::Receiver<Option<String>>>,
+    /// Kafka: `true` while a config message this OSN re-ordered is in flight
+    /// (FAB-5969): Broadcast waits in [`ChainHandle::wait_ready`].
+    reprocessing_rx: Option<watch::Receiver<bool>>,
+    /// Run by `/healthz` (see [`ChainHandle::check_health`]).
+    health_check: Option<std::sync::Arc<dyn HealthCheck>>,
+}
+
+/// The Kafka chain's signals beyond its state (see [`ChainHandle`]).
+#[derive(Debug)]
+pub struct ChainSignals {
+    /// Health probe results.
+    pub health_rx: watch::Receiver<Option<String>>,
+    /// Consumption errored (Fabric `Errored()`).
+    pub errored_rx: watch::Receiver<Option<String>>,
+    /// A re-ordered config message is in flight.
+    pub reprocessing_rx: watch::Receiver<bool>,
+    /// The check `/healthz` runs.
+    pub health_check: std::sync::Arc<dyn HealthCheck>,
+}
+
+/// A backend's on-demand health check (Kafka: Fabric's `HealthCheck`, a
+/// CONNECT posted to the partition). `Some(reason)` when unhealthy.
+pub trait HealthCheck: Send + Sync + std::fmt::Debug {
+    /// Runs the check.
+    fn check(&self) -> futures::future::BoxFuture<'static, Option<String>>;
 }
 
 impl ChainHandle {
@@ -241,6 +270,9 @@ impl ChainHandle {
             submit_tx,
             state_rx,
             health_rx: None,
+            errored_rx: None,
+            reprocessing_rx: None,
+            health_check: None,
         }
     }
 
@@ -248,6 +280,40 @@ impl ChainHandle {
     pub fn with_health(mut self, health_rx: watch::Receiver<Option<String>>) -> Self {
         self.health_rx = Some(health_rx);
         self
+    }
+
+    /// With all of a Kafka chain's signals.
+    pub fn with_signals(mut self, s: ChainSignals) -> Self {
+        self.health_rx = Some(s.health_rx);
+        self.errored_rx = Some(s.errored_rx);
+        self.reprocessing_rx = Some(s.reprocessing_rx);
+        self.health_check = Some(s.health_check);
+        self
+    }
+
+    /// `/healthz`'s check of a ready chain: the background probe's verdict,
+    /// else the backend's on-demand check.
+    pub async fn check_health(&self) -> Option<String> {
+        if let Some(why) = self.health() {
+            return Some(why);
+        }
+        match &self.health_check {
+            Some(c) => c.check().await,
+            None => None,
+        }
+    }
+
+    /// Why Deliver must refuse now (Fabric's closed `Errored()` channel:
+    /// consumption has been failing for longer than the read timeout), or
+    /// `None`.
+    pub fn errored(&self) -> Option<String> {
+        self.errored_rx.as_ref().and_then(|rx| rx.borrow().clone())
+    }
+
+    /// A receiver of [`ChainHandle::errored`] changes (`None` for chains
+    /// that never error this way).
+    pub fn subscribe_errored(&self) -> Option<watch::Receiver<Option<String>>> {
+        self.errored_rx.clone()
     }
 
     /// Why the backend is unhealthy right now (a Ready chain whose Kafka
@@ -266,8 +332,39 @@ impl ChainHandle {
         self.state_rx.clone()
     }
 
-    /// Fabric's `WaitReady`: an error unless the chain is ready.
-    pub fn wait_ready(&self) -> Result<(), ChainError> {
+    /// Fabric's `WaitReady`: an error unless the chain is ready; while a
+    /// config message this OSN re-ordered is in flight (FAB-5969), waits
+    /// until it is back (or the chain stops being ready).
+    pub async fn wait_ready(&self) -> Result<(), ChainError> {
+        self.ready_now()?;
+        let Some(mut gate) = self.reprocessing_rx.clone() else {
+            return Ok(());
+        };
+        if !*gate.borrow_and_update() {
+            return Ok(());
+        }
+        let mut state = self.state_rx.clone();
+        loop {
+            tokio::select! {
+                r = gate.changed() => {
+                    if r.is_err() {
+                        return Err(ChainError::NotReady("consenter for this channel has stopped".into()));
+                    }
+                    if !*gate.borrow_and_update() {
+                        return self.ready_now();
+                    }
+                }
+                r = state.changed() => {
+                    if r.is_err() {
+                        return Err(ChainError::NotReady("consenter for this channel has stopped".into()));
+                    }
+                    self.ready_now()?;
+                }
+            }
+        }
+    }
+
+    fn ready_now(&self) -> Result<(), ChainError> {
         match self.state() {
             ChainState::Ready => Ok(()),
             ChainState::Starting => Err(ChainError::NotReady(

@@ -395,7 +395,7 @@ mod tests {
             };
             assert!(why.contains(&format!("os error {errno}")), "{why}");
             // Broadcast is refused (SERVICE_UNAVAILABLE) while stalled ...
-            let refused = f.handle.wait_ready().unwrap_err();
+            let refused = f.handle.wait_ready().await.unwrap_err();
             assert!(matches!(refused, ChainError::NotReady(_)), "{refused:?}");
             // ... the stuck envelope is not acknowledged, nothing partial is
             // visible, and the chain keeps retrying.

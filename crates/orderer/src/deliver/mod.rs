@@ -15,7 +15,7 @@ use fabric_common::envelope::{parse_envelope, EnvelopeError};
 use fabric_protos::common::{Block, Envelope, Status};
 use fabric_protos::orderer::{deliver_response, seek_info, DeliverResponse, SeekInfo};
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::channels::{ChannelSupport, Registrar};
@@ -261,6 +261,10 @@ impl Deliverer {
             {
                 return Err(DeliverError::Unavailable(why));
             }
+            // Fabric: "Rejecting deliver request ... because of consenter error".
+            if let Some(why) = support.chain.errored() {
+                return Err(DeliverError::Unavailable(why));
+            }
         }
         // Access control: the signature set, expiry, /Channel/Readers.
         let bundle = support.bundle();
@@ -296,6 +300,8 @@ impl Deliverer {
     ) -> Result<(), DeliverError> {
         let mut height_rx = support.ledger.subscribe();
         let mut state_rx = support.chain.subscribe_state();
+        // Consenter errors end the stream (Fabric's `Errored()`), unless best effort.
+        let mut errored_rx = support.chain.subscribe_errored().filter(|_| !best_effort);
         let mut number = range.start;
         let mut sending = Sending::default();
         loop {
@@ -326,11 +332,17 @@ impl Deliverer {
                                 return Err(DeliverError::Unavailable(why));
                             }
                         }
+                        why = errored(&mut errored_rx) => {
+                            return Err(DeliverError::Unavailable(why));
+                        }
                         _ = out.closed() => {
                             return Err(DeliverError::Internal("client went away".into()));
                         }
                     }
                 }
+            }
+            if let Some(why) = errored_rx.as_ref().and_then(|rx| rx.borrow().clone()) {
+                return Err(DeliverError::Unavailable(why));
             }
             sending.set(true);
             let block: Block = support
@@ -351,6 +363,22 @@ impl Deliverer {
                 return Ok(());
             }
             number += 1;
+        }
+    }
+}
+
+/// Resolves with the reason when the chain becomes errored (never for a
+/// chain without that signal, or when the signal's sender is gone).
+async fn errored(rx: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    let Some(rx) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(why) = rx.borrow_and_update().clone() {
+            return why;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }

@@ -195,7 +195,7 @@ pub struct FailedCheck {
 }
 
 /// Runs every channel's check; the failures, sorted by component.
-pub fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
+pub async fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
     let mut failed = Vec::new();
     for id in registrar.channel_ids() {
         let Some(support) = registrar.get(&id) else {
@@ -207,7 +207,7 @@ pub fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
             id.clone()
         };
         let reason = match support.chain.state() {
-            ChainState::Ready => match support.chain.health() {
+            ChainState::Ready => match support.chain.check_health().await {
                 None => continue,
                 Some(why) => why,
             },
@@ -225,7 +225,7 @@ async fn healthz(State(ctx): State<Ctx>, method: Method) -> Response {
     if method != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let failed = run_checks(&ctx.registrar);
+    let failed = run_checks(&ctx.registrar).await;
     let time = rfc3339_nano(SystemTime::now());
     if failed.is_empty() {
         json_response(StatusCode::OK, json!({"status": "OK", "time": time}))

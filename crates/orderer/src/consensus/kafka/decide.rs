@@ -13,6 +13,9 @@ use fabric_protos::orderer::{
     KafkaMessageTimeToCut, KafkaMetadata,
 };
 
+use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Payload};
+use prost::Message as _;
+
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::dedupe::{EnvelopeWindow, WindowLimits};
 
@@ -122,6 +125,63 @@ pub struct Decider {
     last_cut_block_number: u64,
     cutter: BlockCutter<Vec<u8>>,
     timer_armed: bool,
+    /// The channel's config has Fabric's `Resubmission()` capability
+    /// ([`crate::channelconfig::ChannelConfig::resubmission`]); without it
+    /// every message is re-validated on consumption and never re-ordered
+    /// (Fabric's compatibility mode).
+    resubmission: bool,
+    /// A config message this OSN re-validated and re-ordered is not back yet
+    /// (Fabric's `doneReprocessingMsgInFlight` open, FAB-5969): Broadcast
+    /// waits until it is.
+    reprocessing: bool,
+}
+
+/// A message in compatibility mode: where it is, what it is, its size.
+struct Compat {
+    offset: i64,
+    header_type: i32,
+    size: u64,
+}
+
+/// What Fabric's block cutter counts for an envelope's bytes,
+/// `len(Payload) + len(Signature)` of the decoded envelope (the last
+/// occurrence of a field wins; a known field number with another wire type is
+/// an unknown field, as golang/protobuf decodes it), or `None` when the bytes
+/// do not decode (Fabric discards the message).
+pub fn message_size(bytes: &[u8]) -> Option<u64> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+    let mut buf = bytes;
+    let (mut payload, mut signature) = (0u64, 0u64);
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf).ok()?;
+        if wire_type == WireType::LengthDelimited && (tag == 1 || tag == 2) {
+            let len = decode_varint(&mut buf).ok()?;
+            if len > buf.len() as u64 {
+                return None;
+            }
+            buf = &buf[len as usize..];
+            *(if tag == 1 {
+                &mut payload
+            } else {
+                &mut signature
+            }) = len;
+        } else {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
+        }
+    }
+    Some(payload + signature)
+}
+
+/// The channel header type of an envelope's bytes (Fabric
+/// `utils.ChannelHeader`: payload, header, channel header; nothing else is
+/// looked at), or `None` when one of them does not decode.
+fn channel_header_type(bytes: &[u8]) -> Option<i32> {
+    let env = Envelope::decode(bytes).ok()?;
+    let payload = Payload::decode(env.payload.as_slice()).ok()?;
+    let header = payload.header?;
+    ChannelHeader::decode(header.channel_header.as_slice())
+        .ok()
+        .map(|h| h.r#type)
 }
 
 fn ttc(block_number: u64) -> KafkaMessage {
@@ -141,7 +201,25 @@ impl Decider {
             last_cut_block_number: last_block_number,
             cutter: BlockCutter::new(),
             timer_armed: false,
+            resubmission: true,
+            // Fabric `newChain`: blocked unless no config was ever re-ordered,
+            // or the last one re-ordered was processed already.
+            reprocessing: offsets.last_resubmitted_config_offset != 0
+                && offsets.last_resubmitted_config_offset > offsets.last_original_offset_processed,
         }
+    }
+
+    /// Whether the channel's config has Fabric's `Resubmission()` capability
+    /// (on unless told otherwise). The chain sets it at start and after each
+    /// config block, before it hands the decider the next message.
+    pub fn set_resubmission(&mut self, on: bool) {
+        self.resubmission = on;
+    }
+
+    /// Whether Broadcast must wait: a config message this OSN re-ordered is
+    /// still in flight (FAB-5969; Fabric's `WaitReady` blocks on it).
+    pub fn reprocessing_pending(&self) -> bool {
+        self.reprocessing
     }
 
     /// Starts from `window` (seeded from the ledger; see [`crate::dedupe`]).
@@ -234,7 +312,13 @@ impl Decider {
             }
             self.timer_armed = false;
             out.push(Action::StopTimer);
-            out.push(self.block(batch, offset, false));
+            // Fabric's processTimeToCut records no LastResubmittedConfigOffset
+            // in this block (0); a restart from it reads 0, as Fabric's does.
+            let mut block = self.block(batch, offset, false);
+            if let Action::WriteBlock { metadata, .. } = &mut block {
+                metadata.last_resubmitted_config_offset = 0;
+            }
+            out.push(block);
             Ok(())
         } else if n > expected {
             Err(DecideError::FutureTimeToCut { got: n, expected })
@@ -253,12 +337,35 @@ impl Decider {
         out: &mut Vec<Action>,
     ) {
         let class = Class::try_from(r.class).unwrap_or(Class::Unknown);
+        let Some(size) = message_size(&r.payload) else {
+            return; // not an Envelope: Fabric discards it ("should be filtered at ingress")
+        };
+        if class == Class::Unknown || !self.resubmission {
+            // Fabric: a channel header that does not decode is discarded.
+            if let Some(header_type) = channel_header_type(&r.payload) {
+                let m = Compat {
+                    offset,
+                    header_type,
+                    size,
+                };
+                self.on_regular_compat(m, r, batch_size, revalidate, out);
+            }
+            return;
+        }
         if r.original_offset != 0
             && r.original_offset <= self.offsets.last_original_offset_processed
         {
             return; // a resubmission already processed (every OSN resubmits)
         }
         if class == Class::Config {
+            if r.original_offset != 0
+                && r.original_offset == self.offsets.last_resubmitted_config_offset
+                && r.config_seq == config_seq
+            {
+                // The last config this OSN re-ordered is back and needs no
+                // further re-validation: Broadcast may go on.
+                self.reprocessing = false;
+            }
             if r.original_offset != 0
                 && self.offsets.last_resubmitted_config_offset < r.original_offset
             {
@@ -277,6 +384,7 @@ impl Decider {
                         })),
                     }));
                     self.offsets.last_resubmitted_config_offset = offset;
+                    self.reprocessing = true;
                 }
                 return;
             }
@@ -306,13 +414,46 @@ impl Decider {
         } else {
             self.offsets.last_original_offset_processed
         };
-        self.commit_normal(offset, r.payload.clone(), new_offset, batch_size, out);
+        let e = r.payload.clone();
+        self.commit_normal(offset, (e, size), new_offset, batch_size, out);
     }
 
+    /// Fabric's compatibility mode (a message of class UNKNOWN from a v1.0
+    /// OSN, or a channel without the `Resubmission()` capability): every
+    /// message is validated again against the current config, whatever
+    /// sequence it was validated at, and committed or discarded; nothing is
+    /// re-ordered and `LastOriginalOffsetProcessed` does not move.
+    fn on_regular_compat(
+        &mut self,
+        m: Compat,
+        r: &KafkaMessageRegular,
+        batch_size: &BatchSize,
+        revalidate: &dyn Revalidate,
+        out: &mut Vec<Action>,
+    ) {
+        let keep = self.offsets.last_original_offset_processed;
+        let (offset, size) = (m.offset, m.size);
+        match m.header_type {
+            t if t == HeaderType::Config as i32 || t == HeaderType::OrdererTransaction as i32 => {
+                if revalidate.config(&r.payload).is_ok() {
+                    self.commit_config(offset, r.payload.clone(), keep, out);
+                }
+            }
+            t if t == HeaderType::ConfigUpdate as i32 => {} // not expected: discarded
+            _ => {
+                if revalidate.normal(&r.payload).is_ok() {
+                    let e = r.payload.clone();
+                    self.commit_normal(offset, (e, size), keep, batch_size, out);
+                }
+            }
+        }
+    }
+
+    /// `(env, size)`: the envelope and Fabric's size of it.
     fn commit_normal(
         &mut self,
         offset: i64,
-        env: Vec<u8>,
+        (env, size): (Vec<u8>, u64),
         new_offset: i64,
         batch_size: &BatchSize,
         out: &mut Vec<Action>,
@@ -322,7 +463,6 @@ impl Decider {
             // copy is in the window: every OSN of the channel drops it.
             return;
         }
-        let size = env.len() as u64;
         let o = self.cutter.ordered(env, size, batch_size);
         self.set_timer(o.pending, out);
         let n = o.batches.len();
@@ -379,10 +519,26 @@ mod tests {
         preferred_max_bytes: 100,
     };
 
+    /// An envelope whose payload is `p` (the tests name envelopes by it).
+    fn env(p: &[u8]) -> Vec<u8> {
+        Envelope {
+            payload: p.to_vec(),
+            signature: vec![],
+        }
+        .encode_to_vec()
+    }
+
+    /// The payloads of a block's envelopes.
+    fn payloads(data: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        data.iter()
+            .map(|e| Envelope::decode(e.as_slice()).unwrap().payload)
+            .collect()
+    }
+
     fn regular(payload: &[u8]) -> KafkaMessage {
         KafkaMessage {
             r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
-                payload: payload.to_vec(),
+                payload: env(payload),
                 config_seq: 0,
                 class: Class::Normal as i32,
                 original_offset: 0,
@@ -409,7 +565,7 @@ mod tests {
         for (i, m) in msgs.iter().enumerate() {
             for a in d.on_message(first + i as i64, m, 0, &BS, &AlwaysValid)? {
                 if let Action::WriteBlock { data, metadata, .. } = a {
-                    blocks.push((data, metadata.last_offset_persisted));
+                    blocks.push((payloads(data), metadata.last_offset_persisted));
                 }
             }
         }
@@ -546,7 +702,7 @@ mod tests {
         let mut d = Decider::new(Offsets::FRESH, 0);
         let cfg = KafkaMessage {
             r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
-                payload: b"cfg".to_vec(),
+                payload: env(b"cfg"),
                 config_seq: 0,
                 class: Class::Config as i32,
                 original_offset: 0,
@@ -561,7 +717,7 @@ mod tests {
                     is_config,
                 } = a
                 {
-                    blocks.push((data, metadata.last_offset_persisted, is_config));
+                    blocks.push((payloads(data), metadata.last_offset_persisted, is_config));
                 }
             }
         }
@@ -624,5 +780,276 @@ mod tests {
         let mut d = Decider::new(Offsets::FRESH, 0).with_window(w);
         let b = feed(&mut d, 0, &[regular(b"x"), regular(b"x"), regular(b"x")]).unwrap();
         assert_eq!(b[0].0.len(), 3);
+    }
+
+    /// An envelope with a channel header of `header_type` (and `tag` as its data).
+    fn typed_env(header_type: HeaderType, tag: &[u8]) -> Vec<u8> {
+        let ch = ChannelHeader {
+            r#type: header_type as i32,
+            channel_id: "ch".into(),
+            ..Default::default()
+        };
+        let payload = Payload {
+            header: Some(fabric_protos::common::Header {
+                channel_header: ch.encode_to_vec(),
+                signature_header: vec![],
+            }),
+            data: tag.to_vec(),
+        };
+        Envelope {
+            payload: payload.encode_to_vec(),
+            signature: vec![],
+        }
+        .encode_to_vec()
+    }
+
+    fn regular_msg(
+        payload: Vec<u8>,
+        class: Class,
+        config_seq: u64,
+        original_offset: i64,
+    ) -> KafkaMessage {
+        KafkaMessage {
+            r#type: Some(kafka_message::Type::Regular(KafkaMessageRegular {
+                payload,
+                config_seq,
+                class: class as i32,
+                original_offset,
+            })),
+        }
+    }
+
+    /// Refuses everything on re-validation.
+    #[derive(Debug)]
+    struct Invalid;
+
+    impl Revalidate for Invalid {
+        fn normal(&self, _env: &[u8]) -> Result<(), String> {
+            Err("invalid".into())
+        }
+        fn config(&self, _env: &[u8]) -> Result<Vec<u8>, String> {
+            Err("invalid".into())
+        }
+    }
+
+    fn written(acts: Vec<Action>) -> Vec<(usize, KafkaMetadata, bool)> {
+        acts.into_iter()
+            .filter_map(|a| match a {
+                Action::WriteBlock {
+                    data,
+                    metadata,
+                    is_config,
+                } => Some((data.len(), metadata, is_config)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn time_to_cut_blocks_record_no_resubmitted_config_offset_as_fabric_writes_them() {
+        let offsets = Offsets {
+            last_offset_persisted: 9,
+            last_original_offset_processed: 7,
+            last_resubmitted_config_offset: 7,
+        };
+        let mut d = Decider::new(offsets, 1);
+        let acts = d
+            .on_message(10, &regular(b"a"), 0, &BS, &AlwaysValid)
+            .unwrap();
+        assert!(written(acts).is_empty());
+        let w = written(d.on_message(11, &ttc(2), 0, &BS, &AlwaysValid).unwrap());
+        assert_eq!(
+            w,
+            vec![(
+                1,
+                KafkaMetadata {
+                    last_offset_persisted: 11,
+                    last_original_offset_processed: 7,
+                    last_resubmitted_config_offset: 0,
+                },
+                false
+            )]
+        );
+        // A block cut by count still records it (Fabric's commitNormalMsg).
+        let msgs = [regular(b"b"), regular(b"c"), regular(b"d")];
+        let mut w = vec![];
+        for (i, m) in msgs.iter().enumerate() {
+            w.extend(written(
+                d.on_message(12 + i as i64, m, 0, &BS, &AlwaysValid)
+                    .unwrap(),
+            ));
+        }
+        assert_eq!(w[0].1.last_resubmitted_config_offset, 7);
+        // The decider keeps it in memory across the time-to-cut block.
+        assert_eq!(d.offsets().last_resubmitted_config_offset, 7);
+    }
+
+    #[test]
+    fn broadcast_waits_while_a_reordered_config_is_in_flight() {
+        // Fabric newChain: open unless nothing was re-ordered or it was processed.
+        let at = |lrco, loop_| Offsets {
+            last_offset_persisted: 20,
+            last_original_offset_processed: loop_,
+            last_resubmitted_config_offset: lrco,
+        };
+        assert!(!Decider::new(at(0, 0), 1).reprocessing_pending());
+        assert!(!Decider::new(at(5, 5), 1).reprocessing_pending());
+        assert!(!Decider::new(at(5, 6), 1).reprocessing_pending());
+        assert!(Decider::new(at(6, 5), 1).reprocessing_pending());
+
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let cfg = typed_env(HeaderType::Config, b"c");
+        // Validated at sequence 0, consumed at sequence 1: re-ordered, Broadcast blocked.
+        let acts = d
+            .on_message(
+                4,
+                &regular_msg(cfg.clone(), Class::Config, 0, 0),
+                1,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        assert!(matches!(&acts[..], [Action::Produce(_)]));
+        assert!(d.reprocessing_pending());
+        assert_eq!(d.offsets().last_resubmitted_config_offset, 4);
+        // Another message re-ordered from elsewhere does not unblock it.
+        let other = regular_msg(cfg.clone(), Class::Config, 1, 3);
+        d.on_message(5, &other, 1, &BS, &AlwaysValid).unwrap();
+        assert!(d.reprocessing_pending());
+        // Its own re-ordered copy at the current sequence does, and is committed.
+        let back = regular_msg(cfg, Class::Config, 1, 4);
+        let w = written(d.on_message(6, &back, 1, &BS, &AlwaysValid).unwrap());
+        assert!(!d.reprocessing_pending());
+        assert_eq!(w.len(), 1);
+        assert!(w[0].2, "config block");
+        assert_eq!(w[0].1.last_original_offset_processed, 4);
+        assert_eq!(w[0].1.last_resubmitted_config_offset, 4);
+    }
+
+    #[test]
+    fn an_invalid_reordered_config_does_not_block_broadcast() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        let cfg = typed_env(HeaderType::Config, b"c");
+        let acts = d
+            .on_message(4, &regular_msg(cfg, Class::Config, 0, 0), 1, &BS, &Invalid)
+            .unwrap();
+        assert!(acts.is_empty());
+        assert!(!d.reprocessing_pending());
+    }
+
+    #[test]
+    fn without_resubmission_every_message_is_revalidated_and_never_reordered() {
+        let normal = typed_env(HeaderType::EndorserTransaction, b"n");
+        let cfg = typed_env(HeaderType::Config, b"c");
+        let update = typed_env(HeaderType::ConfigUpdate, b"u");
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        d.set_resubmission(false);
+        // A stale sequence is not re-ordered: still valid → committed.
+        let acts = d
+            .on_message(
+                0,
+                &regular_msg(normal.clone(), Class::Normal, 0, 0),
+                3,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        assert_eq!(acts, vec![Action::StartTimer]);
+        // Invalid now (even at the current sequence) → discarded.
+        let acts = d
+            .on_message(
+                1,
+                &regular_msg(normal.clone(), Class::Normal, 3, 0),
+                3,
+                &BS,
+                &Invalid,
+            )
+            .unwrap();
+        assert!(acts.is_empty());
+        // A CONFIG_UPDATE is never expected: discarded.
+        let acts = d
+            .on_message(
+                2,
+                &regular_msg(update, Class::Normal, 3, 0),
+                3,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        assert!(acts.is_empty());
+        // A config message at a stale sequence: validated, committed as is.
+        let acts = d
+            .on_message(
+                3,
+                &regular_msg(cfg.clone(), Class::Config, 0, 0),
+                3,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        let w = written(acts);
+        assert_eq!(w.len(), 2, "pending cut, then the config block");
+        assert!(w[1].2);
+        assert_eq!(w[1].1.last_original_offset_processed, 0);
+        assert!(!d.reprocessing_pending());
+    }
+
+    #[test]
+    fn a_message_of_class_unknown_is_handled_in_compatibility_mode() {
+        let normal = typed_env(HeaderType::EndorserTransaction, b"n");
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        // From a v1.0 OSN: class UNKNOWN, sequence 0, current sequence 2.
+        let acts = d
+            .on_message(
+                0,
+                &regular_msg(normal.clone(), Class::Unknown, 0, 0),
+                2,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        assert_eq!(acts, vec![Action::StartTimer], "committed, not re-ordered");
+        // Without a channel header it is discarded in that mode.
+        let acts = d
+            .on_message(
+                1,
+                &regular_msg(env(b"x"), Class::Unknown, 0, 0),
+                2,
+                &BS,
+                &AlwaysValid,
+            )
+            .unwrap();
+        assert!(acts.is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_an_envelope_are_discarded_as_fabric_does() {
+        let mut d = Decider::new(Offsets::FRESH, 0);
+        // Field 1 claims 9 bytes, 2 follow.
+        let bad = regular_msg(vec![0x0a, 0x09, 1, 2], Class::Normal, 0, 0);
+        assert!(d
+            .on_message(0, &bad, 0, &BS, &AlwaysValid)
+            .unwrap()
+            .is_empty());
+        assert_eq!(d.cutter.cut().len(), 0);
+    }
+
+    #[test]
+    fn message_size_is_payload_plus_signature_as_fabric_counts_it() {
+        let e = Envelope {
+            payload: vec![1; 300],
+            signature: vec![2; 71],
+        }
+        .encode_to_vec();
+        assert_eq!(message_size(&e), Some(371));
+        // Unknown fields do not count; the last occurrence of a field wins;
+        // a known number with another wire type is an unknown field.
+        let mut odd = e.clone();
+        odd.extend([0x1a, 3, 9, 9, 9]); // field 3, 3 bytes
+        odd.extend([0x0a, 2, 7, 7]); // payload again, 2 bytes
+        odd.extend([0x10, 0x05]); // field 2 as a varint
+        assert_eq!(message_size(&odd), Some(2 + 71));
+        assert_eq!(message_size(&[0x0a, 0x05, 1]), None);
+        assert_eq!(message_size(&[]), Some(0));
     }
 }

@@ -339,6 +339,7 @@ pub fn start(
         config_seq: 0,
         legacy_orderer_metadata: false,
         exactly_once: false,
+        resubmission: true,
         sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
     };
@@ -366,6 +367,9 @@ pub struct ChainHooks {
     /// The channel's config has the exactly-once capability
     /// ([`crate::channelconfig::ChannelConfig::exactly_once`]); off by default.
     pub exactly_once: bool,
+    /// The channel's config has Fabric's `Resubmission()` capability
+    /// ([`crate::channelconfig::ChannelConfig::resubmission`]).
+    pub resubmission: bool,
     /// Told about committed config blocks.
     pub sink: Arc<dyn ConfigSink>,
     /// Re-checks messages validated against an older config.
@@ -388,13 +392,23 @@ pub fn start_with_hooks(
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Starting);
     let (health_tx, health_rx) = watch::channel(None);
+    let (errored_tx, errored_rx) = watch::channel(None);
+    let (reprocessing_tx, reprocessing_rx) = watch::channel(false);
     let offsets = Offsets::from_metadata(last_metadata.as_ref());
+    let settings = Arc::new(settings);
+    let health_check = Arc::new(ConnectCheck {
+        topic: channel_id.clone(),
+        settings: Arc::clone(&settings),
+        producer: std::sync::OnceLock::new(),
+    });
     let chain = KafkaChain {
         health_tx,
+        errored_tx,
+        reprocessing_tx,
         offsets,
         decider: None,
         channel_id,
-        settings: Arc::new(settings),
+        settings,
         batch_size,
         batch_timeout,
         writer,
@@ -406,7 +420,12 @@ pub fn start_with_hooks(
     };
     let task = crate::consensus::spawn_chain(chain.run(submit_rx, shutdown));
     (
-        ChainHandle::new(submit_tx, state_rx).with_health(health_rx),
+        ChainHandle::new(submit_tx, state_rx).with_signals(super::ChainSignals {
+            health_rx,
+            errored_rx,
+            reprocessing_rx,
+            health_check,
+        }),
         task,
     )
 }
@@ -477,8 +496,100 @@ async fn health_probe(
     }
 }
 
+/// Fabric's Kafka `HealthCheck`: posts a CONNECT; unhealthy only when the
+/// partition refuses it for too few in-sync replicas (NOT_ENOUGH_REPLICAS).
+/// Its own producer sends once, without retries, so the broker's answer is
+/// what the check sees.
+struct ConnectCheck {
+    topic: String,
+    settings: Arc<KafkaSettings>,
+    producer: std::sync::OnceLock<FutureProducer>,
+}
+
+impl std::fmt::Debug for ConnectCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectCheck")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl ConnectCheck {
+    fn producer(&self) -> Result<FutureProducer, KafkaError> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p.clone());
+        }
+        let mut c = self.settings.client_config();
+        c.set("acks", "all")
+            .set("enable.idempotence", "false")
+            .set("message.send.max.retries", "0")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", ms(HEALTH_PROBE_TIMEOUT).to_string());
+        let p: FutureProducer = c.create()?;
+        Ok(self.producer.get_or_init(|| p).clone())
+    }
+}
+
+impl super::HealthCheck for ConnectCheck {
+    fn check(&self) -> futures::future::BoxFuture<'static, Option<String>> {
+        let producer = self.producer();
+        let topic = self.topic.clone();
+        Box::pin(async move {
+            let producer = match producer {
+                Ok(p) => p,
+                Err(e) => return Some(format!("cannot create a Kafka producer: {e}")),
+            };
+            let payload = connect_message();
+            let rec = rdkafka::producer::FutureRecord::to(&topic)
+                .partition(PARTITION)
+                .key(RECORD_KEY)
+                .payload(&payload);
+            let err = match producer.send(rec, HEALTH_PROBE_TIMEOUT).await {
+                Ok(_) => return None,
+                Err((e, _)) => e,
+            };
+            warn!(channel_id = %topic, error = %err, "Cannot post CONNECT message");
+            let code = err.rdkafka_error_code();
+            if !matches!(
+                code,
+                Some(
+                    RDKafkaErrorCode::NotEnoughReplicas
+                        | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+                )
+            ) {
+                return None; // Fabric: only too few in-sync replicas fails the check
+            }
+            let replicas = tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(Some(&topic), HEALTH_PROBE_TIMEOUT)
+                    .ok()
+                    .and_then(|md| {
+                        md.topics().first().and_then(|t| {
+                            t.partitions()
+                                .iter()
+                                .find(|p| p.id() == PARTITION)
+                                .map(|p| (p.replicas().to_vec(), p.isr().to_vec()))
+                        })
+                    })
+            })
+            .await
+            .ok()
+            .flatten();
+            let (replicas, isr) = replicas.unwrap_or_default();
+            Some(format!(
+                "[replica ids: {replicas:?}]: kafka server: Messages are rejected since there are fewer in-sync replicas than required (in sync: {isr:?})"
+            ))
+        })
+    }
+}
+
 struct KafkaChain {
     health_tx: watch::Sender<Option<String>>,
+    /// `Some(reason)` while consumption is errored (Fabric's closed `errorChan`).
+    errored_tx: watch::Sender<Option<String>>,
+    /// The decider's [`Decider::reprocessing_pending`], for Broadcast.
+    reprocessing_tx: watch::Sender<bool>,
     channel_id: String,
     settings: Arc<KafkaSettings>,
     batch_size: BatchSize,
@@ -496,6 +607,53 @@ struct KafkaChain {
     /// The runtime that started the chain (the gRPC one): the produce task
     /// runs there, next to the Broadcast streams that feed it.
     io: tokio::runtime::Handle,
+}
+
+/// Fabric's consumer-error rule (`processMessagesToBlocks`): the first
+/// consumption error starts a timer of `Kafka.Retry.NetworkTimeouts.ReadTimeout`;
+/// a message consumed before it fires cancels it; when it fires the chain is
+/// errored (Deliver refuses) until a message is consumed again.
+#[derive(Debug, Default)]
+struct ConsumeErrors {
+    /// The first error of the current run and when the timer fires.
+    pending: Option<(Instant, String)>,
+    /// Errored (the timer fired) and not yet resumed.
+    errored: bool,
+}
+
+impl ConsumeErrors {
+    /// An error; `true` when it started the timer.
+    fn failed(&mut self, e: &KafkaError, read_timeout: Duration) -> bool {
+        if self.pending.is_some() || self.errored {
+            return false;
+        }
+        self.pending = Some((Instant::now() + read_timeout, e.to_string()));
+        true
+    }
+
+    /// Resolves when the timer fires (never while none runs).
+    fn timeout(&self) -> impl Future<Output = ()> + 'static {
+        let at = self.pending.as_ref().map(|(at, _)| *at);
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The timer fired: errored, with the reason.
+    fn expire(&mut self) -> String {
+        self.errored = true;
+        let first = self.pending.take().map(|(_, e)| e).unwrap_or_default();
+        format!("Kafka consumption has been failing (first error: {first}); consenter error")
+    }
+
+    /// A message was consumed; `true` when that ends an errored period.
+    fn resumed(&mut self) -> bool {
+        self.pending = None;
+        std::mem::take(&mut self.errored)
+    }
 }
 
 /// How often (in messages) the chain publishes its consumed offset.
@@ -641,9 +799,15 @@ impl KafkaChain {
                 &reader,
             )
         });
-        self.decider = Some(
-            Decider::new(self.offsets, self.ledger.height().saturating_sub(1)).with_window(window),
-        );
+        let mut decider =
+            Decider::new(self.offsets, self.ledger.height().saturating_sub(1)).with_window(window);
+        decider.set_resubmission(self.hooks.resubmission);
+        if !self.hooks.resubmission {
+            warn!(channel_id = %self.channel_id, "This orderer is running in compatibility mode (the channel has no V1_1 orderer capability: every message is re-validated when consumed, nothing is re-ordered)");
+        }
+        self.reprocessing_tx
+            .send_replace(decider.reprocessing_pending());
+        self.decider = Some(decider);
         self.state_tx.send_replace(ChainState::Ready);
         crate::metrics::kafka_last_offset_persisted(
             &self.channel_id,
@@ -663,6 +827,7 @@ impl KafkaChain {
     ) {
         let mut stream = consumer.stream();
         let mut deadline: Option<Instant> = None;
+        let mut errors = ConsumeErrors::default();
         loop {
             let timer = async {
                 match deadline {
@@ -670,9 +835,18 @@ impl KafkaChain {
                     None => std::future::pending().await,
                 }
             };
+            let errors_timeout = errors.timeout();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
+                _ = errors_timeout => {
+                    let why = errors.expire();
+                    warn!(channel_id = %self.channel_id, reason = %why, "Closed the errorChan: consumption errors lasted Kafka.Retry.NetworkTimeouts.ReadTimeout; Deliver answers SERVICE_UNAVAILABLE until consumption resumes");
+                    self.errored_tx.send_replace(Some(why));
+                    // Nothing else may come through the partition to show that
+                    // consumption resumed: a CONNECT will (Fabric does the same).
+                    self.post_connect(producer, &shutdown);
+                }
                 _ = timer => {
                     deadline = None;
                     let Some(d) = self.decider.as_mut() else { return };
@@ -691,9 +865,16 @@ impl KafkaChain {
                                 self.state_tx.send_replace(ChainState::Halted(why));
                                 return;
                             }
+                            if errors.failed(&e, self.settings.read_timeout) {
+                                warn!(channel_id = %self.channel_id, "Deliver sessions will be dropped if consumption errors continue");
+                            }
                             continue;
                         }
                     };
+                    if errors.resumed() {
+                        self.errored_tx.send_replace(None);
+                        info!(channel_id = %self.channel_id, offset = msg.offset(), "Marked consenter as available again");
+                    }
                     let offset = msg.offset();
                     let Some(payload) = msg.payload() else { continue };
                     let km = match KafkaMessage::decode(payload) {
@@ -735,9 +916,46 @@ impl KafkaChain {
                     if wrote || offset % CONSUMED_EVERY == 0 {
                         self.consumed_tx.send_replace(offset);
                     }
+                    if let Some(d) = self.decider.as_ref() {
+                        let pending = d.reprocessing_pending();
+                        if *self.reprocessing_tx.borrow() != pending {
+                            info!(channel_id = %self.channel_id, offset, pending, "Broadcast {} for a re-ordered config message (FAB-5969)", if pending { "waits" } else { "resumes" });
+                            self.reprocessing_tx.send_replace(pending);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Posts a CONNECT under Fabric's retry schedule, in the background.
+    fn post_connect(&self, producer: &FutureProducer, shutdown: &CancellationToken) {
+        let producer = producer.clone();
+        let settings = Arc::clone(&self.settings);
+        let topic = self.channel_id.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let posted = retry("post CONNECT", &settings, &shutdown, || async {
+                let payload = connect_message();
+                let rec = rdkafka::producer::FutureRecord::to(&topic)
+                    .partition(PARTITION)
+                    .key(RECORD_KEY)
+                    .payload(&payload);
+                producer
+                    .send(rec, Duration::from_secs(10))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e.to_string())
+            })
+            .await;
+            match posted {
+                Some(Ok(())) => info!(channel_id = %topic, "CONNECT message posted successfully"),
+                Some(Err(e)) => {
+                    warn!(channel_id = %topic, error = %e, "cannot post CONNECT message")
+                }
+                None => {}
+            }
+        });
     }
 
     /// Produces a time-to-cut or resubmission; failures are only logged (as Fabric).
@@ -831,8 +1049,10 @@ impl KafkaChain {
                         self.hooks.config_seq = cfg.sequence;
                         self.hooks.legacy_orderer_metadata = cfg.legacy_orderer_metadata();
                         self.hooks.exactly_once = cfg.exactly_once();
+                        self.hooks.resubmission = cfg.resubmission();
                         if let Some(d) = self.decider.as_mut() {
                             d.set_exactly_once(cfg.exactly_once());
+                            d.set_resubmission(cfg.resubmission());
                         }
                     }
                     self.hooks.sink.config_committed(&self.channel_id, &env);
