@@ -532,7 +532,7 @@ async fn a_config_update_reordered_after_another_makes_broadcast_wait_and_every_
             set_batch(g, |bs| bs.max_message_count = 4 + attempt)
         });
         let ub = signed_config_update(&net, &channel, &original, |g| {
-            set_batch_timeout(g, &format!("{}ms", 300 + 10 * attempt))
+            set_batch_timeout(g, &format!("{}ms", 310 + 10 * attempt))
         });
         let (mut ca, mut cb) = (a.client().await, b.client().await);
         let (ra, rb) = tokio::join!(broadcast(&mut ca, vec![ua]), broadcast(&mut cb, vec![ub]));
