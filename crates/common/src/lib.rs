@@ -1,13 +1,15 @@
 //! Shared Fabric primitives used by the orderer, `configtxgen` and the client:
 //! block hashing and assembly ([`block`]), ECDSA P-256 signatures with
 //! Fabric's low-S rule ([`crypto`]), local MSP signing identities ([`msp`]),
-//! signed envelopes ([`envelope`]) and development crypto material in
+//! signed envelopes ([`envelope`]) and their bytes as Fabric re-encodes them
+//! ([`envelope_wire`]) and development crypto material in
 //! Fabric's MSP folder layout ([`devcrypto`]).
 
 pub mod block;
 pub mod crypto;
 pub mod devcrypto;
 pub mod envelope;
+pub mod envelope_wire;
 pub mod msp;
 pub mod p256_tables;
 

@@ -27,6 +27,18 @@ pub const KAFKA_MAX_BACKLOG: i64 = 10_000;
 /// are produced as Fabric would (Kafka holds them until the chain resumes).
 pub const KAFKA_BACKLOG_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long librdkafka keeps trying to deliver a record before it gives up
+/// (`message.timeout.ms`). Deliberately far longer than any client waits
+/// (`KafkaSettings::ack_timeout`): when records time out while a request
+/// holding others is in flight, librdkafka's idempotent producer bumps its
+/// epoch and sends those others again under new sequence numbers, which the
+/// broker cannot recognise as copies (measured: a 40-record batch written
+/// twice after a broker was killed for 6 s). A client that is not answered
+/// within its timeout gets SERVICE_UNAVAILABLE; its record may still be
+/// ordered, as with Fabric's producer, and a copy then exists only if the
+/// client sends it again.
+pub const KAFKA_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// First wait before retrying a failed ledger append (disk full, I/O error).
 pub const LEDGER_RETRY_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest wait between ledger append retries (the backoff doubles up to it).

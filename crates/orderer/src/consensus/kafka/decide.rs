@@ -13,6 +13,7 @@ use fabric_protos::orderer::{
     KafkaMessageTimeToCut, KafkaMetadata,
 };
 
+use fabric_common::envelope_wire::EnvelopeWire;
 use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Payload};
 use prost::Message as _;
 
@@ -144,32 +145,10 @@ struct Compat {
 }
 
 /// What Fabric's block cutter counts for an envelope's bytes,
-/// `len(Payload) + len(Signature)` of the decoded envelope (the last
-/// occurrence of a field wins; a known field number with another wire type is
-/// an unknown field, as golang/protobuf decodes it), or `None` when the bytes
-/// do not decode (Fabric discards the message).
+/// `len(Payload) + len(Signature)` of the decoded envelope, or `None` when
+/// the bytes do not decode (Fabric discards the message).
 pub fn message_size(bytes: &[u8]) -> Option<u64> {
-    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
-    let mut buf = bytes;
-    let (mut payload, mut signature) = (0u64, 0u64);
-    while !buf.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buf).ok()?;
-        if wire_type == WireType::LengthDelimited && (tag == 1 || tag == 2) {
-            let len = decode_varint(&mut buf).ok()?;
-            if len > buf.len() as u64 {
-                return None;
-            }
-            buf = &buf[len as usize..];
-            *(if tag == 1 {
-                &mut payload
-            } else {
-                &mut signature
-            }) = len;
-        } else {
-            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
-        }
-    }
-    Some(payload + signature)
+    EnvelopeWire::parse(bytes).ok().map(|w| w.size())
 }
 
 /// The channel header type of an envelope's bytes (Fabric

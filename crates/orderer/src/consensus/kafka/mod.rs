@@ -45,7 +45,9 @@ use self::decide::{Action, AlwaysValid, Decider, Offsets};
 use super::{config_effect, ChainHandle, ChainState, ConfigEffect, ConfigSink, NoConfigSink};
 use crate::blockcutter::BatchSize;
 use crate::blockwriter::BlockWriter;
-use crate::limits::{KAFKA_BACKLOG_STALL, KAFKA_MAX_BACKLOG, SUBMIT_QUEUE_LEN};
+use crate::limits::{
+    KAFKA_BACKLOG_STALL, KAFKA_MAX_BACKLOG, KAFKA_MESSAGE_TIMEOUT, SUBMIT_QUEUE_LEN,
+};
 
 /// The partition every channel uses.
 pub const PARTITION: i32 = 0;
@@ -142,19 +144,21 @@ impl KafkaSettings {
         c
     }
 
+    /// How long a client waits for Kafka to acknowledge its record (and a
+    /// start-up step for one CONNECT): `Kafka.Retry.ShortTotal`, between 5
+    /// and 60 s. librdkafka itself keeps trying for [`KAFKA_MESSAGE_TIMEOUT`].
+    pub fn ack_timeout(&self) -> Duration {
+        self.short_total
+            .clamp(Duration::from_secs(5), Duration::from_secs(60))
+    }
+
     fn producer(&self) -> Result<FutureProducer, KafkaError> {
         let mut c = self.client_config();
         c.set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
-            .set(
-                "message.timeout.ms",
-                ms(self
-                    .short_total
-                    .clamp(Duration::from_secs(5), Duration::from_secs(60)))
-                .to_string(),
-            )
+            .set("message.timeout.ms", ms(KAFKA_MESSAGE_TIMEOUT).to_string())
             .set("queue.buffering.max.messages", "100000")
             .set("compression.type", "none");
         c.create()
@@ -716,7 +720,10 @@ impl KafkaChain {
                 .partition(PARTITION)
                 .key(RECORD_KEY)
                 .payload(&payload);
-            match p.send(rec, Duration::from_secs(10)).await {
+            let sent = tokio::time::timeout(s.ack_timeout(), p.send(rec, Duration::from_secs(10)))
+                .await
+                .map_err(|_| format!("not acknowledged within {:?}", s.ack_timeout()))?;
+            match sent {
                 Ok(d) => {
                     debug!(channel_id = %topic, offset = d.offset, "posted CONNECT");
                     Ok(p)
@@ -789,6 +796,7 @@ impl KafkaChain {
             submit_rx,
             self.state_tx.subscribe(),
             backlog,
+            self.settings.ack_timeout(),
             shutdown.clone(),
         ));
         let reader = self.ledger.reader();
@@ -941,11 +949,19 @@ impl KafkaChain {
                     .partition(PARTITION)
                     .key(RECORD_KEY)
                     .payload(&payload);
-                producer
-                    .send(rec, Duration::from_secs(10))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| e.to_string())
+                match tokio::time::timeout(
+                    settings.ack_timeout(),
+                    producer.send(rec, Duration::from_secs(10)),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "not acknowledged within {:?}",
+                        settings.ack_timeout()
+                    )),
+                }
             })
             .await;
             match posted {

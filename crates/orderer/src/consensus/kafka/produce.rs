@@ -118,6 +118,7 @@ pub async fn run(
     mut submit_rx: mpsc::Receiver<Submission>,
     state_rx: watch::Receiver<ChainState>,
     mut backlog: Backlog,
+    ack_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -151,16 +152,24 @@ pub async fn run(
                     let channel_id = channel_id.clone();
                     let backlog = backlog.clone();
                     tokio::spawn(async move {
-                        let res = match fut.await {
-                            Ok(Ok(delivery)) => {
+                        let res = match tokio::time::timeout(ack_timeout, fut).await {
+                            // librdkafka keeps trying (KAFKA_MESSAGE_TIMEOUT); the
+                            // record may still be ordered, as with Fabric's producer.
+                            Err(_) => {
+                                warn!(%channel_id, topic = %channel_id, timeout = ?ack_timeout, "Kafka did not acknowledge a record in time");
+                                Err(ChainError::Enqueue(format!(
+                                    "Kafka did not acknowledge the record within {ack_timeout:?} (it may still be ordered)"
+                                )))
+                            }
+                            Ok(Ok(Ok(delivery))) => {
                                 backlog.acked(delivery.offset);
                                 Ok(())
                             }
-                            Ok(Err((e, _))) => {
+                            Ok(Ok(Err((e, _)))) => {
                                 warn!(%channel_id, topic = %channel_id, error = %e, "Kafka did not acknowledge a record");
                                 Err(ChainError::Enqueue(e.to_string()))
                             }
-                            Err(_) => Err(ChainError::Enqueue("producer closed".into())),
+                            Ok(Err(_)) => Err(ChainError::Enqueue("producer closed".into())),
                         };
                         let _ = ack.send(res);
                     });
