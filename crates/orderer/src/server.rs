@@ -23,7 +23,6 @@ use anyhow::{bail, Context, Result};
 use fabric_common::msp::LocalSigner;
 use fabric_ledger::Ledger;
 use fabric_protos::common::{Block, Envelope, HeaderType};
-use fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -389,9 +388,13 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         expiration_checks,
     )
     .with_mutual_tls(settings.tls.mutual());
-    let svc = AtomicBroadcastServer::new(AtomicBroadcastService::new(broadcaster, deliverer))
-        .max_decoding_message_size(settings.max_recv_msg_size)
-        .max_encoding_message_size(settings.max_send_msg_size);
+    let svc = crate::service::OrdererGrpc::new(
+        AtomicBroadcastService::new(broadcaster, deliverer),
+        crate::service::MessageLimits {
+            max_recv: settings.max_recv_msg_size,
+            max_send: settings.max_send_msg_size,
+        },
+    );
     let listener = TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

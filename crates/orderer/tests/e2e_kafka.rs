@@ -650,7 +650,7 @@ async fn a_channel_without_the_v1_1_capability_runs_in_compatibility_mode_on_eve
     }
     assert_eq!(chain.iter().filter(|b| is_config_block(b)).count(), 2);
     // Blocks after the update hold at most 3.
-    let cfg_at = chain.iter().rposition(|b| is_config_block(b)).unwrap();
+    let cfg_at = chain.iter().rposition(is_config_block).unwrap();
     assert!(chain[cfg_at + 1..]
         .iter()
         .all(|b| block_payloads(b).len() <= 3));

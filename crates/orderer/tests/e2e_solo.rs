@@ -438,3 +438,55 @@ async fn with_the_exactly_once_capability_a_resent_envelope_is_in_the_chain_once
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_is_written_into_the_block_as_fabric_re_encodes_it() {
+    use prost::Message;
+    let net = net(100, 3, 1 << 20);
+    let node = Node::start(&net, &net.dir.path().join("ledger"), free_port());
+    let canonical = |d: &[u8]| tx(&net.client, CHANNEL, d.to_vec()).encode_to_vec();
+    // 1: an unknown field after the known ones: kept as sent.
+    let mut tail = canonical(b"tail");
+    tail.extend([0x7a, 3, b'x', b'y', b'z']); // field 15, 3 bytes
+                                              // 2: an unknown field first, signature before payload: Go writes the
+                                              //    known fields first, in field order, then the unknown one.
+    let e = tx(&net.client, CHANNEL, b"front".to_vec());
+    let mut front = vec![0x7a, 1, b'!'];
+    front.extend(
+        Envelope {
+            payload: vec![],
+            signature: e.signature.clone(),
+        }
+        .encode_to_vec(),
+    );
+    front.extend(
+        Envelope {
+            payload: e.payload.clone(),
+            signature: vec![],
+        }
+        .encode_to_vec(),
+    );
+    // 3: a plain envelope.
+    let plain = canonical(b"plain");
+    let r = broadcast_raw(node.port, vec![tail.clone(), front, plain.clone()]).await;
+    assert!(
+        r.iter().all(|r| r.status == Status::Success as i32),
+        "{r:?}"
+    );
+    let mut c = node.client().await;
+    let (blocks, s) = deliver(
+        &mut c,
+        &net.client,
+        CHANNEL,
+        seek(seek_oldest(), seek_specified(1)),
+    )
+    .await;
+    assert_eq!(s, Some(Status::Success));
+    let data = &blocks[1].data.as_ref().unwrap().data;
+    assert_eq!(data[0], tail);
+    let mut want = e.encode_to_vec();
+    want.extend([0x7a, 1, b'!']);
+    assert_eq!(data[1], want);
+    assert_eq!(data[2], plain);
+    verify_chain(&blocks, net.org.ca_cert_pem());
+}

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use fabric_common::envelope::{parse_envelope, EnvelopeError};
+use fabric_common::envelope_wire::EnvelopeWire;
 use fabric_common::msp::LocalSigner;
 use fabric_protos::common::{Envelope, Status};
 use fabric_protos::orderer::BroadcastResponse;
@@ -21,6 +22,7 @@ use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
 use crate::consensus::ChainError;
 use crate::limits::{BROADCAST_TURN, BROADCAST_WINDOW};
 use crate::policy::{self, FilterError, MsgClass};
+use crate::service::WireEnvelope;
 use crate::status::broadcast_status;
 
 /// Why an envelope was refused.
@@ -104,15 +106,16 @@ impl Broadcaster {
     /// receiver that resolves when it is durable.
     pub async fn process(
         &self,
-        env: Envelope,
+        wire: WireEnvelope,
     ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
-        let parsed = parse_envelope(&env)?;
+        let env = &wire.env;
+        let parsed = parse_envelope(env)?;
         let channel_id = &parsed.channel_header.channel_id;
         let class = policy::classify(parsed.channel_header.r#type);
         let Some(support) = self.registrar.get(channel_id) else {
             return match (class, self.registrar.system_channel()) {
                 (MsgClass::ConfigUpdate, None) => Err(BroadcastError::NoSystemChannel),
-                (MsgClass::ConfigUpdate, Some(sys)) => self.create_channel(&env, &sys).await,
+                (MsgClass::ConfigUpdate, Some(sys)) => self.create_channel(env, &sys).await,
                 _ => Err(BroadcastError::ChannelNotFound(channel_id.clone())),
             };
         };
@@ -120,7 +123,7 @@ impl Broadcaster {
             MsgClass::Config => {
                 return Err(BroadcastError::NotDirect(parsed.channel_header.r#type))
             }
-            MsgClass::ConfigUpdate => return self.config_update(&env, &parsed, &support).await,
+            MsgClass::ConfigUpdate => return self.config_update(env, &parsed, &support).await,
             MsgClass::Normal => {}
         }
         let bundle = support.bundle();
@@ -131,7 +134,7 @@ impl Broadcaster {
             ));
         }
         policy::apply_filters(
-            &env,
+            env,
             &parsed,
             config.batch_size.absolute_max_bytes,
             self.expiration_checks,
@@ -139,8 +142,13 @@ impl Broadcaster {
         )?;
         crate::metrics::broadcast_begin_enqueue();
         support.chain.wait_ready().await?;
-        let size = policy::message_size(&env);
-        let bytes = prost::Message::encode_to_vec(&env);
+        let size = policy::message_size(env);
+        // The bytes Fabric's orderer would order: the received ones, unless
+        // they are not in the form Go's re-encoding writes.
+        let bytes = match EnvelopeWire::parse(&wire.bytes) {
+            Ok(w) => w.go_marshal().into_owned(),
+            Err(_) => prost::Message::encode_to_vec(env),
+        };
         Ok(support.chain.submit(bytes, size, config.sequence).await?)
     }
 
@@ -230,7 +238,7 @@ impl Broadcaster {
     /// writes one response per envelope to `out`, in order.
     pub async fn handle<S>(&self, mut inbound: S, out: mpsc::Sender<BroadcastResponse>)
     where
-        S: futures::Stream<Item = Result<Envelope, tonic::Status>> + Unpin + Send,
+        S: futures::Stream<Item = Result<WireEnvelope, tonic::Status>> + Unpin + Send,
     {
         use futures::StreamExt;
         let (slot_tx, mut slot_rx) = mpsc::channel::<Slot>(BROADCAST_WINDOW);
@@ -245,7 +253,7 @@ impl Broadcaster {
                         break;
                     }
                 };
-                let tracker = crate::metrics::BroadcastTracker::begin(&env);
+                let tracker = crate::metrics::BroadcastTracker::begin(&env.env);
                 match tracker.scope(this.process(env)).await {
                     Ok(rx) => {
                         tracker.record(Status::Success);

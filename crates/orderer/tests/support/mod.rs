@@ -542,3 +542,66 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or(0);
     (code, body.to_string())
 }
+
+/// Sends each of `messages` (raw bytes, not re-encoded) as one Broadcast
+/// request on one stream; the responses until the server closes the stream.
+pub async fn broadcast_raw(port: u16, messages: Vec<Vec<u8>>) -> Vec<BroadcastResponse> {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    #[derive(Default)]
+    struct RawCodec;
+    impl Encoder for RawCodec {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            use prost::bytes::BufMut;
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Decoder for RawCodec {
+        type Item = BroadcastResponse;
+        type Error = tonic::Status;
+        fn decode(
+            &mut self,
+            src: &mut DecodeBuf<'_>,
+        ) -> Result<Option<BroadcastResponse>, tonic::Status> {
+            BroadcastResponse::decode(src)
+                .map(Some)
+                .map_err(|e| tonic::Status::internal(e.to_string()))
+        }
+    }
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = BroadcastResponse;
+        type Encoder = RawCodec;
+        type Decoder = RawCodec;
+        fn encoder(&mut self) -> RawCodec {
+            RawCodec
+        }
+        fn decoder(&mut self) -> RawCodec {
+            RawCodec
+        }
+    }
+
+    let ch = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.unwrap();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/orderer.AtomicBroadcast/Broadcast");
+    let req = tonic::Request::new(tokio_stream::iter(messages));
+    let mut resp = grpc
+        .streaming(req, path, RawCodec)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Ok(Some(r)) = resp.message().await {
+        out.push(r);
+    }
+    out
+}
