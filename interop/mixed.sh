@@ -22,6 +22,12 @@
 #      to ours, one after the other and then both at once, as a client re-sending to the other OSN
 #      does: both orderers order every copy (no RS_EXACTLY_ONCE capability in the sample profile), the
 #      chains stay byte-identical and both keep serving (issue 14)
+#   c  two config updates of the system channel computed from the same config (BatchSize through
+#      Fabric's orderer, BatchTimeout through ours) submitted at once with normal traffic through both:
+#      both take effect, the chains stay identical including the Kafka metadata (the update consumed
+#      second is re-validated and re-ordered by both OSNs when it lost the race: FAB-5969,
+#      LastResubmittedConfigOffset; reported)
+#   b  a Kafka broker stopped while both order, then started again: identical chains
 #   n  a channel created through Fabric's orderer (Fabric's channel tx) and one created through ours
 #      (our configtxgen's channel tx) appear on both with identical blocks; envelopes broadcast to the
 #      other node land in identical blocks
@@ -236,6 +242,72 @@ else
 fi
 SENT_SYS=$((SENT_SYS + 4 * R))
 compare_chain "$SYS" r "$SENT_SYS"
+
+# ---------- (c) config updates racing normal traffic ----------
+encode() { "$FBIN/configtxlator" proto_encode --type "$1" --input "$2" --output "$3"; }
+update_tx() {   # $1 channel, $2 config block, $3 jq filter on the config, $4 output CONFIG_UPDATE envelope
+    decode common.Block "$2" /dev/stdout | jq '.data.data[0].payload.data.config' >"$4.orig.json" &&
+    jq "$3" "$4.orig.json" >"$4.new.json" &&
+    encode common.Config "$4.orig.json" "$4.orig.pb" && encode common.Config "$4.new.json" "$4.new.pb" &&
+    "$FBIN/configtxlator" compute_update --channel_id "$1" --original "$4.orig.pb" --updated "$4.new.pb" \
+        --output "$4.upd.pb" &&
+    decode common.ConfigUpdate "$4.upd.pb" "$4.upd.json" &&
+    jq -n --arg ch "$1" --slurpfile u "$4.upd.json" \
+        '{payload: {header: {channel_header: {channel_id: $ch, type: 2}}, data: {config_update: $u[0]}}}' >"$4.env.json" &&
+    encode common.Envelope "$4.env.json" "$4"
+}
+ORD_VALUES=.channel_group.groups.Orderer.values
+if peer_cli channel fetch config c-config.block -o "$FAB" -c "$SYS" >c-fetch.log 2>&1 \
+   && update_tx "$SYS" c-config.block "$ORD_VALUES.BatchSize.value.max_message_count = 7" c-count.tx >c-tx.log 2>&1 \
+   && update_tx "$SYS" c-config.block "$ORD_VALUES.BatchTimeout.value.timeout = \"1500ms\"" c-timeout.tx >>c-tx.log 2>&1; then
+    peer_cli channel update -f c-count.tx -o "$FAB" -c "$SYS" >c-update-f.log 2>&1 & U1=$!
+    peer_cli channel update -f c-timeout.tx -o "$OUR" -c "$SYS" >c-update-o.log 2>&1 & U2=$!
+    broadcast "$FAB" "$SYS" "$N" c-broadcast-f.log & B1=$!
+    broadcast "$OUR" "$SYS" "$N" c-broadcast-o.log & B2=$!
+    if wait "$U1" && wait "$U2"; then
+        pass "c: two config updates of $SYS made from the same config (MaxMessageCount through Fabric's orderer, BatchTimeout through ours) submitted at once"
+    else
+        fail "c: config updates: $(tail -2 c-update-f.log c-update-o.log)"
+    fi
+    if wait "$B1" && wait "$B2"; then
+        pass "c: $N envelopes through each orderer while the updates were ordered"
+    else
+        fail "c: broadcast during the config updates: $(tail -2 c-broadcast-f.log c-broadcast-o.log)"
+    fi
+    SENT_SYS=$((SENT_SYS + 2 * N + 2))
+    compare_chain "$SYS" c "$SENT_SYS"
+    for node in "$FAB" "$OUR"; do
+        peer_cli channel fetch config c-after.block -o "$node" -c "$SYS" >>c-fetch.log 2>&1
+        got=$(decode common.Block c-after.block /dev/stdout | jq -c "[.data.data[0].payload.data.config$ORD_VALUES.BatchSize.value.max_message_count, .data.data[0].payload.data.config$ORD_VALUES.BatchTimeout.value.timeout]")
+        if [[ $got == '[7,"1500ms"]' ]]; then
+            pass "c: $node's last config block of $SYS has both updates (MaxMessageCount 7, BatchTimeout 1500ms)"
+        else
+            fail "c: $node's last config block of $SYS: [MaxMessageCount, BatchTimeout] = $got, want [7,\"1500ms\"]"
+        fi
+    done
+    if grep -q 'kafka=([0-9-]*,[0-9-]*,[1-9][0-9]*)' c-cmp.log; then
+        echo "     (the update consumed second was re-validated and re-ordered: $(grep -o 'number=[0-9]* kafka=([0-9-]*,[0-9-]*,[1-9][0-9]*)' c-cmp.log | head -1))"
+    else
+        echo "     (both updates were validated at their own sequence: nothing was re-ordered this time)"
+    fi
+else
+    fail "c: building the config updates with Fabric's configtxlator: $(tail -3 c-fetch.log c-tx.log)"
+fi
+
+# ---------- (b) a broker stopped while both order ----------
+KAFKA_SH=$REPO/scripts/kafka/kafka.sh
+if "$KAFKA_SH" stop-broker 2 >b-kafka.log 2>&1; then
+    broadcast "$FAB" "$SYS" "$N" b-broadcast.log && broadcast "$OUR" "$SYS" "$N" b-broadcast.log \
+        && pass "b: $N envelopes through each orderer with broker 2 stopped" \
+        || fail "b: broadcast with broker 2 stopped: $(tail -2 b-broadcast.log)"
+    "$KAFKA_SH" start --wait >>b-kafka.log 2>&1 || fail "b: restarting the cluster: $(tail -2 b-kafka.log)"
+    broadcast "$FAB" "$SYS" "$N" b-broadcast.log && broadcast "$OUR" "$SYS" "$N" b-broadcast.log \
+        || fail "b: broadcast after broker 2 came back: $(tail -2 b-broadcast.log)"
+    SENT_SYS=$((SENT_SYS + 4 * N))
+    compare_chain "$SYS" b "$SENT_SYS"
+else
+    fail "b: kafka.sh stop-broker 2: $(tail -2 b-kafka.log)"
+fi
 
 # ---------- (n) channels created through either node ----------
 if peer_cli channel create -o "$FAB" -c "$CHA" -f fabric-$CHA.tx --outputBlock n-$CHA-0.block >n-create.log 2>&1; then
