@@ -4,7 +4,7 @@
 //! | hop | what | module |
 //! |---|---|---|
 //! | ① | client → Broadcast (one response per envelope, in order) | [`service`], [`broadcast`] |
-//! | ② | policy check (classify, filters, writers policy seam) | [`policy`] |
+//! | ② | the channel's message processor (classify, maintenance, filters, config updates) over the policy checks | [`msgprocessor`], [`policy`] |
 //! | ③④ | ordering backend: solo (Kafka produce/consume next) | [`consensus`] |
 //! | ⑤ | block cutter (pure) | [`blockcutter`] |
 //! | ⑥ | block assembly + signature, then the ledger | [`blockwriter`], `fabric-ledger` crate |
@@ -22,6 +22,7 @@ pub mod broadcast;
 pub mod consensus;
 pub mod dedupe;
 pub mod deliver;
+pub mod msgprocessor;
 pub mod policy;
 pub mod service;
 

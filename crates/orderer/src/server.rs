@@ -672,44 +672,41 @@ struct Revalidator {
     expiration_checks: bool,
 }
 
+impl Revalidator {
+    /// Runs `f` with the channel's processor at its current config.
+    fn with_processor<T>(
+        &self,
+        f: impl FnOnce(&crate::msgprocessor::MsgProcessor<'_>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
+        let bundle = support.bundle();
+        let p = crate::msgprocessor::MsgProcessor::new(
+            &self.channel_id,
+            &bundle,
+            self.expiration_checks,
+            &self.signer,
+        );
+        f(&p)
+    }
+}
+
+/// Kafka re-validation through the same processor Broadcast uses.
 impl kafka::decide::Revalidate for Revalidator {
     fn normal(&self, env: &[u8]) -> Result<(), String> {
-        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
         let env = Envelope::decode(env).map_err(|e| e.to_string())?;
         let parsed = fabric_common::envelope::parse_envelope(&env).map_err(|e| e.to_string())?;
-        let bundle = support.bundle();
-        crate::policy::apply_filters(
-            &env,
-            &parsed,
-            bundle.config.batch_size.absolute_max_bytes,
-            self.expiration_checks,
-            &bundle.policies,
-        )
-        .map_err(|e| e.to_string())
+        self.with_processor(|p| p.process_normal(&env, &parsed).map_err(|e| e.to_string()))
+            .map(|_| ())
     }
 
     fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
-        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
         let outer = Envelope::decode(env).map_err(|e| e.to_string())?;
         let parsed = fabric_common::envelope::parse_envelope(&outer).map_err(|e| e.to_string())?;
         if parsed.channel_header.r#type != HeaderType::Config as i32 {
             // Channel creation is re-checked when the new channel is made.
             return Ok(env.to_vec());
         }
-        let ce = fabric_protos::common::ConfigEnvelope::decode(parsed.payload.data.as_slice())
-            .map_err(|e| e.to_string())?;
-        let last_update = ce
-            .last_update
-            .ok_or("config envelope without last_update")?;
-        let bundle = support.bundle();
-        let validator = configupdate::ConfigValidator::new(&self.channel_id, &bundle.config.config)
-            .map_err(|e| e.to_string())?;
-        let new = validator
-            .propose_config_update(&last_update, bundle.policies.policy_manager())
-            .map_err(|e| e.to_string())?;
-        let config = new.config.ok_or("no config")?;
-        let tx =
-            configupdate::config_envelope_tx(&self.channel_id, config, last_update, &self.signer);
-        Ok(tx.encode_to_vec())
+        self.with_processor(|p| p.process_config(&outer).map_err(|e| e.to_string()))
+            .map(|(tx, _)| tx.encode_to_vec())
     }
 }

@@ -6,6 +6,7 @@ use fabric_protos::common::Status;
 use crate::broadcast::BroadcastError;
 use crate::consensus::ChainError;
 use crate::deliver::DeliverError;
+use crate::msgprocessor::ProcessError;
 use crate::policy::FilterError;
 
 /// The Fabric status a Broadcast client sees for an error.
@@ -15,7 +16,7 @@ pub fn broadcast_status(err: &BroadcastError) -> Status {
         BroadcastError::ChannelNotFound(_) => Status::NotFound,
         BroadcastError::NoSystemChannel => Status::BadRequest,
         BroadcastError::NotDirect(_) => Status::BadRequest,
-        BroadcastError::ConfigUpdate(_) | BroadcastError::ChannelCreation(_) => Status::BadRequest,
+        BroadcastError::ChannelCreation(_) => Status::BadRequest,
         BroadcastError::Maintenance(_) => Status::ServiceUnavailable,
         // Fabric's ClassifyError: only ErrPermissionDenied is FORBIDDEN; an
         // expired identity or a missing policy is BAD_REQUEST.
@@ -24,6 +25,20 @@ pub fn broadcast_status(err: &BroadcastError) -> Status {
         BroadcastError::Chain(ChainError::NotReady(_) | ChainError::Enqueue(_)) => {
             Status::ServiceUnavailable
         }
+        BroadcastError::Process(p) => process_status(p),
+    }
+}
+
+/// The Fabric status of a message the channel's processor refused.
+fn process_status(err: &ProcessError) -> Status {
+    match err {
+        ProcessError::Header(_) | ProcessError::ConfigUpdate(_) | ProcessError::BadConfig(_) => {
+            Status::BadRequest
+        }
+        ProcessError::Maintenance(_) => Status::ServiceUnavailable,
+        // Fabric's ClassifyError: only ErrPermissionDenied is FORBIDDEN.
+        ProcessError::Filter(FilterError::PermissionDenied(_)) => Status::Forbidden,
+        ProcessError::Filter(_) => Status::BadRequest,
     }
 }
 

@@ -17,10 +17,11 @@ use fabric_protos::orderer::BroadcastResponse;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::channels::{ChannelSupport, Registrar};
-use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
+use crate::channels::{ChannelBundle, ChannelSupport, Registrar};
+use crate::configupdate::{self, ConfigUpdateError};
 use crate::consensus::ChainError;
 use crate::limits::{BROADCAST_TURN, BROADCAST_WINDOW};
+use crate::msgprocessor::{MsgProcessor, ProcessError};
 use crate::policy::{self, FilterError, MsgClass};
 use crate::service::WireEnvelope;
 use crate::status::broadcast_status;
@@ -42,9 +43,6 @@ pub enum BroadcastError {
     /// CONFIG or ORDERER_TRANSACTION sent by a client.
     #[error("message is of type that cannot be processed directly: {0}")]
     NotDirect(i32),
-    /// A CONFIG_UPDATE that cannot be applied.
-    #[error("error applying config update to existing channel: {0}")]
-    ConfigUpdate(String),
     /// A channel creation request that cannot be applied.
     #[error("error validating channel creation transaction for new channel: {0}")]
     ChannelCreation(String),
@@ -54,6 +52,9 @@ pub enum BroadcastError {
     /// A filter rule refused it.
     #[error(transparent)]
     Filter(#[from] FilterError),
+    /// The channel's message processor refused it.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// The chain did not take it.
     #[error(transparent)]
     Chain(#[from] ChainError),
@@ -71,13 +72,6 @@ pub struct Broadcaster {
 enum Slot {
     Pending(oneshot::Receiver<Result<(), ChainError>>),
     Done(BroadcastResponse),
-}
-
-fn update_error(e: ConfigUpdateError) -> BroadcastError {
-    match e {
-        ConfigUpdateError::MaintenanceMode(m) => BroadcastError::Maintenance(m),
-        other => BroadcastError::ConfigUpdate(other.to_string()),
-    }
 }
 
 fn response(err: &BroadcastError) -> BroadcastResponse {
@@ -100,6 +94,10 @@ impl Broadcaster {
             expiration_checks,
             signer,
         }
+    }
+
+    fn processor<'a>(&'a self, channel_id: &'a str, bundle: &'a ChannelBundle) -> MsgProcessor<'a> {
+        MsgProcessor::new(channel_id, bundle, self.expiration_checks, &self.signer)
     }
 
     /// Validates one envelope and queues it on its chain; returns the
@@ -127,19 +125,10 @@ impl Broadcaster {
             MsgClass::Normal => {}
         }
         let bundle = support.bundle();
-        let config = &bundle.config;
-        if bundle.policies.normal_rejected() {
-            return Err(BroadcastError::Maintenance(
-                "normal transactions are rejected: maintenance mode".into(),
-            ));
-        }
-        policy::apply_filters(
-            env,
-            &parsed,
-            config.batch_size.absolute_max_bytes,
-            self.expiration_checks,
-            &bundle.policies,
-        )?;
+        let seq = self
+            .processor(&support.channel_id, &bundle)
+            .process_normal(env, &parsed)?;
+        drop(bundle);
         crate::metrics::broadcast_begin_enqueue();
         support.chain.wait_ready().await?;
         let size = policy::message_size(env);
@@ -149,7 +138,7 @@ impl Broadcaster {
             Ok(w) => w.go_marshal().into_owned(),
             Err(_) => prost::Message::encode_to_vec(env),
         };
-        Ok(support.chain.submit(bytes, size, config.sequence).await?)
+        Ok(support.chain.submit(bytes, size, seq).await?)
     }
 
     /// A CONFIG_UPDATE on an existing channel (Fabric `ProcessConfigUpdateMsg`):
@@ -162,31 +151,15 @@ impl Broadcaster {
         support: &ChannelSupport,
     ) -> Result<oneshot::Receiver<Result<(), ChainError>>, BroadcastError> {
         let bundle = support.bundle();
-        let channel_id = &support.channel_id;
-        let max = bundle.config.batch_size.absolute_max_bytes;
-        policy::apply_filters(env, parsed, max, self.expiration_checks, &bundle.policies)?;
-        let validator =
-            ConfigValidator::new(channel_id, &bundle.config.config).map_err(update_error)?;
-        let proposed = validator
-            .propose_config_update(env, bundle.policies.policy_manager())
-            .map_err(update_error)?;
-        let config = proposed
-            .config
-            .ok_or_else(|| BroadcastError::ConfigUpdate("proposal without config".into()))?;
-        let tx = configupdate::config_envelope_tx(channel_id, config, env.clone(), &self.signer);
-        let tx_parsed = parse_envelope(&tx)?;
-        policy::apply_filters(
-            &tx,
-            &tx_parsed,
-            max,
-            self.expiration_checks,
-            &bundle.policies,
-        )?;
+        let (tx, seq) = self
+            .processor(&support.channel_id, &bundle)
+            .process_config_update(env, parsed)?;
+        drop(bundle);
         crate::metrics::broadcast_begin_enqueue();
         support.chain.wait_ready().await?;
         Ok(support
             .chain
-            .submit_config(prost::Message::encode_to_vec(&tx), bundle.sequence())
+            .submit_config(prost::Message::encode_to_vec(&tx), seq)
             .await?)
     }
 

@@ -1207,3 +1207,71 @@ fn mutated_requests_never_panic() {
         })
         .unwrap();
 }
+
+/// The channel's message processor (`crate::msgprocessor`) at config `c`.
+fn bundle_of(c: &Config) -> crate::channels::ChannelBundle {
+    let cfg = crate::channelconfig::ChannelConfig::from_config(SYS.into(), c.clone()).unwrap();
+    crate::channels::ChannelBundle::new(cfg).unwrap()
+}
+
+#[test]
+fn the_processor_re_derives_a_config_message_from_its_last_update_as_fabric_does() {
+    use crate::msgprocessor::{MsgProcessor, ProcessError};
+    let n = net();
+    let c = system_config(&n);
+    let bundle = bundle_of(&c);
+    let p = MsgProcessor::new(SYS, &bundle, true, &n.orderer);
+    // ProcessConfigUpdateMsg: a CONFIG envelope signed by the orderer, at the current sequence.
+    let cue = signed(batch_size_update(&c, SYS, 10), &[&n.orderer_admin]);
+    let upd = update_tx(SYS, &cue, Some(&n.orderer_admin));
+    let (tx, seq) = p
+        .process_config_update(&upd, &parse_envelope(&upd).unwrap())
+        .unwrap();
+    assert_eq!(seq, c.sequence);
+    let new = config_of_envelope(&tx);
+    assert_eq!(batch_size(&new).max_message_count, 10);
+    // ProcessConfigMsg on it (the Kafka chain's re-validation): the same config again.
+    let (again, _) = p.process_config(&tx).unwrap();
+    assert_eq!(config_of_envelope(&again), new);
+    // Once that config is in force, the same update is stale: refused.
+    let after = bundle_of(&new);
+    let p2 = MsgProcessor::new(SYS, &after, true, &n.orderer);
+    assert!(matches!(
+        p2.process_config(&tx),
+        Err(ProcessError::ConfigUpdate(_))
+    ));
+    // Only CONFIG envelopes are config messages.
+    assert!(matches!(
+        p.process_config(&upd),
+        Err(ProcessError::BadConfig(_))
+    ));
+}
+
+#[test]
+fn the_processor_refuses_a_normal_message_from_a_non_writer() {
+    use crate::msgprocessor::{MsgProcessor, ProcessError};
+    let n = net();
+    let c = system_config(&n);
+    let bundle = bundle_of(&c);
+    let p = MsgProcessor::new(SYS, &bundle, true, &n.orderer);
+    let mk = |s: &LocalSigner| {
+        fabric_common::envelope::create_signed_envelope(
+            HeaderType::Message,
+            SYS,
+            Some(s),
+            b"x".to_vec(),
+            &Default::default(),
+        )
+    };
+    let ok = mk(&n.orderer_client);
+    assert_eq!(
+        p.process_normal(&ok, &parse_envelope(&ok).unwrap())
+            .unwrap(),
+        c.sequence
+    );
+    let evil = mk(&n.evil_admin);
+    assert!(matches!(
+        p.process_normal(&evil, &parse_envelope(&evil).unwrap()),
+        Err(ProcessError::Filter(_))
+    ));
+}
