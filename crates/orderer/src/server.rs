@@ -528,7 +528,7 @@ impl ChainStarter {
         let writer = BlockWriter::new(Arc::clone(&self.signer), Some(&last));
         let sink: Arc<dyn ConfigSink> = Arc::clone(self) as Arc<dyn ConfigSink>;
         let (handle, task) = match config.consensus_type.as_str() {
-            "solo" => solo::start_with_sink(
+            "solo" => solo::start_with_hooks(
                 id.to_string(),
                 SoloSettings {
                     batch_size: config.batch_size,
@@ -538,7 +538,10 @@ impl ChainStarter {
                 },
                 writer,
                 ledger,
-                sink,
+                solo::SoloHooks {
+                    sink,
+                    revalidate: self.revalidator(id),
+                },
                 self.shutdown.clone(),
             ),
             "kafka" => {
@@ -559,12 +562,7 @@ impl ChainStarter {
                     exactly_once: config.exactly_once(),
                     resubmission: config.resubmission(),
                     sink,
-                    revalidate: Arc::new(Revalidator {
-                        channel_id: id.to_string(),
-                        registrar: Arc::clone(&self.registrar),
-                        signer: Arc::clone(&self.signer),
-                        expiration_checks: !settings.no_expiration_checks,
-                    }),
+                    revalidate: self.revalidator(id),
                 };
                 kafka::start_with_hooks(
                     id.to_string(),
@@ -611,6 +609,16 @@ impl ChainStarter {
                   "created the ledger of a channel whose creation block was committed before the orderer stopped");
         }
         Ok(())
+    }
+
+    /// Re-validation of `id`'s envelopes through its message processor.
+    fn revalidator(&self, id: &str) -> Arc<Revalidator> {
+        Arc::new(Revalidator {
+            channel_id: id.to_string(),
+            registrar: Arc::clone(&self.registrar),
+            signer: Arc::clone(&self.signer),
+            expiration_checks: !self.settings.no_expiration_checks,
+        })
     }
 
     fn create_channel(self: &Arc<Self>, inner: &Envelope) -> Result<()> {

@@ -25,6 +25,7 @@ pub fn broadcast_status(err: &BroadcastError) -> Status {
         BroadcastError::Chain(ChainError::NotReady(_) | ChainError::Enqueue(_)) => {
             Status::ServiceUnavailable
         }
+        BroadcastError::Chain(ChainError::Invalid(_)) => Status::BadRequest,
         BroadcastError::Process(p) => process_status(p),
     }
 }

@@ -40,6 +40,10 @@ pub enum ChainError {
     /// The chain stopped before the envelope became durable.
     #[error("cannot enqueue: {0}")]
     Enqueue(String),
+    /// Validated against a config that was replaced before it was ordered,
+    /// and no longer valid (solo's re-validation, as Fabric's solo).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// How the chain orders a submission.

@@ -3,6 +3,15 @@
 //! batch timer, and writes each block (signed, fsynced) before
 //! acknowledging the envelopes in it. An acknowledged envelope is on disk.
 //!
+//! An envelope validated against a config that a config block has since
+//! replaced is validated again before it is ordered, as Fabric's solo does
+//! (`orderer/consensus/solo/consensus.go`): a normal envelope with the
+//! channel's message processor (`ProcessNormalMsg`), a config message
+//! re-derived from its `last_update` (`ProcessConfigMsg`). Fabric's solo has
+//! already answered SUCCESS then and drops it silently; ours answers after
+//! the block is written, so the client learns that it was refused
+//! (BAD_REQUEST).
+//!
 //! When the ledger cannot be written (disk full, I/O error) the task retries
 //! the same block with bounded backoff ([`super::append_durably`]); the
 //! chain is `Stalled` meanwhile, so new Broadcasts get SERVICE_UNAVAILABLE,
@@ -14,10 +23,11 @@ use fabric_ledger::Ledger;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use std::sync::Arc;
 
+use super::kafka::decide::{AlwaysValid, Revalidate};
 use super::{
     append_durably, config_effect, AppendStop, ChainError, ChainHandle, ChainState, ConfigEffect,
     ConfigSink, NoConfigSink, Submission, SubmitKind,
@@ -55,6 +65,7 @@ struct SoloChain {
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
     sink: Arc<dyn ConfigSink>,
+    revalidate: Arc<dyn Revalidate + Send + Sync>,
     window: EnvelopeWindow,
     /// Acks of duplicates whose original is in the pending batch: answered
     /// when that batch is durable.
@@ -88,6 +99,33 @@ pub fn start_with_sink(
     sink: Arc<dyn ConfigSink>,
     shutdown: CancellationToken,
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
+    let hooks = SoloHooks {
+        sink,
+        revalidate: Arc::new(AlwaysValid),
+    };
+    start_with_hooks(channel_id, settings, writer, ledger, hooks, shutdown)
+}
+
+/// How a solo chain meets the rest of the node.
+#[derive(Debug)]
+pub struct SoloHooks {
+    /// Told about committed config blocks.
+    pub sink: Arc<dyn ConfigSink>,
+    /// Re-validates envelopes validated against an older config (the
+    /// channel's message processor).
+    pub revalidate: Arc<dyn Revalidate + Send + Sync>,
+}
+
+/// As [`start`], with the node's hooks.
+pub fn start_with_hooks(
+    channel_id: String,
+    settings: SoloSettings,
+    writer: BlockWriter,
+    ledger: Ledger,
+    hooks: SoloHooks,
+    shutdown: CancellationToken,
+) -> (ChainHandle, tokio::task::JoinHandle<()>) {
+    let SoloHooks { sink, revalidate } = hooks;
     let (submit_tx, submit_rx) = mpsc::channel(SUBMIT_QUEUE_LEN);
     let (state_tx, state_rx) = watch::channel(ChainState::Ready);
     let chain = SoloChain {
@@ -103,6 +141,7 @@ pub fn start_with_sink(
         ledger,
         state_tx,
         sink,
+        revalidate,
         dup_acks: Vec::new(),
     };
     let task = super::spawn_chain(chain.run(submit_rx, shutdown));
@@ -136,16 +175,28 @@ impl SoloChain {
                             continue;
                         }
                         deadline = None;
-                        if sub.config_seq != self.settings.sequence {
+                        let envelope = if sub.config_seq < self.settings.sequence {
                             // Validated against a config that is no longer current.
-                            let _ = sub.ack.send(Err(ChainError::Enqueue(format!(
-                                "config sequence moved from {} to {} while the update was validated; resubmit",
-                                sub.config_seq, self.settings.sequence
-                            ))));
+                            match self.revalidate.config(&sub.envelope) {
+                                Ok(env) => env,
+                                Err(e) => {
+                                    warn!(channel_id = %self.channel_id, error = %e, "Discarding bad config message");
+                                    let _ = sub.ack.send(Err(ChainError::Invalid(format!("config message no longer valid: {e}"))));
+                                    continue;
+                                }
+                            }
+                        } else {
+                            sub.envelope
+                        };
+                        self.write_config(envelope, sub.ack, &shutdown).await;
+                        continue;
+                    }
+                    if sub.config_seq < self.settings.sequence {
+                        if let Err(e) = self.revalidate.normal(&sub.envelope) {
+                            warn!(channel_id = %self.channel_id, error = %e, "Discarding bad normal message");
+                            let _ = sub.ack.send(Err(ChainError::Invalid(format!("message no longer valid: {e}"))));
                             continue;
                         }
-                        self.write_config(sub.envelope, sub.ack, &shutdown).await;
-                        continue;
                     }
                     if !self.window.admit(&sub.envelope) {
                         // The config asks for exactly once and a byte-identical
@@ -319,6 +370,11 @@ mod tests {
     /// A solo chain (one envelope per block) over a ledger whose appends go
     /// through a [`FaultyIo`].
     fn fixture() -> Fixture {
+        fixture_with(0, Arc::new(AlwaysValid))
+    }
+
+    /// As [`fixture`], at config `sequence`, re-validating with `revalidate`.
+    fn fixture_with(sequence: u64, revalidate: Arc<dyn Revalidate + Send + Sync>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let org = DevOrg::create(&dir.path().join("org"), "SampleOrg", "example.com").unwrap();
         let msp = org.issue("orderer.example.com", NodeOu::Orderer).unwrap();
@@ -336,15 +392,20 @@ mod tests {
                 preferred_max_bytes: 1 << 20,
             },
             batch_timeout: Duration::from_millis(20),
-            sequence: 0,
+            sequence,
             exactly_once: false,
         };
         let shutdown = CancellationToken::new();
-        let (handle, task) = start(
+        let hooks = SoloHooks {
+            sink: Arc::new(NoConfigSink),
+            revalidate,
+        };
+        let (handle, task) = start_with_hooks(
             "testchannel".into(),
             settings,
             BlockWriter::new(signer, Some(&genesis)),
             ledger,
+            hooks,
             shutdown.clone(),
         );
         Fixture {
@@ -355,6 +416,50 @@ mod tests {
             shutdown,
             task,
         }
+    }
+
+    /// Refuses envelopes that start with `bad`.
+    #[derive(Debug)]
+    struct RefusesBad;
+
+    impl Revalidate for RefusesBad {
+        fn normal(&self, env: &[u8]) -> Result<(), String> {
+            if env.starts_with(b"bad") {
+                Err("writer removed".into())
+            } else {
+                Ok(())
+            }
+        }
+        fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
+            self.normal(env).map(|_| env.to_vec())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_envelope_validated_at_an_older_config_is_validated_again_as_fabric_solo_does() {
+        let f = fixture_with(1, Arc::new(RefusesBad));
+        let ack = |h: &ChainHandle, env: &'static [u8], seq: u64| {
+            let h = h.clone();
+            async move {
+                h.submit(env.to_vec(), env.len() as u64, seq)
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap()
+            }
+        };
+        // Validated at sequence 0, the config is at 1: checked again.
+        assert_eq!(ack(&f.handle, b"good-old", 0).await, Ok(()));
+        let refused = ack(&f.handle, b"bad-old", 0).await.unwrap_err();
+        assert!(matches!(refused, ChainError::Invalid(_)), "{refused:?}");
+        // Validated at the current sequence: ordered as is.
+        assert_eq!(ack(&f.handle, b"bad-current", 1).await, Ok(()));
+        let blocks: Vec<Vec<u8>> = (1..f.reader.height())
+            .map(|n| f.reader.get(n).unwrap().data.unwrap().data.concat())
+            .collect();
+        assert_eq!(blocks, vec![b"good-old".to_vec(), b"bad-current".to_vec()]);
+        f.shutdown.cancel();
+        f.task.await.unwrap();
     }
 
     async fn wait_state(handle: &ChainHandle, want: impl Fn(&ChainState) -> bool) -> ChainState {
