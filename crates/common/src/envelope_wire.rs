@@ -32,6 +32,9 @@ pub struct EnvelopeWire<'a> {
     /// Every other field (key and value), in the order received.
     pub unknown: Vec<&'a [u8]>,
     raw: &'a [u8],
+    /// `raw` is already what Go writes: the known fields in order, each
+    /// once, non-empty, minimally encoded, and nothing else.
+    canonical: bool,
 }
 
 /// Why bytes are not an envelope (golang/protobuf would refuse them too).
@@ -48,13 +51,23 @@ impl<'a> EnvelopeWire<'a> {
             signature: &[],
             unknown: Vec::new(),
             raw,
+            canonical: true,
         };
+        let mut last_known = 0;
         let err = |e: prost::DecodeError| WireError(e.to_string());
         while !buf.is_empty() {
             let start = raw.len() - buf.len();
             let (tag, wire_type) = decode_key(&mut buf).map_err(err)?;
             if wire_type == WireType::LengthDelimited && (tag == PAYLOAD || tag == SIGNATURE) {
+                let key_len = raw.len() - buf.len() - start;
+                let before_len = buf.len();
                 let len = decode_varint(&mut buf).map_err(err)?;
+                let len_len = before_len - buf.len();
+                w.canonical &= key_len == 1
+                    && tag > last_known
+                    && len > 0
+                    && len_len == prost::encoding::encoded_len_varint(len);
+                last_known = tag;
                 if len > buf.len() as u64 {
                     return Err(WireError(format!(
                         "field {tag} claims {len} bytes, {} left",
@@ -71,6 +84,7 @@ impl<'a> EnvelopeWire<'a> {
             } else {
                 skip_field(wire_type, tag, &mut buf, DecodeContext::default()).map_err(err)?;
                 w.unknown.push(&raw[start..raw.len() - buf.len()]);
+                w.canonical = false;
             }
         }
         Ok(w)
@@ -83,6 +97,9 @@ impl<'a> EnvelopeWire<'a> {
 
     /// The bytes Fabric's orderer puts into a block for this envelope.
     pub fn go_marshal(&self) -> Cow<'a, [u8]> {
+        if self.canonical {
+            return Cow::Borrowed(self.raw);
+        }
         let mut out = Vec::with_capacity(self.raw.len());
         for (tag, value) in [(PAYLOAD, self.payload), (SIGNATURE, self.signature)] {
             if !value.is_empty() {
@@ -155,7 +172,11 @@ mod tests {
         let raw = [0x0a, 1, b'p', 0x10, 0x05];
         let w = EnvelopeWire::parse(&raw).unwrap();
         assert_eq!(w.unknown, vec![&[0x10, 0x05][..]]);
-        assert!(matches!(w.go_marshal(), Cow::Borrowed(_)));
+        assert_eq!(w.go_marshal().as_ref(), &raw[..]);
+        // A length written with more bytes than needed is written minimally.
+        let raw = [0x0a, 0x81, 0x00, b'p'];
+        let w = EnvelopeWire::parse(&raw).unwrap();
+        assert_eq!(w.go_marshal().into_owned(), vec![0x0a, 1, b'p']);
     }
 
     #[test]
@@ -185,6 +206,8 @@ mod tests {
             let d = Envelope::decode(out.as_slice()).unwrap();
             prop_assert_eq!(&d.payload, &payload);
             prop_assert_eq!(&d.signature, &signature);
+            // The shortcut for canonical bytes agrees with building them.
+            prop_assert_eq!(w.canonical, out == raw);
             // Marshalling Go's bytes again changes nothing.
             let again = EnvelopeWire::parse(&out).unwrap();
             prop_assert!(matches!(again.go_marshal(), Cow::Borrowed(_)));
