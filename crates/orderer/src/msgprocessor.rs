@@ -13,12 +13,14 @@
 //!   envelope's `last_update` processed again as a config update (the
 //!   CONFIG envelope itself, made by an orderer, is not filtered).
 
+use std::sync::Arc;
+
 use fabric_common::envelope::{parse_envelope, EnvelopeError, ParsedEnvelope};
 use fabric_common::msp::LocalSigner;
 use fabric_protos::common::{ConfigEnvelope, Envelope, HeaderType};
 use prost::Message as _;
 
-use crate::channels::ChannelBundle;
+use crate::channels::{ChannelBundle, Registrar};
 use crate::configupdate::{self, ConfigUpdateError, ConfigValidator};
 use crate::policy::{self, FilterError};
 
@@ -141,5 +143,58 @@ impl<'a> MsgProcessor<'a> {
             .ok_or_else(|| ProcessError::BadConfig("config envelope without last_update".into()))?;
         let update_parsed = parse_envelope(&last_update)?;
         self.process_config_update(&last_update, &update_parsed)
+    }
+}
+
+/// Re-validation of one channel's envelopes (Kafka and solo chains) through
+/// the channel's processor at its current bundle.
+#[derive(Debug)]
+pub struct ChannelRevalidator {
+    /// The channel.
+    pub channel_id: String,
+    /// Where its current bundle is.
+    pub registrar: Arc<Registrar>,
+    /// Signs re-derived CONFIG envelopes.
+    pub signer: Arc<LocalSigner>,
+    /// False when `General.Authentication.NoExpirationChecks` is set.
+    pub expiration_checks: bool,
+}
+
+impl ChannelRevalidator {
+    /// Runs `f` with the channel's processor at its current config.
+    fn with_processor<T>(
+        &self,
+        f: impl FnOnce(&MsgProcessor<'_>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
+        let bundle = support.bundle();
+        let p = MsgProcessor::new(
+            &self.channel_id,
+            &bundle,
+            self.expiration_checks,
+            &self.signer,
+        );
+        f(&p)
+    }
+}
+
+/// Kafka re-validation through the same processor Broadcast uses.
+impl crate::consensus::kafka::decide::Revalidate for ChannelRevalidator {
+    fn normal(&self, env: &[u8]) -> Result<(), String> {
+        let env = Envelope::decode(env).map_err(|e| e.to_string())?;
+        let parsed = fabric_common::envelope::parse_envelope(&env).map_err(|e| e.to_string())?;
+        self.with_processor(|p| p.process_normal(&env, &parsed).map_err(|e| e.to_string()))
+            .map(|_| ())
+    }
+
+    fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
+        let outer = Envelope::decode(env).map_err(|e| e.to_string())?;
+        let parsed = fabric_common::envelope::parse_envelope(&outer).map_err(|e| e.to_string())?;
+        if parsed.channel_header.r#type != HeaderType::Config as i32 {
+            // Channel creation is re-checked when the new channel is made.
+            return Ok(env.to_vec());
+        }
+        self.with_processor(|p| p.process_config(&outer).map_err(|e| e.to_string()))
+            .map(|(tx, _)| tx.encode_to_vec())
     }
 }

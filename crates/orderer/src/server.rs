@@ -612,8 +612,8 @@ impl ChainStarter {
     }
 
     /// Re-validation of `id`'s envelopes through its message processor.
-    fn revalidator(&self, id: &str) -> Arc<Revalidator> {
-        Arc::new(Revalidator {
+    fn revalidator(&self, id: &str) -> Arc<crate::msgprocessor::ChannelRevalidator> {
+        Arc::new(crate::msgprocessor::ChannelRevalidator {
             channel_id: id.to_string(),
             registrar: Arc::clone(&self.registrar),
             signer: Arc::clone(&self.signer),
@@ -668,53 +668,5 @@ impl ConfigSink for ChainStarter {
             },
             Err(e) => error!(channel_id, error = %e, "committed config envelope does not parse"),
         }
-    }
-}
-
-/// Re-checks Kafka messages validated against an older config sequence.
-#[derive(Debug)]
-struct Revalidator {
-    channel_id: String,
-    registrar: Arc<Registrar>,
-    signer: Arc<LocalSigner>,
-    expiration_checks: bool,
-}
-
-impl Revalidator {
-    /// Runs `f` with the channel's processor at its current config.
-    fn with_processor<T>(
-        &self,
-        f: impl FnOnce(&crate::msgprocessor::MsgProcessor<'_>) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let support = self.registrar.get(&self.channel_id).ok_or("channel gone")?;
-        let bundle = support.bundle();
-        let p = crate::msgprocessor::MsgProcessor::new(
-            &self.channel_id,
-            &bundle,
-            self.expiration_checks,
-            &self.signer,
-        );
-        f(&p)
-    }
-}
-
-/// Kafka re-validation through the same processor Broadcast uses.
-impl kafka::decide::Revalidate for Revalidator {
-    fn normal(&self, env: &[u8]) -> Result<(), String> {
-        let env = Envelope::decode(env).map_err(|e| e.to_string())?;
-        let parsed = fabric_common::envelope::parse_envelope(&env).map_err(|e| e.to_string())?;
-        self.with_processor(|p| p.process_normal(&env, &parsed).map_err(|e| e.to_string()))
-            .map(|_| ())
-    }
-
-    fn config(&self, env: &[u8]) -> Result<Vec<u8>, String> {
-        let outer = Envelope::decode(env).map_err(|e| e.to_string())?;
-        let parsed = fabric_common::envelope::parse_envelope(&outer).map_err(|e| e.to_string())?;
-        if parsed.channel_header.r#type != HeaderType::Config as i32 {
-            // Channel creation is re-checked when the new channel is made.
-            return Ok(env.to_vec());
-        }
-        self.with_processor(|p| p.process_config(&outer).map_err(|e| e.to_string()))
-            .map(|(tx, _)| tx.encode_to_vec())
     }
 }

@@ -1,0 +1,515 @@
+//! ④–⑥ The Kafka chain task: start-up (topic, producer, CONNECT,
+//! consumer), consumption through the pure [`super::decide::Decider`], the
+//! batch timer, consumer-error handling (Fabric's `errorChan`), and writing
+//! blocks.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fabric_ledger::Ledger;
+use fabric_protos::orderer::{KafkaMessage, KafkaMetadata};
+use prost::Message as _;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::decide::{Action, Decider, Offsets};
+use super::health::health_probe;
+use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION, RECORD_KEY};
+use crate::blockcutter::BatchSize;
+use crate::blockwriter::BlockWriter;
+use crate::consensus::{config_effect, ChainState, ConfigEffect};
+use crate::limits::{KAFKA_BACKLOG_STALL, KAFKA_MAX_BACKLOG};
+
+pub(super) struct KafkaChain {
+    pub(super) health_tx: watch::Sender<Option<String>>,
+    /// `Some(reason)` while consumption is errored (Fabric's closed `errorChan`).
+    pub(super) errored_tx: watch::Sender<Option<String>>,
+    /// The decider's [`Decider::reprocessing_pending`], for Broadcast.
+    pub(super) reprocessing_tx: watch::Sender<bool>,
+    pub(super) channel_id: String,
+    pub(super) settings: Arc<KafkaSettings>,
+    pub(super) batch_size: BatchSize,
+    pub(super) batch_timeout: Duration,
+    pub(super) offsets: Offsets,
+    pub(super) decider: Option<Decider>,
+    pub(super) writer: BlockWriter,
+    pub(super) ledger: Ledger,
+    pub(super) state_tx: watch::Sender<ChainState>,
+    /// The last offset the chain processed, for the produce side's
+    /// back-pressure ([`produce::Backlog`]); published every
+    /// [`CONSUMED_EVERY`] messages and at each block.
+    pub(super) consumed_tx: watch::Sender<i64>,
+    pub(super) hooks: ChainHooks,
+    /// The runtime that started the chain (the gRPC one): the produce task
+    /// runs there, next to the Broadcast streams that feed it.
+    pub(super) io: tokio::runtime::Handle,
+}
+
+/// Fabric's consumer-error rule (`processMessagesToBlocks`): the first
+/// consumption error starts a timer of `Kafka.Retry.NetworkTimeouts.ReadTimeout`;
+/// a message consumed before it fires cancels it; when it fires the chain is
+/// errored (Deliver refuses) until a message is consumed again.
+#[derive(Debug, Default)]
+struct ConsumeErrors {
+    /// The first error of the current run and when the timer fires.
+    pending: Option<(Instant, String)>,
+    /// Errored (the timer fired) and not yet resumed.
+    errored: bool,
+}
+
+impl ConsumeErrors {
+    /// An error; `true` when it started the timer.
+    fn failed(&mut self, e: &KafkaError, read_timeout: Duration) -> bool {
+        if self.pending.is_some() || self.errored {
+            return false;
+        }
+        self.pending = Some((Instant::now() + read_timeout, e.to_string()));
+        true
+    }
+
+    /// Resolves when the timer fires (never while none runs).
+    fn timeout(&self) -> impl Future<Output = ()> + 'static {
+        let at = self.pending.as_ref().map(|(at, _)| *at);
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The timer fired: errored, with the reason.
+    fn expire(&mut self) -> String {
+        self.errored = true;
+        let first = self.pending.take().map(|(_, e)| e).unwrap_or_default();
+        format!("Kafka consumption has been failing (first error: {first}); consenter error")
+    }
+
+    /// A message was consumed; `true` when that ends an errored period.
+    fn resumed(&mut self) -> bool {
+        self.pending = None;
+        std::mem::take(&mut self.errored)
+    }
+}
+
+/// How often (in messages) the chain publishes its consumed offset.
+const CONSUMED_EVERY: i64 = 64;
+
+impl KafkaChain {
+    async fn setup(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<(FutureProducer, StreamConsumer), String>> {
+        let s = &*self.settings;
+        let topic = self.channel_id.clone();
+        // 0. Reach the brokers (a refused login or certificate is named here).
+        let reach = retry("connect to the Kafka brokers", s, shutdown, || async {
+            let s2 = Arc::clone(&self.settings);
+            let timeout = s
+                .dial_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(10));
+            tokio::task::spawn_blocking(move || s2.metadata_diagnosed(None, timeout).map(|_| ()))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+        .await?;
+        if let Err(e) = reach {
+            return Some(Err(e));
+        }
+        // 1. The topic (a failure only logs: auto-creation may still work, as in Fabric).
+        let created = retry("create topic", s, shutdown, || async {
+            let admin = s.admin().map_err(|e| e.to_string())?;
+            let t = NewTopic::new(&topic, 1, TopicReplication::Fixed(s.replication_factor));
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(3)));
+            let res = admin
+                .create_topics([&t], &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in res {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((t, code)) => return Err(format!("creating topic {t}: {code}")),
+                }
+            }
+            Ok::<_, String>(())
+        })
+        .await?;
+        if let Err(e) = created {
+            warn!(channel_id = %self.channel_id, error = %e, "failed to create Kafka topic; relying on auto-creation");
+        }
+        // 2. Producer and 3. CONNECT (which also proves the partition is writable).
+        let producer = retry("post CONNECT", s, shutdown, || async {
+            let p = s.producer().map_err(|e| e.to_string())?;
+            let payload = connect_message();
+            let rec = rdkafka::producer::FutureRecord::to(&topic)
+                .partition(PARTITION)
+                .key(RECORD_KEY)
+                .payload(&payload);
+            let sent = tokio::time::timeout(s.ack_timeout(), p.send(rec, Duration::from_secs(10)))
+                .await
+                .map_err(|_| format!("not acknowledged within {:?}", s.ack_timeout()))?;
+            match sent {
+                Ok(d) => {
+                    debug!(channel_id = %topic, offset = d.offset, "posted CONNECT");
+                    Ok(p)
+                }
+                Err((e, _)) => Err(format!(
+                    "posting CONNECT to topic {topic} partition {PARTITION}: {e}"
+                )),
+            }
+        })
+        .await?;
+        let producer = match producer {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        // 4. Consumer at the resume offset.
+        let start = self.offsets.start_offset();
+        let consumer = retry("set up consumer", s, shutdown, || async {
+            let c = s.consumer().map_err(|e| e.to_string())?;
+            let mut tpl = TopicPartitionList::new();
+            let off = if start < 0 {
+                Offset::Beginning
+            } else {
+                Offset::Offset(start)
+            };
+            tpl.add_partition_offset(&topic, PARTITION, off)
+                .map_err(|e| e.to_string())?;
+            c.assign(&tpl).map_err(|e| e.to_string())?;
+            // Metadata round trip proves the brokers are reachable.
+            c.fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(c)
+        })
+        .await?;
+        Some(consumer.map(|c| (producer, c)))
+    }
+
+    pub(super) async fn run(
+        mut self,
+        submit_rx: mpsc::Receiver<crate::consensus::Submission>,
+        shutdown: CancellationToken,
+    ) {
+        info!(channel_id = %self.channel_id, last_offset_persisted = self.offsets.last_offset_persisted,
+              height = self.ledger.height(), brokers = ?self.settings.brokers, "starting Kafka chain");
+        let (producer, consumer) = match self.setup(&shutdown).await {
+            None => return,
+            Some(Ok(pc)) => pc,
+            Some(Err(e)) => {
+                error!(channel_id = %self.channel_id, error = %e, "Kafka start-up failed after all retries; chain halted");
+                self.state_tx.send_replace(ChainState::Halted(e));
+                return;
+            }
+        };
+        let producer = Arc::new(producer);
+        let probe_stop = shutdown.child_token();
+        tokio::spawn(health_probe(
+            self.channel_id.clone(),
+            Arc::clone(&producer),
+            self.health_tx.clone(),
+            probe_stop.clone(),
+        ));
+        let _probe_guard = probe_stop.drop_guard();
+        let backlog = produce::Backlog::new(
+            self.consumed_tx.subscribe(),
+            KAFKA_MAX_BACKLOG,
+            KAFKA_BACKLOG_STALL,
+        );
+        let produce_task = self.io.spawn(produce::run(
+            self.channel_id.clone(),
+            Arc::clone(&producer),
+            submit_rx,
+            self.state_tx.subscribe(),
+            backlog,
+            self.settings.ack_timeout(),
+            shutdown.clone(),
+        ));
+        let reader = self.ledger.reader();
+        let window = tokio::task::block_in_place(|| {
+            crate::dedupe::EnvelopeWindow::seed_from_ledger(
+                crate::dedupe::WindowLimits::DEFAULT,
+                self.hooks.exactly_once,
+                &reader,
+            )
+        });
+        let mut decider =
+            Decider::new(self.offsets, self.ledger.height().saturating_sub(1)).with_window(window);
+        decider.set_resubmission(self.hooks.resubmission);
+        if !self.hooks.resubmission {
+            warn!(channel_id = %self.channel_id, "This orderer is running in compatibility mode (the channel has no V1_1 orderer capability: every message is re-validated when consumed, nothing is re-ordered)");
+        }
+        self.reprocessing_tx
+            .send_replace(decider.reprocessing_pending());
+        self.decider = Some(decider);
+        self.state_tx.send_replace(ChainState::Ready);
+        crate::metrics::kafka_last_offset_persisted(
+            &self.channel_id,
+            self.offsets.last_offset_persisted,
+        );
+        info!(channel_id = %self.channel_id, start_offset = self.offsets.start_offset(), "Start phase completed successfully");
+        self.consume(consumer, &producer, shutdown).await;
+        let _ = produce_task.await;
+        info!(channel_id = %self.channel_id, "Kafka chain stopped");
+    }
+
+    async fn consume(
+        &mut self,
+        consumer: StreamConsumer,
+        producer: &FutureProducer,
+        shutdown: CancellationToken,
+    ) {
+        let mut stream = consumer.stream();
+        let mut deadline: Option<Instant> = None;
+        let mut errors = ConsumeErrors::default();
+        loop {
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let errors_timeout = errors.timeout();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = errors_timeout => {
+                    let why = errors.expire();
+                    warn!(channel_id = %self.channel_id, reason = %why, "Closed the errorChan: consumption errors lasted Kafka.Retry.NetworkTimeouts.ReadTimeout; Deliver answers SERVICE_UNAVAILABLE until consumption resumes");
+                    self.errored_tx.send_replace(Some(why));
+                    // Nothing else may come through the partition to show that
+                    // consumption resumed: a CONNECT will (Fabric does the same).
+                    self.post_connect(producer, &shutdown);
+                }
+                _ = timer => {
+                    deadline = None;
+                    let Some(d) = self.decider.as_mut() else { return };
+                    if let Action::Produce(m) = d.on_timer() {
+                        self.produce_side(producer, m);
+                    }
+                }
+                item = stream.next() => {
+                    let Some(item) = item else { return };
+                    let msg = match item {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!(channel_id = %self.channel_id, topic = %self.channel_id, partition = PARTITION, error = %e, "error during consumption");
+                            if matches!(e, KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) {
+                                let why = format!("unrecoverable error during consumption: {e}");
+                                self.state_tx.send_replace(ChainState::Halted(why));
+                                return;
+                            }
+                            if errors.failed(&e, self.settings.read_timeout) {
+                                warn!(channel_id = %self.channel_id, "Deliver sessions will be dropped if consumption errors continue");
+                            }
+                            continue;
+                        }
+                    };
+                    if errors.resumed() {
+                        self.errored_tx.send_replace(None);
+                        info!(channel_id = %self.channel_id, offset = msg.offset(), "Marked consenter as available again");
+                    }
+                    let offset = msg.offset();
+                    let Some(payload) = msg.payload() else { continue };
+                    let km = match KafkaMessage::decode(payload) {
+                        Ok(km) => km,
+                        Err(e) => {
+                            error!(channel_id = %self.channel_id, offset, error = %e, "unable to unmarshal consumed message; skipping");
+                            continue;
+                        }
+                    };
+                    let Some(d) = self.decider.as_mut() else { return };
+                    let seq = self.hooks.config_seq;
+                    let actions = match d.on_message(offset, &km, seq, &self.batch_size, &*self.hooks.revalidate) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            error!(channel_id = %self.channel_id, offset, error = %e, "consenter stopped");
+                            self.state_tx.send_replace(ChainState::Halted(e.to_string()));
+                            return;
+                        }
+                    };
+                    let mut wrote = false;
+                    for a in actions {
+                        match a {
+                            Action::StartTimer => {
+                                crate::metrics::block_fill_pending(&self.channel_id);
+                                if deadline.is_none() {
+                                    deadline = Some(Instant::now() + self.batch_timeout);
+                                }
+                            }
+                            Action::StopTimer => deadline = None,
+                            Action::Produce(m) => self.produce_side(producer, m),
+                            Action::WriteBlock { data, metadata, is_config } => {
+                                if !self.write(data, &metadata, is_config, &shutdown).await {
+                                    return;
+                                }
+                                wrote = true;
+                            }
+                        }
+                    }
+                    if wrote || offset % CONSUMED_EVERY == 0 {
+                        self.consumed_tx.send_replace(offset);
+                    }
+                    if let Some(d) = self.decider.as_ref() {
+                        let pending = d.reprocessing_pending();
+                        if *self.reprocessing_tx.borrow() != pending {
+                            info!(channel_id = %self.channel_id, offset, pending, "Broadcast {} for a re-ordered config message (FAB-5969)", if pending { "waits" } else { "resumes" });
+                            self.reprocessing_tx.send_replace(pending);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Posts a CONNECT under Fabric's retry schedule, in the background.
+    fn post_connect(&self, producer: &FutureProducer, shutdown: &CancellationToken) {
+        let producer = producer.clone();
+        let settings = Arc::clone(&self.settings);
+        let topic = self.channel_id.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let posted = retry("post CONNECT", &settings, &shutdown, || async {
+                let payload = connect_message();
+                let rec = rdkafka::producer::FutureRecord::to(&topic)
+                    .partition(PARTITION)
+                    .key(RECORD_KEY)
+                    .payload(&payload);
+                match tokio::time::timeout(
+                    settings.ack_timeout(),
+                    producer.send(rec, Duration::from_secs(10)),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "not acknowledged within {:?}",
+                        settings.ack_timeout()
+                    )),
+                }
+            })
+            .await;
+            match posted {
+                Some(Ok(())) => info!(channel_id = %topic, "CONNECT message posted successfully"),
+                Some(Err(e)) => {
+                    warn!(channel_id = %topic, error = %e, "cannot post CONNECT message")
+                }
+                None => {}
+            }
+        });
+    }
+
+    /// Produces a time-to-cut or resubmission; failures are only logged (as Fabric).
+    fn produce_side(&self, producer: &FutureProducer, msg: KafkaMessage) {
+        let bytes = msg.encode_to_vec();
+        let topic = self.channel_id.clone();
+        let rec = rdkafka::producer::FutureRecord::to(&topic)
+            .partition(PARTITION)
+            .key(RECORD_KEY)
+            .payload(&bytes);
+        match producer.send_result(rec) {
+            Ok(fut) => {
+                let channel_id = self.channel_id.clone();
+                tokio::spawn(async move {
+                    match fut.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err((e, _))) => {
+                            warn!(%channel_id, error = %e, "producing to Kafka failed")
+                        }
+                        Err(_) => warn!(%channel_id, "producer dropped"),
+                    }
+                });
+            }
+            Err((e, _)) => {
+                warn!(channel_id = %self.channel_id, error = %e, "cannot enqueue message to Kafka")
+            }
+        }
+    }
+
+    /// Writes the next block. While the ledger cannot be written (disk full)
+    /// the chain is `Stalled` and retries the same block with backoff
+    /// (consumption pauses; nothing is lost: the envelopes are in the
+    /// partition, and after a restart the block is rebuilt from the offsets
+    /// in the previous block). `false` when the chain must stop.
+    async fn write(
+        &mut self,
+        data: Vec<Vec<u8>>,
+        md: &KafkaMetadata,
+        config_class: bool,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        // A config-class message is a block of its own; only a CONFIG moves LAST_CONFIG.
+        let effect = if config_class {
+            match data.first().map(|d| config_effect(d)) {
+                Some(Ok((env, effect))) => Some((env, effect)),
+                Some(Err(e)) => {
+                    warn!(channel_id = %self.channel_id, error = %e, "config message does not parse; writing it as a plain block");
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let is_config = matches!(effect, Some((_, ConfigEffect::NewConfig(_))));
+        crate::metrics::block_fill_cut(&self.channel_id);
+        let md_bytes = md.encode_to_vec();
+        let mut block = self.writer.next_block(data, is_config, &md_bytes);
+        if self.hooks.legacy_orderer_metadata {
+            // Outside the signed bytes, as in Fabric v1.4 (its signature covers
+            // the same OrdererBlockMetadata value as ours).
+            if let Some(m) = block.metadata.as_mut() {
+                m.metadata[fabric_common::block::ORDERER] = fabric_protos::common::Metadata {
+                    value: md_bytes,
+                    signatures: vec![],
+                }
+                .encode_to_vec();
+            }
+        }
+        let number = self.writer.next_number() - 1;
+        match crate::consensus::append_durably(
+            &mut self.ledger,
+            &block,
+            &self.channel_id,
+            &self.state_tx,
+            shutdown,
+        )
+        .await
+        {
+            Ok(()) => {
+                debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
+                crate::metrics::kafka_last_offset_persisted(
+                    &self.channel_id,
+                    md.last_offset_persisted,
+                );
+                if let Some((env, effect)) = effect {
+                    if let ConfigEffect::NewConfig(cfg) = effect {
+                        info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");
+                        self.batch_size = cfg.batch_size;
+                        self.batch_timeout = cfg.batch_timeout;
+                        self.hooks.config_seq = cfg.sequence;
+                        self.hooks.legacy_orderer_metadata = cfg.legacy_orderer_metadata();
+                        self.hooks.exactly_once = cfg.exactly_once();
+                        self.hooks.resubmission = cfg.resubmission();
+                        if let Some(d) = self.decider.as_mut() {
+                            d.set_exactly_once(cfg.exactly_once());
+                            d.set_resubmission(cfg.resubmission());
+                        }
+                    }
+                    self.hooks.sink.config_committed(&self.channel_id, &env);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
