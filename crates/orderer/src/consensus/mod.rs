@@ -141,6 +141,51 @@ pub fn config_effect(
     Ok((env, ConfigEffect::NewConfig(Box::new(cfg))))
 }
 
+/// What a chain commits next ([`commit_block`]).
+#[derive(Debug)]
+pub struct BlockToCommit<'a> {
+    /// The envelopes.
+    pub data: Vec<Vec<u8>>,
+    /// A CONFIG block (LAST_CONFIG points to it).
+    pub is_config: bool,
+    /// Consenter metadata (Kafka: the `KafkaMetadata`; solo: none).
+    pub consenter_metadata: &'a [u8],
+    /// Also write the consenter metadata into the deprecated ORDERER slot,
+    /// as Fabric v1.4's Kafka chain does
+    /// ([`crate::channelconfig::ChannelConfig::legacy_orderer_metadata`]).
+    pub legacy_orderer_slot: bool,
+}
+
+/// ⑥ The commit path both consenters share: the next block built and signed
+/// by `writer`, then appended durably ([`append_durably`]). Returns its
+/// number. Applying a config block is the caller's (after this returns).
+pub async fn commit_block(
+    writer: &mut crate::blockwriter::BlockWriter,
+    ledger: &mut Ledger,
+    next: BlockToCommit<'_>,
+    channel_id: &str,
+    state_tx: &watch::Sender<ChainState>,
+    shutdown: &CancellationToken,
+) -> Result<u64, AppendStop> {
+    use prost::Message as _;
+    crate::metrics::block_fill_cut(channel_id);
+    let mut block = writer.next_block(next.data, next.is_config, next.consenter_metadata);
+    if next.legacy_orderer_slot {
+        // Outside the signed bytes, as in Fabric v1.4 (its signature covers
+        // the same OrdererBlockMetadata value as ours).
+        if let Some(m) = block.metadata.as_mut() {
+            m.metadata[fabric_common::block::ORDERER] = fabric_protos::common::Metadata {
+                value: next.consenter_metadata.to_vec(),
+                signatures: vec![],
+            }
+            .encode_to_vec();
+        }
+    }
+    let number = writer.next_number() - 1;
+    append_durably(ledger, &block, channel_id, state_tx, shutdown).await?;
+    Ok(number)
+}
+
 /// Why [`append_durably`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendStop {

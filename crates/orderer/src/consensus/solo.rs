@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use super::kafka::decide::{AlwaysValid, Revalidate};
 use super::{
-    append_durably, config_effect, AppendStop, ChainError, ChainHandle, ChainState, ConfigEffect,
-    ConfigSink, NoConfigSink, Submission, SubmitKind,
+    commit_block, config_effect, AppendStop, BlockToCommit, ChainError, ChainHandle, ChainState,
+    ConfigEffect, ConfigSink, NoConfigSink, Submission, SubmitKind,
 };
 use crate::blockcutter::{BatchSize, BlockCutter};
 use crate::blockwriter::BlockWriter;
@@ -257,6 +257,22 @@ impl SoloChain {
         }
     }
 
+    async fn commit(
+        &mut self,
+        next: BlockToCommit<'_>,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, AppendStop> {
+        commit_block(
+            &mut self.writer,
+            &mut self.ledger,
+            next,
+            &self.channel_id,
+            &self.state_tx,
+            shutdown,
+        )
+        .await
+    }
+
     /// Writes a config envelope as a block of its own, then applies it.
     async fn write_config(
         &mut self,
@@ -271,19 +287,14 @@ impl SoloChain {
                 return;
             }
         };
-        let is_config = matches!(effect, ConfigEffect::NewConfig(_));
-        let block = self.writer.next_block(vec![envelope], is_config, &[]);
-        let number = self.writer.next_number() - 1;
-        match append_durably(
-            &mut self.ledger,
-            &block,
-            &self.channel_id,
-            &self.state_tx,
-            shutdown,
-        )
-        .await
-        {
-            Ok(()) => {
+        let next = BlockToCommit {
+            data: vec![envelope],
+            is_config: matches!(effect, ConfigEffect::NewConfig(_)),
+            consenter_metadata: &[],
+            legacy_orderer_slot: false,
+        };
+        match self.commit(next, shutdown).await {
+            Ok(number) => {
                 if let ConfigEffect::NewConfig(cfg) = effect {
                     info!(channel_id = %self.channel_id, number, sequence = cfg.sequence, "wrote config block");
                     self.settings = SoloSettings {
@@ -313,21 +324,17 @@ impl SoloChain {
         batch: Vec<Pending>,
         shutdown: &CancellationToken,
     ) -> Result<(), AppendStop> {
-        crate::metrics::block_fill_cut(&self.channel_id);
         let (data, acks): (Vec<Vec<u8>>, Vec<_>) =
             batch.into_iter().map(|p| (p.envelope, p.ack)).unzip();
-        let block = self.writer.next_block(data, false, &[]);
-        let number = self.writer.next_number() - 1;
-        let res = append_durably(
-            &mut self.ledger,
-            &block,
-            &self.channel_id,
-            &self.state_tx,
-            shutdown,
-        )
-        .await;
+        let next = BlockToCommit {
+            data,
+            is_config: false,
+            consenter_metadata: &[],
+            legacy_orderer_slot: false,
+        };
+        let res = self.commit(next, shutdown).await;
         match &res {
-            Ok(()) => {
+            Ok(number) => {
                 debug!(channel_id = %self.channel_id, number, txs = acks.len(), "wrote block");
                 for ack in acks.into_iter().chain(self.dup_acks.drain(..)) {
                     let _ = ack.send(Ok(()));
@@ -339,7 +346,7 @@ impl SoloChain {
                 }
             }
         }
-        res
+        res.map(|_| ())
     }
 }
 

@@ -461,31 +461,24 @@ impl KafkaChain {
             None
         };
         let is_config = matches!(effect, Some((_, ConfigEffect::NewConfig(_))));
-        crate::metrics::block_fill_cut(&self.channel_id);
         let md_bytes = md.encode_to_vec();
-        let mut block = self.writer.next_block(data, is_config, &md_bytes);
-        if self.hooks.legacy_orderer_metadata {
-            // Outside the signed bytes, as in Fabric v1.4 (its signature covers
-            // the same OrdererBlockMetadata value as ours).
-            if let Some(m) = block.metadata.as_mut() {
-                m.metadata[fabric_common::block::ORDERER] = fabric_protos::common::Metadata {
-                    value: md_bytes,
-                    signatures: vec![],
-                }
-                .encode_to_vec();
-            }
-        }
-        let number = self.writer.next_number() - 1;
-        match crate::consensus::append_durably(
+        let next = crate::consensus::BlockToCommit {
+            data,
+            is_config,
+            consenter_metadata: &md_bytes,
+            legacy_orderer_slot: self.hooks.legacy_orderer_metadata,
+        };
+        match crate::consensus::commit_block(
+            &mut self.writer,
             &mut self.ledger,
-            &block,
+            next,
             &self.channel_id,
             &self.state_tx,
             shutdown,
         )
         .await
         {
-            Ok(()) => {
+            Ok(number) => {
                 debug!(channel_id = %self.channel_id, number, last_offset_persisted = md.last_offset_persisted, "wrote block");
                 crate::metrics::kafka_last_offset_persisted(
                     &self.channel_id,
