@@ -17,6 +17,8 @@
 //! chain is `Stalled` meanwhile, so new Broadcasts get SERVICE_UNAVAILABLE,
 //! and the envelopes of that block are answered once it is durable.
 
+pub mod decide;
+
 use std::time::Duration;
 
 use fabric_ledger::Ledger;
@@ -27,12 +29,13 @@ use tracing::{debug, info, warn};
 
 use std::sync::Arc;
 
+use self::decide::{Action, Decider};
 use super::kafka::decide::{AlwaysValid, Revalidate};
 use super::{
     commit_block, config_effect, AppendStop, BlockToCommit, ChainError, ChainHandle, ChainState,
     ConfigEffect, ConfigSink, NoConfigSink, Submission, SubmitKind,
 };
-use crate::blockcutter::{BatchSize, BlockCutter};
+use crate::blockcutter::BatchSize;
 use crate::blockwriter::BlockWriter;
 use crate::dedupe::{EnvelopeWindow, WindowLimits};
 use crate::limits::SUBMIT_QUEUE_LEN;
@@ -42,6 +45,12 @@ use crate::limits::SUBMIT_QUEUE_LEN;
 struct Pending {
     envelope: Vec<u8>,
     ack: tokio::sync::oneshot::Sender<Result<(), ChainError>>,
+}
+
+impl AsRef<[u8]> for Pending {
+    fn as_ref(&self) -> &[u8] {
+        &self.envelope
+    }
 }
 
 /// Settings read from the channel config.
@@ -60,13 +69,12 @@ pub struct SoloSettings {
 struct SoloChain {
     channel_id: String,
     settings: SoloSettings,
-    cutter: BlockCutter<Pending>,
+    decider: Decider<Pending>,
     writer: BlockWriter,
     ledger: Ledger,
     state_tx: watch::Sender<ChainState>,
     sink: Arc<dyn ConfigSink>,
     revalidate: Arc<dyn Revalidate + Send + Sync>,
-    window: EnvelopeWindow,
     /// Acks of duplicates whose original is in the pending batch: answered
     /// when that batch is durable.
     dup_acks: Vec<tokio::sync::oneshot::Sender<Result<(), ChainError>>>,
@@ -131,13 +139,12 @@ pub fn start_with_hooks(
     let chain = SoloChain {
         channel_id,
         settings,
-        cutter: BlockCutter::new(),
-        writer,
-        window: EnvelopeWindow::seed_from_ledger(
+        decider: Decider::new(EnvelopeWindow::seed_from_ledger(
             WindowLimits::DEFAULT,
             settings.exactly_once,
             &ledger.reader(),
-        ),
+        )),
+        writer,
         ledger,
         state_tx,
         sink,
@@ -168,80 +175,109 @@ impl SoloChain {
                         let _ = sub.ack.send(Err(self.halt_error()));
                         continue;
                     }
-                    if sub.kind == SubmitKind::Config {
-                        let pending = self.cutter.cut();
-                        if !pending.is_empty() && self.write(pending, &shutdown).await.is_err() {
-                            let _ = sub.ack.send(Err(self.halt_error()));
-                            continue;
-                        }
-                        deadline = None;
-                        let envelope = if sub.config_seq < self.settings.sequence {
-                            // Validated against a config that is no longer current.
-                            match self.revalidate.config(&sub.envelope) {
-                                Ok(env) => env,
-                                Err(e) => {
-                                    warn!(channel_id = %self.channel_id, error = %e, "Discarding bad config message");
-                                    let _ = sub.ack.send(Err(ChainError::Invalid(format!("config message no longer valid: {e}"))));
-                                    continue;
-                                }
+                    let actions = match sub.kind {
+                        SubmitKind::Config => {
+                            if !self.cut_for_config(&mut deadline, &shutdown).await {
+                                let _ = sub.ack.send(Err(self.halt_error()));
+                                continue;
                             }
-                        } else {
-                            sub.envelope
-                        };
-                        self.write_config(envelope, sub.ack, &shutdown).await;
-                        continue;
-                    }
-                    if sub.config_seq < self.settings.sequence {
-                        if let Err(e) = self.revalidate.normal(&sub.envelope) {
-                            warn!(channel_id = %self.channel_id, error = %e, "Discarding bad normal message");
-                            let _ = sub.ack.send(Err(ChainError::Invalid(format!("message no longer valid: {e}"))));
+                            match self.revalidated(sub.envelope, sub.config_seq, true) {
+                                Ok(envelope) => self.write_config(envelope, sub.ack, &shutdown).await,
+                                Err(e) => { let _ = sub.ack.send(Err(e)); }
+                            }
                             continue;
                         }
-                    }
-                    if !self.window.admit(&sub.envelope) {
-                        // The config asks for exactly once and a byte-identical
-                        // copy is in the window: not ordered again.
-                        if self.cutter.pending_len() > 0 {
-                            self.dup_acks.push(sub.ack);
-                        } else {
-                            let _ = sub.ack.send(Ok(()));
-                        }
-                        continue;
-                    }
-                    let o = self.cutter.ordered(
-                        Pending { envelope: sub.envelope, ack: sub.ack },
-                        sub.size,
-                        &self.settings.batch_size,
-                    );
-                    for batch in o.batches {
-                        let _ = self.write(batch, &shutdown).await;
-                    }
-                    if o.pending {
-                        crate::metrics::block_fill_pending(&self.channel_id);
-                    }
-                    if o.pending && deadline.is_none() {
-                        deadline = Some(Instant::now() + self.settings.batch_timeout);
-                    } else if !o.pending {
-                        deadline = None;
-                    }
+                        SubmitKind::Normal => match self.revalidated(sub.envelope, sub.config_seq, false) {
+                            Ok(envelope) => {
+                                let item = Pending { envelope, ack: sub.ack };
+                                self.decider.on_normal(item, sub.size, &self.settings.batch_size)
+                            }
+                            Err(e) => {
+                                let _ = sub.ack.send(Err(e));
+                                continue;
+                            }
+                        },
+                    };
+                    self.apply(actions, &mut deadline, &shutdown).await;
                 }
                 _ = timer => {
                     deadline = None;
-                    let batch = self.cutter.cut();
-                    if !batch.is_empty() {
-                        debug!(channel_id = %self.channel_id, n = batch.len(), "batch timer expired");
-                        let _ = self.write(batch, &shutdown).await;
+                    let actions = self.decider.on_timer();
+                    if !actions.is_empty() {
+                        debug!(channel_id = %self.channel_id, "batch timer expired");
                     }
+                    self.apply(actions, &mut deadline, &shutdown).await;
                 }
             }
         }
         // Envelopes still pending were never acknowledged; say so.
-        for p in self.cutter.cut() {
+        for p in self.decider.drain() {
             let _ = p
                 .ack
                 .send(Err(ChainError::Enqueue("orderer shutting down".into())));
         }
         info!(channel_id = %self.channel_id, "solo chain stopped");
+    }
+
+    /// The envelope to order: as received, or — validated against a config
+    /// since replaced — validated again (Fabric's solo: `ProcessNormalMsg`,
+    /// `ProcessConfigMsg`), else why not.
+    fn revalidated(
+        &self,
+        envelope: Vec<u8>,
+        seq: u64,
+        config: bool,
+    ) -> Result<Vec<u8>, ChainError> {
+        if seq >= self.settings.sequence {
+            return Ok(envelope);
+        }
+        let checked = if config {
+            self.revalidate.config(&envelope)
+        } else {
+            self.revalidate.normal(&envelope).map(|()| envelope)
+        };
+        checked.map_err(|e| {
+            let what = if config { "config" } else { "normal" };
+            warn!(channel_id = %self.channel_id, error = %e, "Discarding bad {what} message");
+            ChainError::Invalid(format!("{what} message no longer valid: {e}"))
+        })
+    }
+
+    /// Cuts what is pending before a config message; `false` when that
+    /// block could not be written (the chain halted or the node stops).
+    async fn cut_for_config(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let actions = self.decider.on_config();
+        self.apply(actions, deadline, shutdown).await
+    }
+
+    /// Carries out the decider's actions; `false` if a block failed.
+    async fn apply(
+        &mut self,
+        actions: Vec<Action<Pending>>,
+        deadline: &mut Option<Instant>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut ok = true;
+        for a in actions {
+            match a {
+                Action::WriteBlock(batch) => ok &= self.write(batch, shutdown).await.is_ok(),
+                Action::StartTimer => {
+                    crate::metrics::block_fill_pending(&self.channel_id);
+                    *deadline = Some(Instant::now() + self.settings.batch_timeout);
+                }
+                Action::StopTimer => *deadline = None,
+                // A byte-identical copy is in the window: not ordered again.
+                Action::Duplicate { item, now: true } => {
+                    let _ = item.ack.send(Ok(()));
+                }
+                Action::Duplicate { item, now: false } => self.dup_acks.push(item.ack),
+            }
+        }
+        ok
     }
 
     fn halted(&self) -> bool {
@@ -303,7 +339,7 @@ impl SoloChain {
                         sequence: cfg.sequence,
                         exactly_once: cfg.exactly_once(),
                     };
-                    self.window.set_on(cfg.exactly_once());
+                    self.decider.set_exactly_once(cfg.exactly_once());
                 } else {
                     info!(channel_id = %self.channel_id, number, "wrote orderer transaction block");
                 }
