@@ -933,10 +933,19 @@ pub(crate) mod testkit {
     /// The ECDSA signature `(r, s)` of `msg` by key `d` with nonce `k`
     /// (`None` when r or s is 0); `s` as computed, high or low.
     pub(crate) fn sign(d: &Int, k: &Int, msg: &[u8]) -> Option<(Int, Int)> {
+        sign_with_r(d, k, &r_of(k)?, msg)
+    }
+
+    /// `r = x(k·G) mod n` (`None` for k = 0).
+    pub(crate) fn r_of(k: &Int) -> Option<Int> {
         let (x, _) = mul_g(k)?;
-        let r = if lt(&x, &N) { x } else { sub_u256(&x, &N) };
-        let s = mul_n(&inv_n(k), &add_n(&digest(msg), &mul_n(&r, d)));
-        (!is_zero(&r) && !is_zero(&s)).then_some((r, s))
+        Some(if lt(&x, &N) { x } else { sub_u256(&x, &N) })
+    }
+
+    /// [`sign`] with `r` = [`r_of`]`(k)` computed once.
+    pub(crate) fn sign_with_r(d: &Int, k: &Int, r: &Int, msg: &[u8]) -> Option<(Int, Int)> {
+        let s = mul_n(&inv_n(k), &add_n(&digest(msg), &mul_n(r, d)));
+        (!is_zero(r) && !is_zero(&s)).then_some((*r, s))
     }
 
     /// `s` or `n − s`, whichever is at most n/2.
@@ -1278,10 +1287,11 @@ mod tests {
             let t = KeyTable::new(&pk).unwrap();
             let mut k = rng.scalar();
             k[0] &= low_byte_mask;
+            let r = testkit::r_of(&k).unwrap();
             let mut found = 0;
             for i in 0..20_000u32 {
                 let msg = i.to_be_bytes();
-                let Some((r, s)) = testkit::sign(&d, &k, &msg) else {
+                let Some((r, s)) = testkit::sign_with_r(&d, &k, &r, &msg) else {
                     continue;
                 };
                 let w = inv_mod_n(&s);
