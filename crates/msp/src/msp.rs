@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fabric_common::crypto::KeyStanding;
 use fabric_protos::common::{
     msp_identity_anonymity::MspIdentityAnonymityType, msp_principal::Classification,
     msp_role::MspRoleType, CombinedPrincipal, MspIdentityAnonymity, MspPrincipal, MspRole,
@@ -226,25 +227,50 @@ impl Identity {
 
     /// Verifies `sig` over `msg`: ECDSA with SHA-256 of `msg` (Fabric's
     /// SHA2 family), P-256 or P-384 key, DER signature, low-S required.
+    /// A P-256 key counts toward a precomputed verification table
+    /// (`fabric_common::crypto`) only once this identity's own MSP has
+    /// validated it (the memo [`Msp::validate`] leaves, which
+    /// [`crate::MspManager::deserialize_identity`] sets for every cached
+    /// identity), so throw-away certificates cannot churn the table cache.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), MspError> {
-        verify_signature(self.cert.public_key(), msg, sig)
+        let standing = if matches!(self.validation.get(), Some(Ok(()))) {
+            KeyStanding::ValidatedIdentity
+        } else {
+            KeyStanding::Unvetted
+        };
+        verify_signature_with(self.cert.public_key(), msg, sig, standing)
     }
 }
 
 /// ECDSA verification as Fabric's BCCSP does it (SHA-256 digest, low-S).
+/// The key is not known to belong to a validated identity: it never gets a
+/// precomputed table of its own.
 pub fn verify_signature(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), MspError> {
-    use fabric_common::crypto::{verify_p256, SignatureError};
+    verify_signature_with(key, msg, sig, KeyStanding::Unvetted)
+}
+
+fn verify_signature_with(
+    key: &PublicKey,
+    msg: &[u8],
+    sig: &[u8],
+    standing: KeyStanding,
+) -> Result<(), MspError> {
+    use fabric_common::crypto::{verify_p256_with, SignatureError};
     let undetermined = |e: &str| {
         MspError::new(format!(
             "could not determine the validity of the signature: {e}"
         ))
     };
     match key.key_type {
-        KeyType::EcdsaP256 => verify_p256(&key.bytes, msg, sig).map_err(|e| match e {
-            SignatureError::HighS => undetermined("Invalid S. Must be smaller than half the order"),
-            SignatureError::Malformed => undetermined("failed unmashalling signature"),
-            SignatureError::Invalid => MspError::new("The signature is invalid"),
-        }),
+        KeyType::EcdsaP256 => {
+            verify_p256_with(&key.bytes, msg, sig, standing).map_err(|e| match e {
+                SignatureError::HighS => {
+                    undetermined("Invalid S. Must be smaller than half the order")
+                }
+                SignatureError::Malformed => undetermined("failed unmashalling signature"),
+                SignatureError::Invalid => MspError::new("The signature is invalid"),
+            })
+        }
         KeyType::EcdsaP384 => {
             let (_, s) =
                 der::ecdsa_sig(sig).ok_or_else(|| undetermined("failed unmashalling signature"))?;

@@ -942,6 +942,57 @@ fn n_out_of_counts_each_signer_once() {
 }
 
 #[test]
+fn only_identities_their_msp_validated_get_key_tables() {
+    use fabric_common::crypto::{has_key_table, HOT_KEY_AFTER};
+    let n = net();
+    let mgr =
+        MspManager::from_msp_configs(n.orgs.iter().map(msp_config), MspVersion::V1_4_3).unwrap();
+    let member = signature_policy_from_str("OR('Org1MSP.member')").unwrap();
+    // An outsider's certificate claiming Org1MSP: deserialized and its
+    // signatures checked by the policy (as Fabric does) but never
+    // validated, so its key never gets a table however much it signs.
+    let out = signer(&n.outsider, "User1@evil", NodeOu::Client);
+    let claimed = fabric_protos::msp::SerializedIdentity {
+        mspid: "Org1MSP".into(),
+        id_bytes: out.cert_pem().to_vec(),
+    }
+    .encode_to_vec();
+    let out_id = mgr.deserialize_identity(&claimed).unwrap();
+    assert!(mgr.validate(&out_id).is_err());
+    for i in 0..2 * HOT_KEY_AFTER {
+        let msg = i.to_be_bytes();
+        let signed = SignedData {
+            data: msg.to_vec(),
+            identity: claimed.clone(),
+            signature: out.sign(&msg),
+        };
+        assert!(evaluate_signature_policy(&member, &mgr, &[signed]).is_err());
+        out_id.verify(&msg, &out.sign(&msg)).unwrap();
+    }
+    assert!(!has_key_table(&out_id.public_key().bytes));
+    // A member's identity deserialized without the cache is not validated:
+    // it does not count either.
+    let u1 = signer(&n.orgs[0], "User1@org1", NodeOu::Client);
+    let raw = mgr.deserialize_identity_uncached(u1.creator()).unwrap();
+    let key = raw.public_key().bytes.clone();
+    for i in 0..2 * HOT_KEY_AFTER {
+        raw.verify(&i.to_be_bytes(), &u1.sign(&i.to_be_bytes()))
+            .unwrap();
+    }
+    assert!(!has_key_table(&key));
+    // Through the policy (the orderer's path), the validated member's key
+    // becomes hot and gets its table.
+    for i in 0..HOT_KEY_AFTER {
+        evaluate_signature_policy(&member, &mgr, &[sd(&u1, &i.to_be_bytes())]).unwrap();
+    }
+    assert!(has_key_table(&key));
+    evaluate_signature_policy(&member, &mgr, &[sd(&u1, b"with the table")]).unwrap();
+    let mut bad = sd(&u1, b"a");
+    bad.signature = sd(&u1, b"b").signature;
+    assert!(evaluate_signature_policy(&member, &mgr, &[bad]).is_err());
+}
+
+#[test]
 fn envelope_signed_data_and_cache() {
     let n = net();
     let org = &n.orgs[0];
