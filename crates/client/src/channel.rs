@@ -344,6 +344,35 @@ pub async fn broadcast_envelope(client: &mut Client, env: Envelope) -> Result<Br
     Ok(resp)
 }
 
+/// Sends envelopes on one Broadcast stream, pipelined, and returns the
+/// orderer's answers (fewer when it ended the stream after a failure).
+pub async fn broadcast_envelopes(
+    client: &mut Client,
+    envs: Vec<Envelope>,
+) -> Result<Vec<BroadcastResponse>> {
+    let n = envs.len();
+    let (tx, rx) = mpsc::channel(n.max(1));
+    for env in envs {
+        tx.send(env)
+            .await
+            .map_err(|_| anyhow!("broadcast request channel closed"))?;
+    }
+    let mut stream = client
+        .broadcast(ReceiverStream::new(rx))
+        .await
+        .context("Broadcast RPC failed")?
+        .into_inner();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match stream.message().await.context("Broadcast stream failed")? {
+            Some(r) => out.push(r),
+            None => break,
+        }
+    }
+    drop(tx);
+    Ok(out)
+}
+
 /// The outcome of a single-block Deliver request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {

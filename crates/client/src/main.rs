@@ -246,6 +246,10 @@ enum ChannelCmd {
         /// Also sign as this admin (MSPDIR:MSPID), before the submitting identity; repeatable
         #[arg(long = "sign-with", value_name = "MSPDIR:MSPID")]
         sign_with: Vec<String>,
+        /// Further config updates of the same channel, sent on the same Broadcast stream right
+        /// after the first (so the orderer validates them all against the same config); repeatable
+        #[arg(long = "then", value_name = "FILE", requires = "file")]
+        then: Vec<PathBuf>,
         /// Seconds to wait for the orderer
         #[arg(short = 't', long, default_value_t = 30)]
         timeout: u64,
@@ -643,11 +647,37 @@ async fn channel_cmd(
         ChannelCmd::Update {
             max_message_count,
             sign_with,
+            then,
             timeout,
             ..
         } => {
             let cosigners = load_cosigners(&sign_with)?;
             let cosigners: Vec<_> = cosigners.iter().collect();
+            if !then.is_empty() {
+                let first = config_tx.context("--then needs --file")?;
+                let mut envs = vec![channel::signed_config_update_tx(
+                    ch,
+                    first.envelope,
+                    &cosigners,
+                    signer,
+                )];
+                for f in &then {
+                    let tx = read_config_tx(f)?;
+                    tx.check_channel(ch)?;
+                    envs.push(channel::signed_config_update_tx(
+                        ch,
+                        tx.envelope,
+                        &cosigners,
+                        signer,
+                    ));
+                }
+                let resps = with_timeout(timeout, "updating the channel", async {
+                    let mut client = connect(&target.server).await?;
+                    channel::broadcast_envelopes(&mut client, envs).await
+                })
+                .await?;
+                return Ok(resps.iter().fold(true, |ok, r| report_status(r) && ok));
+            }
             let resp = with_timeout(timeout, "updating the channel", async {
                 let mut client = connect(&target.server).await?;
                 let cue = match (config_tx, max_message_count) {
