@@ -252,6 +252,13 @@ impl TlsListener {
     }
 }
 
+impl TlsListener {
+    /// The completed handshakes, for [`super::serve::serve`].
+    pub fn into_receiver(self) -> mpsc::Receiver<(TlsStream<TcpStream>, OpsPeer)> {
+        self.rx
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = OpsPeer;

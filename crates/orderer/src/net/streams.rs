@@ -1,0 +1,352 @@
+//! Around every gRPC stream: the total number of open streams
+//! (`General.Limits.MaxStreams`; beyond it `RESOURCE_EXHAUSTED`), and for
+//! Deliver the blocks buffered per stream.
+//!
+//! A Deliver stream's blocks are counted from the moment the stream is
+//! about to read one from the ledger ([`reserve_block`], called by
+//! `deliver`) until h2 has written the last byte of its encoded message to
+//! the socket: the response body hands h2 each data frame as a `Bytes`
+//! whose owner tells the stream's [`DeliverFlow`] how many bytes were
+//! released when h2 drops it. tonic encodes message `i` as `5 + len(i)`
+//! bytes and frames hold whole messages, so the released byte count says
+//! exactly which messages are gone. Without this, a client that never
+//! reads (HTTP/2 window 0) pinned about five blocks per stream: two in the
+//! response channel, one waiting to enter it, one held by hyper waiting for
+//! send capacity and one in h2's send buffer.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use fabric_protos::orderer::{deliver_response, DeliverResponse};
+use http_body::{Body as HttpBody, Frame};
+use prost::Message;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tracing::warn;
+
+use super::ratelog::RateLog;
+
+const DELIVER_PATH: &str = "/orderer.AtomicBroadcast/Deliver";
+/// tonic's gRPC message header: compression flag and length.
+const GRPC_HEADER_LEN: u64 = 5;
+
+static STREAM_LIMIT_LOG: RateLog = RateLog::new();
+
+#[derive(Debug, Default)]
+struct FlowState {
+    /// Blocks reserved by the handler and not yet seen by the response stream.
+    reserved: usize,
+    /// Messages handed to tonic and not yet released: (end offset, is a block).
+    queued: VecDeque<(u64, bool)>,
+    /// Blocks among `queued`.
+    blocks_out: usize,
+    /// Bytes of encoded messages handed to tonic so far.
+    encoded: u64,
+    /// Bytes h2 has released so far.
+    released: u64,
+}
+
+/// The blocks a Deliver stream holds between the ledger and the socket.
+#[derive(Debug)]
+pub struct DeliverFlow {
+    max_blocks: usize,
+    state: Mutex<FlowState>,
+    changed: Notify,
+}
+
+impl DeliverFlow {
+    /// A stream that may hold `max_blocks` blocks (at least 1).
+    pub fn new(max_blocks: usize) -> Self {
+        Self {
+            max_blocks: max_blocks.max(1),
+            state: Mutex::new(FlowState::default()),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks reserved or buffered.
+    pub fn blocks_held(&self) -> usize {
+        let s = self.lock();
+        s.reserved + s.blocks_out
+    }
+
+    /// Waits until the stream holds fewer than `max_blocks` blocks, and
+    /// reserves one.
+    pub async fn reserve(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.reserved + s.blocks_out < self.max_blocks {
+                    s.reserved += 1;
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A message of `encoded_len` bytes (without the gRPC header) is being
+    /// handed to tonic.
+    pub fn handed(&self, encoded_len: usize, is_block: bool) {
+        let mut s = self.lock();
+        s.encoded += GRPC_HEADER_LEN + encoded_len as u64;
+        let end = s.encoded;
+        s.queued.push_back((end, is_block));
+        if is_block {
+            s.reserved = s.reserved.saturating_sub(1);
+            s.blocks_out += 1;
+        }
+    }
+
+    /// h2 dropped `n` bytes of the response body.
+    pub fn released(&self, n: usize) {
+        let mut freed = false;
+        {
+            let mut s = self.lock();
+            s.released += n as u64;
+            while let Some(&(end, is_block)) = s.queued.front() {
+                if end > s.released {
+                    break;
+                }
+                s.queued.pop_front();
+                if is_block {
+                    s.blocks_out -= 1;
+                    freed = true;
+                }
+            }
+        }
+        if freed {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Records a response on its way to tonic (see [`Self::handed`]).
+    pub fn observe(&self, resp: &DeliverResponse) {
+        let is_block = matches!(resp.r#type, Some(deliver_response::Type::Block(_)));
+        self.handed(resp.encoded_len(), is_block);
+    }
+}
+
+tokio::task_local! {
+    static FLOW: Arc<DeliverFlow>;
+}
+
+/// Runs `fut` (a Deliver stream's handler) with `flow` as its budget.
+pub fn scope<F: Future>(flow: Arc<DeliverFlow>, fut: F) -> impl Future<Output = F::Output> {
+    FLOW.scope(flow, fut)
+}
+
+/// Waits for room for one more block in this Deliver stream's buffer
+/// (none: returns at once, e.g. outside a gRPC stream).
+pub async fn reserve_block() {
+    if let Ok(flow) = FLOW.try_with(Arc::clone) {
+        flow.reserve().await;
+    }
+}
+
+/// The data of one response-body frame; tells its flow when h2 drops it.
+struct Tracked {
+    bytes: Bytes,
+    flow: Arc<DeliverFlow>,
+}
+
+impl AsRef<[u8]> for Tracked {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.flow.released(self.bytes.len());
+    }
+}
+
+/// A response body that holds its stream's slot, and for Deliver reports
+/// each frame's release to the stream's flow.
+struct GuardedBody {
+    inner: Body,
+    flow: Option<Arc<DeliverFlow>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl HttpBody for GuardedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = match (&this.flow, frame.into_data()) {
+                    (Some(flow), Ok(bytes)) => Frame::data(Bytes::from_owner(Tracked {
+                        bytes,
+                        flow: Arc::clone(flow),
+                    })),
+                    (_, Ok(bytes)) => Frame::data(bytes),
+                    (_, Err(frame)) => frame,
+                };
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The layer: one per server.
+#[derive(Debug, Clone)]
+pub struct StreamLimitLayer {
+    slots: Arc<Semaphore>,
+    max_streams: usize,
+    deliver_blocks: usize,
+}
+
+impl StreamLimitLayer {
+    /// At most `max_streams` streams open; Deliver streams hold at most
+    /// `deliver_blocks` blocks each.
+    pub fn new(max_streams: usize, deliver_blocks: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+            deliver_blocks,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for StreamLimitLayer {
+    type Service = StreamLimit<S>;
+    fn layer(&self, inner: S) -> StreamLimit<S> {
+        StreamLimit {
+            inner,
+            limits: self.clone(),
+        }
+    }
+}
+
+/// The service [`StreamLimitLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct StreamLimit<S> {
+    inner: S,
+    limits: StreamLimitLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S> Service<http::Request<Body>> for StreamLimit<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        let Ok(slot) = Arc::clone(&self.limits.slots).try_acquire_owned() else {
+            crate::metrics::refused("stream_limit");
+            let max = self.limits.max_streams;
+            if let Some(skipped) = STREAM_LIMIT_LOG.allow() {
+                warn!(path = %req.uri().path(), max_streams = max, skipped,
+                      "refusing a gRPC stream: General.Limits.MaxStreams reached");
+            }
+            let st = crate::status::stream_limit_status(max);
+            return Box::pin(async move { Ok(st.into_http()) });
+        };
+        let flow = (req.uri().path() == DELIVER_PATH).then(|| {
+            let flow = Arc::new(DeliverFlow::new(self.limits.deliver_blocks));
+            req.extensions_mut().insert(Arc::clone(&flow));
+            flow
+        });
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            Ok(resp.map(|inner| {
+                Body::new(GuardedBody {
+                    inner,
+                    flow,
+                    _slot: slot,
+                })
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn blocks_count_until_their_bytes_are_released() {
+        let flow = Arc::new(DeliverFlow::new(2));
+        flow.reserve().await;
+        flow.handed(100, true);
+        flow.reserve().await;
+        assert_eq!(flow.blocks_held(), 2);
+        // A third block waits.
+        let f = Arc::clone(&flow);
+        let third = tokio::spawn(async move { f.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!third.is_finished());
+        flow.handed(50, true);
+        // Part of the first message released: still held.
+        flow.released(60);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!third.is_finished());
+        // The rest of it: the third block may be read.
+        flow.released(45);
+        tokio::time::timeout(Duration::from_secs(1), third)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(flow.blocks_held(), 2);
+        // A status message counts as bytes, not as a block.
+        flow.handed(2, false);
+        flow.released(55 + 7);
+        assert_eq!(flow.blocks_held(), 1);
+    }
+
+    #[tokio::test]
+    async fn frames_merging_several_messages_release_them_all() {
+        let flow = DeliverFlow::new(3);
+        for len in [10, 20, 30] {
+            flow.reserve().await;
+            flow.handed(len, true);
+        }
+        assert_eq!(flow.blocks_held(), 3);
+        flow.released(15 + 25);
+        assert_eq!(flow.blocks_held(), 1);
+        flow.released(35);
+        assert_eq!(flow.blocks_held(), 0);
+    }
+}
