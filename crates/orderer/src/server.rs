@@ -379,8 +379,10 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         None => None,
     };
     let net = &settings.net;
-    let max_connections =
-        crate::net::effective_max_connections(net.max_connections, crate::net::raise_descriptor_limit());
+    let max_connections = crate::net::effective_max_connections(
+        net.max_connections,
+        crate::net::raise_descriptor_limit(),
+    );
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(net.max_concurrent_streams)
         .http2_keepalive_interval(Some(net.keepalive_interval))
@@ -406,8 +408,9 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     let server = match tls {
         Some(cfg) => {
             let hs = crate::net::accept::Tls(tokio_rustls::TlsAcceptor::from(cfg));
-            let incoming = crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
-                .map(Ok::<_, std::io::Error>);
+            let incoming =
+                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
+                    .map(Ok::<_, std::io::Error>);
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -416,8 +419,9 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         }
         None => {
             let hs = crate::net::accept::Plain;
-            let incoming = crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
-                .map(Ok::<_, std::io::Error>);
+            let incoming =
+                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
+                    .map(Ok::<_, std::io::Error>);
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())

@@ -14,9 +14,9 @@ use fabric_protos::common::Envelope;
 use fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcast;
 use fabric_protos::orderer::{BroadcastResponse, DeliverResponse};
 use futures::Stream;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broadcast::Broadcaster;
@@ -102,9 +102,9 @@ impl AtomicBroadcast for AtomicBroadcastService {
         let broadcaster = self.broadcaster.clone();
         tokio::spawn(async move { broadcaster.handle(inbound, tx).await });
         let responses = ReceiverStream::new(rx).map(Ok);
-        Ok(Response::new(Box::pin(
-            responses.chain(futures::stream::once(async move { recv_error.trailer() }).flatten()),
-        )))
+        Ok(Response::new(Box::pin(responses.chain(
+            futures::stream::once(async move { recv_error.trailer() }).flatten(),
+        ))))
     }
 
     async fn deliver(

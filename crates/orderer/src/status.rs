@@ -64,9 +64,12 @@ pub fn receive_error_status(received: &tonic::Status) -> tonic::Status {
                 received.message()
             ))
         }
-        Code::Internal if !received.message().starts_with("grpc: ") => tonic::Status::internal(
-            format!("grpc: failed to unmarshal the received message: {}", received.message()),
-        ),
+        Code::Internal if !received.message().starts_with("grpc: ") => {
+            tonic::Status::internal(format!(
+                "grpc: failed to unmarshal the received message: {}",
+                received.message()
+            ))
+        }
         _ => received.clone(),
     }
 }
@@ -93,7 +96,8 @@ mod tests {
         assert_eq!(st.code(), Code::ResourceExhausted);
         assert!(st.message().contains("104857700"), "{}", st.message());
 
-        let garbage = tonic::Status::internal("failed to decode Protobuf message: invalid wire type");
+        let garbage =
+            tonic::Status::internal("failed to decode Protobuf message: invalid wire type");
         let st = receive_error_status(&garbage);
         assert_eq!(st.code(), Code::Internal);
         assert!(st.message().starts_with("grpc: failed to unmarshal"));

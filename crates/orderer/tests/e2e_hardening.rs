@@ -206,7 +206,9 @@ async fn silent_connections_are_closed_within_connection_timeout() {
     .await
     .unwrap();
     let slowest = closes.iter().max().unwrap();
-    eprintln!("201 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)");
+    eprintln!(
+        "201 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)"
+    );
     // Measured from after all were opened: at most the timeout, plus slack.
     assert!(*slowest < Duration::from_millis(2500), "{slowest:?}");
     let log = log_of(&node);
@@ -239,7 +241,10 @@ async fn silent_connections_are_closed_within_connection_timeout() {
     .await
     .unwrap();
     let slowest = t.elapsed().min(*closes.iter().max().unwrap() + t.elapsed());
-    eprintln!("300 idle operations connections closed within {:?}", t.elapsed());
+    eprintln!(
+        "300 idle operations connections closed within {:?}",
+        t.elapsed()
+    );
     assert!(slowest < Duration::from_secs(13), "{slowest:?}");
     drop(node);
 }
@@ -352,7 +357,10 @@ async fn connection_and_stream_limits() {
         (tx, s)
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!eleventh.is_finished(), "11th stream on one connection opened");
+    assert!(
+        !eleventh.is_finished(),
+        "11th stream on one connection opened"
+    );
     mine.pop();
     let (_tx, s) = tokio::time::timeout(Duration::from_secs(5), eleventh)
         .await
@@ -542,7 +550,11 @@ async fn logspec_floods_do_not_slow_deliver() {
     let quiet = deliver_block0(&node, &net).await;
     let mut puts = Vec::new();
     for i in 0..4 {
-        let body = if i % 2 == 0 { huge.clone() } else { many.clone() };
+        let body = if i % 2 == 0 {
+            huge.clone()
+        } else {
+            many.clone()
+        };
         puts.push(std::thread::spawn(move || {
             (0..3)
                 .map(|_| http_status(ops, "PUT", "/logspec", &body))
@@ -560,7 +572,10 @@ async fn logspec_floods_do_not_slow_deliver() {
     }
     eprintln!("Deliver of block 0 during /logspec floods: worst {worst:?} (quiet {quiet:?})");
     assert!(worst < Duration::from_millis(500), "{worst:?}");
-    assert_eq!(http_status(ops, "PUT", "/logspec", "{\"spec\":\"info\"}"), 204);
+    assert_eq!(
+        http_status(ops, "PUT", "/logspec", "{\"spec\":\"info\"}"),
+        204
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -579,7 +594,10 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
     dn.push(DnType::CommonName, "tlsca");
     ca.distinguished_name = dn;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().unwrap();
@@ -602,7 +620,10 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
         &[
             ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "1s"),
             ("ORDERER_GENERAL_TLS_ENABLED", "true"),
-            ("ORDERER_GENERAL_TLS_CERTIFICATE", cert_file.to_str().unwrap()),
+            (
+                "ORDERER_GENERAL_TLS_CERTIFICATE",
+                cert_file.to_str().unwrap(),
+            ),
             ("ORDERER_GENERAL_TLS_PRIVATEKEY", key_file.to_str().unwrap()),
             ("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true"),
             (
@@ -640,7 +661,10 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
             .map(|_| ())
     }
     .await;
-    assert!(refused.is_err(), "a client without a certificate was served");
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served"
+    );
     let closes: Vec<Duration> = tokio::task::spawn_blocking(move || {
         stalled
             .into_iter()
@@ -650,7 +674,9 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
     .await
     .unwrap();
     let slowest = closes.iter().max().unwrap();
-    eprintln!("50 stalled TLS handshakes closed, the last after {slowest:?} (ConnectionTimeout 1s)");
+    eprintln!(
+        "50 stalled TLS handshakes closed, the last after {slowest:?} (ConnectionTimeout 1s)"
+    );
     assert!(*slowest < Duration::from_millis(2500), "{slowest:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = log_of(&node);
@@ -659,7 +685,9 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
         .filter(|l| l.contains("Server TLS handshake failed"))
         .collect::<Vec<_>>();
     assert!(
-        failed.iter().any(|l| l.contains("127.0.0.1:") && l.contains("with error")),
+        failed
+            .iter()
+            .any(|l| l.contains("127.0.0.1:") && l.contains("with error")),
         "no handshake failure with the remote address in the log: {log}"
     );
     // Rate-limited: 51 failures, a handful of lines per second.

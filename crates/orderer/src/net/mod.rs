@@ -78,7 +78,7 @@ pub fn raise_descriptor_limit() -> Option<u64> {
             }
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 /// `configured` connections, lowered so that they fit in the descriptor

@@ -298,7 +298,12 @@ async fn logspec(State(ctx): State<Ctx>, method: Method, body: axum::body::Body)
                         format!("request body larger than {LOGSPEC_MAX_BODY} bytes"),
                     );
                 }
-                Err(_) => return err(StatusCode::REQUEST_TIMEOUT, "request body not received in time".into()),
+                Err(_) => {
+                    return err(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time".into(),
+                    )
+                }
             };
             let body: SpecBody = match serde_json::from_slice(&body) {
                 Ok(b) => b,
@@ -314,8 +319,12 @@ async fn logspec(State(ctx): State<Ctx>, method: Method, body: axum::body::Body)
             }
             let log = Arc::clone(log);
             let spec = body.spec;
-            let Some(applied) = off_workers(move || log.activate(&spec).map(|()| log.spec())).await else {
-                return err(StatusCode::SERVICE_UNAVAILABLE, "the spec could not be applied".into());
+            let Some(applied) = off_workers(move || log.activate(&spec).map(|()| log.spec())).await
+            else {
+                return err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the spec could not be applied".into(),
+                );
             };
             match applied {
                 Ok(spec) => {

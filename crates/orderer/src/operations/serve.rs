@@ -201,7 +201,8 @@ pub async fn serve<IO>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(OPS_READ_TIMEOUT)
                 .max_buf_size(64 * 1024);
-            let conn = builder.serve_connection(io, hyper_util::service::TowerToHyperService::new(svc));
+            let conn =
+                builder.serve_connection(io, hyper_util::service::TowerToHyperService::new(svc));
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
