@@ -693,3 +693,50 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
     // Rate-limited: 51 failures, a handful of lines per second.
     assert!(failed.len() <= 20, "{} handshake lines", failed.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keepalive_closes_connections_that_do_not_answer_pings() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_KEEPALIVE_SERVERINTERVAL", "1s"),
+            ("ORDERER_GENERAL_KEEPALIVE_SERVERTIMEOUT", "1s"),
+        ],
+        true,
+    );
+    // A client that completes the preface, then never answers anything.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap(); // empty SETTINGS
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let t = Instant::now();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let took = t.elapsed();
+    // The server's frames: it pinged (type 6, no ACK) before closing.
+    let mut pinged = false;
+    let mut rest = &raw[..];
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        if rest[3] == 6 && rest[4] & 1 == 0 {
+            pinged = true;
+        }
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    eprintln!("silent HTTP/2 connection closed after {took:?} (ServerInterval 1s, ServerTimeout 1s), pinged: {pinged}");
+    assert!(pinged, "no PING from the server");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Clients that answer pings stay connected and are served.
+    let mut c = node.client().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, Some(0))).await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), 1);
+}
