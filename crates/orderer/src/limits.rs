@@ -16,6 +16,11 @@ pub const BROADCAST_TURN: std::time::Duration = std::time::Duration::from_micros
 /// reading a ~0.5 MB block every 5 s grew the orderer past 650 MiB in 3
 /// minutes; the HTTP/2 flow-control window keeps fast followers pipelined.
 pub const DELIVER_BUFFER: usize = 2;
+/// Deliver blocks all the streams of one connection hold together (counted
+/// as for [`DELIVER_BUFFER`]): many non-reading streams on one connection
+/// pin at most this many blocks; beyond it that connection's streams wait,
+/// other connections are not affected.
+pub const DELIVER_CONNECTION_BUFFER: usize = 16;
 /// Default gRPC message size limit (Fabric `General.MaxRecvMsgSize`).
 pub const GRPC_MAX_MSG: usize = 100 * 1024 * 1024;
 

@@ -374,17 +374,51 @@ fn tx_env(net: &Net, data: &[u8]) -> fabric_protos::common::Envelope {
     tx(&net.client, CHANNEL, data.to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn deliver_streams_that_never_read_pin_at_most_two_blocks_each() {
-    const BLOCK: usize = 4 << 20;
-    const BLOCKS: usize = 8;
-    const STREAMS: usize = 16;
+/// Opens `n` Deliver streams of every block on one connection whose
+/// HTTP/2 window (64 KiB) is never opened again.
+async fn stalled_deliver_streams(
+    port: u16,
+    net: &Net,
+    n: usize,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    Vec<(h2::client::ResponseFuture, h2::SendStream<Bytes>)>,
+) {
+    let mut h2c = h2_client(port, 65_535).await;
+    let mut calls = Vec::new();
+    for _ in 0..n {
+        let env = seek_envelope(CHANNEL, Some(&net.client), &seek(0, None), vec![]);
+        calls.push(h2_call(&mut h2c, port, DELIVER, grpc_frame(&env.encode_to_vec())).await);
+    }
+    (h2c, calls)
+}
+
+/// The highest RSS over 3 s.
+async fn peak_rss(pid: u32, base: f64) -> f64 {
+    let mut peak = base;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        peak = peak.max(rss_mib(pid));
+    }
+    peak
+}
+
+const BLOCK: usize = 4 << 20;
+const BLOCKS: usize = 8;
+
+fn mib(blocks: usize) -> f64 {
+    (blocks * BLOCK) as f64 / (1 << 20) as f64
+}
+
+/// A fresh node with BLOCKS blocks of ~4 MiB; `streams` non-reading
+/// Deliver streams on one connection: how much the node's RSS grew. A
+/// normal client is served meanwhile, on its own connection.
+async fn deliver_attack(streams: usize) -> f64 {
     let net = net(100, 10, 10 << 20);
     let ledger = net.dir.path().join("ledger");
     let port = free_port();
     let node = Node::start(&net, &ledger, port);
     let pid = node.child.id();
-    // BLOCKS blocks of ~4 MiB (each envelope is cut alone).
     let mut c = node.client().await;
     let envs: Vec<_> = (0..BLOCKS)
         .map(|i| tx_env(&net, &vec![i as u8; BLOCK]))
@@ -396,36 +430,36 @@ async fn deliver_streams_that_never_read_pin_at_most_two_blocks_each() {
     drop(blocks);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base = rss_mib(pid);
-
-    // STREAMS Deliver streams on one connection that never read.
-    let mut h2c = h2_client(port, 65_535).await;
-    let mut calls = Vec::new();
-    for _ in 0..STREAMS {
-        let env = seek_envelope(CHANNEL, Some(&net.client), &seek(0, None), vec![]);
-        calls.push(h2_call(&mut h2c, port, DELIVER, grpc_frame(&env.encode_to_vec())).await);
-    }
-    let mut peak = base;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        peak = peak.max(rss_mib(pid));
-    }
-    let grown = peak - base;
-    let bound = (STREAMS * 2 * BLOCK) as f64 / (1 << 20) as f64;
-    eprintln!(
-        "{STREAMS} non-reading Deliver streams of {} MiB blocks: RSS {base:.1} -> {peak:.1} MiB (+{grown:.1}; bound {bound:.0} MiB + 32)",
-        BLOCK >> 20
-    );
-    // Before: ≈4.6 blocks per stream (+294 MiB here).
-    assert!(grown < bound + 32.0, "RSS grew {grown:.1} MiB");
-    // A normal client is served meanwhile.
+    let attack = stalled_deliver_streams(port, &net, streams).await;
+    let peak = peak_rss(pid, base).await;
     let took = deliver_block0(&node, &net).await;
     assert!(took < Duration::from_secs(2), "{took:?}");
-    // A reader on its own connection gets every block.
     let mut c = node.client().await;
     let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, None)).await;
     assert_eq!(status, Some(Status::Success));
     assert_eq!(blocks.len(), BLOCKS + 1);
-    drop(calls);
+    drop(attack);
+    eprintln!(
+        "{streams} non-reading Deliver streams on one connection, 4 MiB blocks: RSS {base:.1} -> {peak:.1} MiB (+{:.1})",
+        peak - base
+    );
+    peak - base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliver_streams_that_never_read_pin_a_bounded_number_of_blocks() {
+    // At most DELIVER_BUFFER (2) blocks per stream (before: ≈4.6).
+    let grown = deliver_attack(6).await;
+    assert!(
+        grown < mib(6 * 2) + 24.0,
+        "6 streams: RSS grew {grown:.1} MiB"
+    );
+    // At most DELIVER_CONNECTION_BUFFER (16) blocks per connection.
+    let grown = deliver_attack(40).await;
+    assert!(
+        grown < mib(16) + 24.0,
+        "40 streams: RSS grew {grown:.1} MiB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,12 +13,21 @@
 //! reads (HTTP/2 window 0) pinned about five blocks per stream: two in the
 //! response channel, one waiting to enter it, one held by hyper waiting for
 //! send capacity and one in h2's send buffer.
+//!
+//! The Deliver streams of one connection share a budget too
+//! ([`DELIVER_CONNECTION_BUFFER`] blocks, [`ConnBudget`], keyed by the
+//! connection's remote address): many streams on one connection that
+//! never read pin at most that many blocks, not two per stream. Beyond it
+//! the connection's streams wait; other connections are not affected.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::sync::{LazyLock, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,6 +40,7 @@ use tonic::codegen::Service;
 use tracing::warn;
 
 use super::ratelog::RateLog;
+use crate::limits::DELIVER_CONNECTION_BUFFER;
 
 const DELIVER_PATH: &str = "/orderer.AtomicBroadcast/Deliver";
 /// tonic's gRPC message header: compression flag and length.
@@ -52,19 +62,107 @@ struct FlowState {
     released: u64,
 }
 
+/// The Deliver blocks held by all streams of one connection.
+#[derive(Debug)]
+pub struct ConnBudget {
+    addr: Option<SocketAddr>,
+    max_blocks: usize,
+    held: AtomicUsize,
+    changed: Notify,
+}
+
+static CONNS: LazyLock<Mutex<HashMap<SocketAddr, Weak<ConnBudget>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl ConnBudget {
+    /// A budget of `max_blocks` (at least 1) not shared with anyone.
+    pub fn new(max_blocks: usize) -> Arc<Self> {
+        Arc::new(Self {
+            addr: None,
+            max_blocks: max_blocks.max(1),
+            held: AtomicUsize::new(0),
+            changed: Notify::new(),
+        })
+    }
+
+    /// The budget of the connection from `addr` (made on first use, gone
+    /// when its last stream is).
+    pub fn of_connection(addr: SocketAddr, max_blocks: usize) -> Arc<Self> {
+        let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = conns.get(&addr).and_then(Weak::upgrade) {
+            return b;
+        }
+        let b = Arc::new(Self {
+            addr: Some(addr),
+            max_blocks: max_blocks.max(1),
+            held: AtomicUsize::new(0),
+            changed: Notify::new(),
+        });
+        conns.insert(addr, Arc::downgrade(&b));
+        b
+    }
+
+    fn try_take(&self) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                (h < self.max_blocks).then_some(h + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.held.fetch_sub(n, Ordering::AcqRel);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Blocks held by the connection's streams.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ConnBudget {
+    fn drop(&mut self) {
+        if let Some(addr) = self.addr {
+            let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
+            if conns.get(&addr).is_some_and(|w| w.strong_count() == 0) {
+                conns.remove(&addr);
+            }
+        }
+    }
+}
+
 /// The blocks a Deliver stream holds between the ledger and the socket.
 #[derive(Debug)]
 pub struct DeliverFlow {
     max_blocks: usize,
+    conn: Arc<ConnBudget>,
     state: Mutex<FlowState>,
     changed: Notify,
 }
 
+impl Drop for DeliverFlow {
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.conn.give_back(s.reserved + s.blocks_out);
+    }
+}
+
 impl DeliverFlow {
-    /// A stream that may hold `max_blocks` blocks (at least 1).
+    /// A stream that may hold `max_blocks` blocks (at least 1), on a
+    /// connection of its own.
     pub fn new(max_blocks: usize) -> Self {
+        Self::on_connection(max_blocks, ConnBudget::new(usize::MAX))
+    }
+
+    /// A stream that may hold `max_blocks` blocks (at least 1) within its
+    /// connection's budget.
+    pub fn on_connection(max_blocks: usize, conn: Arc<ConnBudget>) -> Self {
         Self {
             max_blocks: max_blocks.max(1),
+            conn,
             state: Mutex::new(FlowState::default()),
             changed: Notify::new(),
         }
@@ -80,21 +178,26 @@ impl DeliverFlow {
         s.reserved + s.blocks_out
     }
 
-    /// Waits until the stream holds fewer than `max_blocks` blocks, and
-    /// reserves one.
+    /// Waits until the stream holds fewer than `max_blocks` blocks and its
+    /// connection fewer than its budget, and reserves one.
     pub async fn reserve(&self) {
         loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let mine = self.changed.notified();
+            let conn = self.conn.changed.notified();
+            tokio::pin!(mine, conn);
+            mine.as_mut().enable();
+            conn.as_mut().enable();
             {
                 let mut s = self.lock();
-                if s.reserved + s.blocks_out < self.max_blocks {
+                if s.reserved + s.blocks_out < self.max_blocks && self.conn.try_take() {
                     s.reserved += 1;
                     return;
                 }
             }
-            notified.await;
+            tokio::select! {
+                _ = mine => {}
+                _ = conn => {}
+            }
         }
     }
 
@@ -113,7 +216,7 @@ impl DeliverFlow {
 
     /// h2 dropped `n` bytes of the response body.
     pub fn released(&self, n: usize) {
-        let mut freed = false;
+        let mut freed = 0;
         {
             let mut s = self.lock();
             s.released += n as u64;
@@ -124,11 +227,12 @@ impl DeliverFlow {
                 s.queued.pop_front();
                 if is_block {
                     s.blocks_out -= 1;
-                    freed = true;
+                    freed += 1;
                 }
             }
         }
-        if freed {
+        if freed > 0 {
+            self.conn.give_back(freed);
             self.changed.notify_waiters();
         }
     }
@@ -254,6 +358,18 @@ pub struct StreamLimit<S> {
     limits: StreamLimitLayer,
 }
 
+/// The client's address, from what tonic put in the request.
+fn remote_addr(req: &http::Request<Body>) -> Option<SocketAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr())
+        })
+}
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 impl<S> Service<http::Request<Body>> for StreamLimit<S>
@@ -283,7 +399,11 @@ where
             return Box::pin(async move { Ok(st.into_http()) });
         };
         let flow = (req.uri().path() == DELIVER_PATH).then(|| {
-            let flow = Arc::new(DeliverFlow::new(self.limits.deliver_blocks));
+            let conn = match remote_addr(&req) {
+                Some(addr) => ConnBudget::of_connection(addr, DELIVER_CONNECTION_BUFFER),
+                None => ConnBudget::new(DELIVER_CONNECTION_BUFFER),
+            };
+            let flow = Arc::new(DeliverFlow::on_connection(self.limits.deliver_blocks, conn));
             req.extensions_mut().insert(Arc::clone(&flow));
             flow
         });
@@ -334,6 +454,39 @@ mod tests {
         flow.handed(2, false);
         flow.released(55 + 7);
         assert_eq!(flow.blocks_held(), 1);
+    }
+
+    #[tokio::test]
+    async fn streams_of_one_connection_share_its_budget() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = ConnBudget::of_connection(addr, 3);
+        assert!(Arc::ptr_eq(&conn, &ConnBudget::of_connection(addr, 3)));
+        let a = Arc::new(DeliverFlow::on_connection(2, Arc::clone(&conn)));
+        let b = Arc::new(DeliverFlow::on_connection(2, Arc::clone(&conn)));
+        a.reserve().await;
+        a.handed(10, true);
+        a.reserve().await;
+        b.reserve().await;
+        assert_eq!(conn.held(), 3);
+        // b may hold two, but the connection is full.
+        let b2 = Arc::clone(&b);
+        let waiting = tokio::spawn(async move { b2.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        // a's first block is written: b gets its second.
+        a.released(15);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conn.held(), 3);
+        // A stream that ends gives back what it held.
+        drop(a);
+        assert_eq!(conn.held(), 2);
+        drop(b);
+        assert_eq!(conn.held(), 0);
+        drop(conn);
+        assert!(CONNS.lock().unwrap().get(&addr).is_none());
     }
 
     #[tokio::test]
