@@ -18,6 +18,7 @@
 //! | `ledger_blockchain_height` | gauge | channel | at scrape time, from the registrar |
 //! | `fabric_version` | gauge | version | at start |
 //! | `grpc_comm_conn_opened` / `grpc_comm_conn_closed` | counter | — | `net` (gRPC connections handed to the server, and closed) |
+//! | `orderer_deliver_blocks_buffered` | gauge | — | ours: at scrape time, Deliver blocks between the ledger read and the socket (`net::streams`) |
 //! | `orderer_refused_total` | counter | reason | ours: `net` and `operations` (a limit or timeout refused or closed something; see `crate::net`) |
 //!
 //! As in Fabric, a Broadcast envelope is counted when it has been validated
@@ -67,6 +68,7 @@ pub struct Metrics {
     grpc_comm_conn_opened: IntCounter,
     grpc_comm_conn_closed: IntCounter,
     refused: CounterVec,
+    deliver_blocks_buffered: prometheus::IntGauge,
     /// When each channel's pending batch received its first envelope.
     fill_start: Mutex<HashMap<String, Instant>>,
 }
@@ -198,6 +200,16 @@ impl Metrics {
                 "Connections, streams and requests refused or closed by a limit or a timeout, by reason.",
                 &["reason"],
             ),
+            deliver_blocks_buffered: {
+                let g = prometheus::IntGauge::new(
+                    "orderer_deliver_blocks_buffered",
+                    "Deliver blocks read from the ledger and not yet written to a client's connection.",
+                )
+                .expect("metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registration");
+                g
+            },
             fill_start: Mutex::new(HashMap::new()),
             registry: r,
         }
@@ -244,6 +256,13 @@ pub fn conn_closed() {
 pub fn refused(reason: &str) {
     if enabled() {
         METRICS.refused.with_label_values(&[reason]).inc();
+    }
+}
+
+/// `orderer_deliver_blocks_buffered`.
+pub fn set_deliver_blocks_buffered(n: usize) {
+    if enabled() {
+        METRICS.deliver_blocks_buffered.set(n as i64);
     }
 }
 

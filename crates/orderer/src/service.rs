@@ -126,7 +126,9 @@ impl AtomicBroadcast for AtomicBroadcastService {
         match flow {
             Some(flow) => {
                 tokio::spawn(crate::net::streams::scope(Arc::clone(&flow), handler));
+                let guard = crate::net::streams::ResponseGuard::new(Arc::clone(&flow));
                 let responses = responses.inspect(move |r| {
+                    let _held_until_the_response_stream_is_dropped = &guard;
                     if let Ok(resp) = r {
                         flow.observe(resp);
                     }

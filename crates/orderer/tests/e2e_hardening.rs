@@ -94,6 +94,15 @@ fn grpc_frame(msg: &[u8]) -> Bytes {
 }
 
 async fn h2_client(port: u16, window: u32) -> h2::client::SendRequest<Bytes> {
+    h2_client_task(port, window).await.0
+}
+
+/// As [`h2_client`], with the connection's task (abort it to close the
+/// connection).
+async fn h2_client_task(
+    port: u16,
+    window: u32,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -103,10 +112,10 @@ async fn h2_client(port: u16, window: u32) -> h2::client::SendRequest<Bytes> {
         .handshake(tcp)
         .await
         .unwrap();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    client
+    (client, task)
 }
 
 /// Opens a gRPC call on `path` and sends `body` (stream left open).
@@ -381,16 +390,17 @@ async fn stalled_deliver_streams(
     net: &Net,
     n: usize,
 ) -> (
+    tokio::task::JoinHandle<()>,
     h2::client::SendRequest<Bytes>,
     Vec<(h2::client::ResponseFuture, h2::SendStream<Bytes>)>,
 ) {
-    let mut h2c = h2_client(port, 65_535).await;
+    let (mut h2c, task) = h2_client_task(port, 65_535).await;
     let mut calls = Vec::new();
     for _ in 0..n {
         let env = seek_envelope(CHANNEL, Some(&net.client), &seek(0, None), vec![]);
         calls.push(h2_call(&mut h2c, port, DELIVER, grpc_frame(&env.encode_to_vec())).await);
     }
-    (h2c, calls)
+    (task, h2c, calls)
 }
 
 /// The highest RSS over 3 s.
@@ -410,14 +420,43 @@ fn mib(blocks: usize) -> f64 {
     (blocks * BLOCK) as f64 / (1 << 20) as f64
 }
 
+/// `orderer_deliver_blocks_buffered` from `/metrics`.
+fn blocks_buffered(ops: u16) -> u64 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix("orderer_deliver_blocks_buffered "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no orderer_deliver_blocks_buffered in {out}"))
+}
+
 /// A fresh node with BLOCKS blocks of ~4 MiB; `streams` non-reading
-/// Deliver streams on one connection: how much the node's RSS grew. A
-/// normal client is served meanwhile, on its own connection.
-async fn deliver_attack(streams: usize) -> f64 {
+/// Deliver streams on one connection: the blocks the node then holds for
+/// them (once steady), and its RSS before and at its peak. A normal
+/// client is served meanwhile, on its own connection.
+async fn deliver_attack(streams: usize) -> (u64, f64, f64) {
     let net = net(100, 10, 10 << 20);
     let ledger = net.dir.path().join("ledger");
     let port = free_port();
-    let node = Node::start(&net, &ledger, port);
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr),
+            ("ORDERER_METRICS_PROVIDER", "prometheus"),
+        ],
+        true,
+    );
+    node.wait_port(ops, Duration::from_secs(10));
     let pid = node.child.id();
     let mut c = node.client().await;
     let envs: Vec<_> = (0..BLOCKS)
@@ -425,41 +464,61 @@ async fn deliver_attack(streams: usize) -> f64 {
         .collect();
     let rs = broadcast(&mut c, envs).await;
     assert!(rs.iter().all(|r| r.status == Status::Success as i32));
-    let (blocks, _) = deliver(&mut c, &net.client, CHANNEL, seek(0, None)).await;
-    assert_eq!(blocks.len(), BLOCKS + 1);
-    drop(blocks);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let base = rss_mib(pid);
     let attack = stalled_deliver_streams(port, &net, streams).await;
     let peak = peak_rss(pid, base).await;
+    let held = blocks_buffered(ops);
     let took = deliver_block0(&node, &net).await;
     assert!(took < Duration::from_secs(2), "{took:?}");
     let mut c = node.client().await;
     let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, None)).await;
     assert_eq!(status, Some(Status::Success));
     assert_eq!(blocks.len(), BLOCKS + 1);
+    drop((blocks, c));
+    // The attacker goes away: its connection closes.
+    attack.0.abort();
     drop(attack);
     eprintln!(
-        "{streams} non-reading Deliver streams on one connection, 4 MiB blocks: RSS {base:.1} -> {peak:.1} MiB (+{:.1})",
+        "{streams} non-reading Deliver streams on one connection, 4 MiB blocks: {held} blocks held; RSS {base:.1} -> {peak:.1} MiB (+{:.1}); block 0 for another client in {took:?}",
         peak - base
     );
-    peak - base
+    // Once the attacker is gone, nothing stays held.
+    let t = Instant::now();
+    loop {
+        let n = blocks_buffered(ops);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{n} blocks still held after the streams closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (held, base, peak)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deliver_streams_that_never_read_pin_a_bounded_number_of_blocks() {
-    // At most DELIVER_BUFFER (2) blocks per stream (before: ≈4.6).
-    let grown = deliver_attack(6).await;
+    // DELIVER_BUFFER (2) blocks per stream (before: ≈4.6, +277 MiB RSS for
+    // 16 such streams): the connection window is spent on the first, so
+    // every stream holds exactly its two.
+    let (held, base, peak) = deliver_attack(6).await;
+    assert_eq!(held, 12, "6 streams");
     assert!(
-        grown < mib(6 * 2) + 24.0,
-        "6 streams: RSS grew {grown:.1} MiB"
+        peak - base < mib(12) + 24.0,
+        "6 streams: {base:.1} -> {peak:.1} MiB"
     );
-    // At most DELIVER_CONNECTION_BUFFER (16) blocks per connection.
-    let grown = deliver_attack(40).await;
+    // DELIVER_CONNECTION_BUFFER (16) blocks per connection (without it:
+    // +184 MiB RSS for these 40 streams).
+    let (held, base, peak) = deliver_attack(40).await;
+    assert_eq!(held, 16, "40 streams");
     assert!(
-        grown < mib(16) + 24.0,
-        "40 streams: RSS grew {grown:.1} MiB"
+        peak - base < mib(16) + 24.0,
+        "40 streams: {base:.1} -> {peak:.1} MiB"
     );
+    assert!(peak < 256.0, "40 streams: RSS {peak:.1} MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

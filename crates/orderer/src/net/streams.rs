@@ -71,6 +71,15 @@ pub struct ConnBudget {
     changed: Notify,
 }
 
+/// Deliver blocks held by all streams of all connections.
+static HELD_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Deliver blocks held between the ledger and the socket, all streams
+/// (`orderer_deliver_blocks_buffered`).
+pub fn blocks_held_total() -> usize {
+    HELD_TOTAL.load(Ordering::Relaxed)
+}
+
 static CONNS: LazyLock<Mutex<HashMap<SocketAddr, Weak<ConnBudget>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -103,16 +112,22 @@ impl ConnBudget {
     }
 
     fn try_take(&self) -> bool {
-        self.held
+        let taken = self
+            .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
                 (h < self.max_blocks).then_some(h + 1)
             })
-            .is_ok()
+            .is_ok();
+        if taken {
+            HELD_TOTAL.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
     }
 
     fn give_back(&self, n: usize) {
         if n > 0 {
             self.held.fetch_sub(n, Ordering::AcqRel);
+            HELD_TOTAL.fetch_sub(n, Ordering::Relaxed);
             self.changed.notify_waiters();
         }
     }
@@ -141,6 +156,28 @@ pub struct DeliverFlow {
     conn: Arc<ConnBudget>,
     state: Mutex<FlowState>,
     changed: Notify,
+    /// The response stream is gone (client left): nothing will be released
+    /// any more, so [`Self::reserve`] stops waiting.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// Closes its flow when dropped: held by the response stream, so that a
+/// handler waiting for room learns that the client is gone.
+#[derive(Debug)]
+pub struct ResponseGuard(Arc<DeliverFlow>);
+
+impl ResponseGuard {
+    /// A guard for `flow`.
+    pub fn new(flow: Arc<DeliverFlow>) -> Self {
+        Self(flow)
+    }
+}
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.changed.notify_waiters();
+    }
 }
 
 impl Drop for DeliverFlow {
@@ -165,6 +202,7 @@ impl DeliverFlow {
             conn,
             state: Mutex::new(FlowState::default()),
             changed: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -179,7 +217,9 @@ impl DeliverFlow {
     }
 
     /// Waits until the stream holds fewer than `max_blocks` blocks and its
-    /// connection fewer than its budget, and reserves one.
+    /// connection fewer than its budget, and reserves one; returns at once
+    /// without reserving once the response stream is gone (the handler's
+    /// next send fails and it ends).
     pub async fn reserve(&self) {
         loop {
             let mine = self.changed.notified();
@@ -187,6 +227,9 @@ impl DeliverFlow {
             tokio::pin!(mine, conn);
             mine.as_mut().enable();
             conn.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
             {
                 let mut s = self.lock();
                 if s.reserved + s.blocks_out < self.max_blocks && self.conn.try_take() {
@@ -487,6 +530,24 @@ mod tests {
         assert_eq!(conn.held(), 0);
         drop(conn);
         assert!(CONNS.lock().unwrap().get(&addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_stream_stops_waiting_when_its_client_is_gone() {
+        let flow = Arc::new(DeliverFlow::new(1));
+        let guard = ResponseGuard::new(Arc::clone(&flow));
+        flow.reserve().await;
+        let f = Arc::clone(&flow);
+        let waiting = tokio::spawn(async move { f.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(guard);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        // Nothing more was reserved.
+        assert_eq!(flow.blocks_held(), 1);
     }
 
     #[tokio::test]

@@ -250,6 +250,7 @@ async fn metrics(State(ctx): State<Ctx>, method: Method) -> Response {
             crate::metrics::set_ledger_height(&id, s.ledger.height());
         }
     }
+    crate::metrics::set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
     let Some(rendered) = off_workers(crate::metrics::render_text).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
