@@ -83,6 +83,22 @@ fn wait_closed(mut s: std::net::TcpStream, limit: Duration) -> Option<Duration> 
     }
 }
 
+/// Whether the peer has closed `s` (without waiting).
+fn closed_now(mut s: &std::net::TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
 // ---------------------------------------------------------------- raw HTTP/2 gRPC --
 
 fn grpc_frame(msg: &[u8]) -> Bytes {
@@ -219,7 +235,7 @@ async fn silent_connections_are_closed_within_connection_timeout() {
         "201 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)"
     );
     // Measured from after all were opened: at most the timeout, plus slack.
-    assert!(*slowest < Duration::from_millis(2500), "{slowest:?}");
+    assert!(*slowest < Duration::from_secs(3), "{slowest:?}");
     let log = log_of(&node);
     assert!(
         log.contains("did not send the HTTP/2 preface"),
@@ -270,7 +286,7 @@ async fn connection_and_stream_limits() {
         "SampleOrg",
         true,
         &[
-            ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "2s"),
+            ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "4s"),
             ("ORDERER_GENERAL_LIMITS_MAXCONNECTIONS", "20"),
             ("ORDERER_GENERAL_LIMITS_MAXCONCURRENTSTREAMS", "10"),
             ("ORDERER_GENERAL_LIMITS_MAXSTREAMS", "25"),
@@ -278,16 +294,27 @@ async fn connection_and_stream_limits() {
         true,
     );
     let pid = node.child.id();
-    // 20 silent connections fill the slots; the 21st is closed at once.
-    let silent: Vec<_> = (0..20)
+    // Let the start-up probe's connection go, then 25 silent connections:
+    // 20 fill the slots, the others are closed at once; so is one more.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut silent: Vec<_> = (0..25)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
+    let open_silent = silent.iter().filter(|s| !closed_now(s)).count();
+    assert!((15..=20).contains(&open_silent), "{open_silent} of 25 kept");
+    // A slot still held by the probe then (a loaded machine) is taken now.
+    for _ in open_silent..20 {
+        silent.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let extra = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let closed = wait_closed(extra, Duration::from_secs(1)).expect("21st connection kept");
-    assert!(closed < Duration::from_millis(500), "{closed:?}");
+    // Closed at once, long before the 4 s timeout would close it.
+    let closed = wait_closed(extra, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("21st connection kept: {}", log_of(&node)));
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
     // Once the timeout has closed the silent ones, clients are served.
-    std::thread::sleep(Duration::from_millis(2300));
+    std::thread::sleep(Duration::from_millis(4300).saturating_sub(closed));
     drop(silent);
     deliver_block0(&node, &net).await;
 
@@ -664,7 +691,8 @@ async fn logspec_floods_do_not_slow_deliver() {
         assert!(codes.iter().all(|&c| c == want), "PUT {i}: {codes:?}");
     }
     eprintln!("Deliver of block 0 during /logspec floods: worst {worst:?} (quiet {quiet:?})");
-    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    // Before: 4.7 s with two such PUTs, 9.8 s with four.
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
     assert_eq!(
         http_status(ops, "PUT", "/logspec", "{\"spec\":\"info\"}"),
         204
@@ -770,7 +798,7 @@ async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
     eprintln!(
         "50 stalled TLS handshakes closed, the last after {slowest:?} (ConnectionTimeout 1s)"
     );
-    assert!(*slowest < Duration::from_millis(2500), "{slowest:?}");
+    assert!(*slowest < Duration::from_secs(3), "{slowest:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = log_of(&node);
     let failed = log
