@@ -178,7 +178,7 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
     let dur = |v: Duration, def: Duration| if v.is_zero() { def } else { v };
     let num = |v: u32, def: usize| if v == 0 { def } else { v as usize };
     if !g.keepalive.server_min_interval.is_zero() {
-        info!("General.Keepalive.ServerMinInterval is accepted but not enforced: clients that ping more often are not disconnected");
+        tracing::debug!("General.Keepalive.ServerMinInterval is accepted but not enforced: clients that ping more often are not disconnected");
     }
     orderer::net::NetSettings {
         connection_timeout: dur(g.connection_timeout, d.connection_timeout),
