@@ -861,3 +861,114 @@ async fn keepalive_closes_connections_that_do_not_answer_pings() {
     assert_eq!(status, Some(Status::Success));
     assert_eq!(blocks.len(), 1);
 }
+
+/// `orderer start` as [`Node::start`] does, with its descriptor limit set
+/// to `nofile` (soft and hard, through `prlimit`).
+fn start_with_nofile(net: &Net, ledger: &std::path::Path, port: u16, nofile: u32) -> Node {
+    let cfg = net.dir.path().join("no-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let log = net.dir.path().join(format!("orderer-{port}-nofile.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_orderer"))
+        .arg("start")
+        .current_dir(&cfg)
+        .env("FABRIC_CFG_PATH", &cfg)
+        .env("ORDERER_GENERAL_BOOTSTRAPFILE", &net.genesis)
+        .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
+        .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
+        .env("ORDERER_GENERAL_LOCALMSPDIR", &net.orderer_msp)
+        .env("ORDERER_GENERAL_LOCALMSPID", "SampleOrg")
+        .env("ORDERER_GENERAL_CONNECTIONTIMEOUT", "10s")
+        .env("ORDERER_FILELEDGER_LOCATION", ledger)
+        .env(
+            "ORDERER_OPERATIONS_LISTENADDRESS",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("FABRIC_LOGGING_SPEC", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("spawning prlimit orderer");
+    let node = Node { child, port, log };
+    node.wait_listening();
+    node
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime), counted from after the command name.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_descriptors_the_accept_loop_waits_instead_of_spinning() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    // 30 descriptors (about 20 in use at rest): the connection limit
+    // becomes its floor (16), and the process runs out of descriptors
+    // before reaching it.
+    let node = start_with_nofile(&net, &ledger, port, 30);
+    let pid = node.child.id();
+    deliver_block0(&node, &net).await;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    eprintln!("descriptors in use before: {}", fds());
+    // 60 silent connections, more than the descriptors left (those the
+    // kernel's accept queue has no room for fail).
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let silent: Vec<_> = (0..60)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_seconds(pid) - cpu0;
+    eprintln!("descriptors in use during: {}", fds());
+    let log = log_of(&node);
+    eprintln!(
+        "{} silent connections against 30 descriptors: {used:.2} s of CPU in 2 s; accept paused: {}",
+        silent.len(),
+        log.contains("gRPC accept failed; pausing")
+    );
+    assert!(log.contains("gRPC accept failed; pausing"), "{log}");
+    // Spinning on EMFILE took ~1.2 cores (2.4 s here).
+    assert!(used < 0.6, "{used:.2} s of CPU in 2 s");
+    // Once the attacker is gone, clients are served again.
+    drop(silent);
+    let t = Instant::now();
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(3), async {
+            let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect()
+                .await
+                .ok()?;
+            let mut c =
+                fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(ch);
+            let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, Some(0))).await;
+            (status == Some(Status::Success) && blocks.len() == 1).then_some(())
+        })
+        .await;
+        if let Ok(Some(())) = r {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "not served again: {}",
+            log_of(&node)
+        );
+    }
+    eprintln!("served again {:?} after the attacker left", t.elapsed());
+}
