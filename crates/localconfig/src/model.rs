@@ -200,7 +200,7 @@ pub struct Limits {
     /// default 1000).
     pub max_concurrent_streams: u32,
     /// Broadcast and Deliver streams open at once over all connections
-    /// (default 10,000); more are refused with `RESOURCE_EXHAUSTED`.
+    /// (default 8192); more are refused with `RESOURCE_EXHAUSTED`.
     pub max_streams: u32,
 }
 

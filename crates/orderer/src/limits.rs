@@ -43,8 +43,9 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_CONCURRENT_STREAMS: u32 = 1000;
 /// `General.Limits.MaxStreams` default: Broadcast and Deliver streams open
 /// at once over all connections; more are refused with RESOURCE_EXHAUSTED.
-/// An idle Broadcast stream costs ≈25 KB (≈250 MB for all of them).
-pub const MAX_STREAMS: usize = 10_000;
+/// An idle Broadcast stream costs ≈25 KB (release; 35 KB in a debug build,
+/// `e2e_hardening`), ≈200 MB for all of them.
+pub const MAX_STREAMS: usize = 8192;
 
 /// Operations endpoint: a request's head and body must arrive within this
 /// (Fabric's `fabhttp` `ReadTimeout`).

@@ -972,3 +972,73 @@ async fn out_of_descriptors_the_accept_loop_waits_instead_of_spinning() {
     }
     eprintln!("served again {:?} after the attacker left", t.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_broadcast_streams_are_bounded_by_max_streams() {
+    const MAX: usize = 1000;
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[("ORDERER_GENERAL_LIMITS_MAXSTREAMS", "1000")],
+        true,
+    );
+    let pid = node.child.id();
+    deliver_block0(&node, &net).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = rss_mib(pid);
+    // 1,200 idle Broadcast streams over 4 connections.
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(node.client().await);
+    }
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..1200 {
+        let c = &mut clients[i % 4];
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        match c
+            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(resp) => open.push((tx, resp.into_inner())),
+            Err(st) => {
+                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                refused += 1;
+            }
+        }
+    }
+    // A refusal may also arrive as the stream's first message.
+    let mut still_open = Vec::new();
+    for (tx, mut s) in open {
+        match tokio::time::timeout(Duration::from_millis(5), s.message()).await {
+            Err(_) => still_open.push((tx, s)),
+            Ok(Err(st)) if st.code() == tonic::Code::ResourceExhausted => refused += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss_mib(pid) - base;
+    eprintln!(
+        "1,200 idle Broadcast streams against MaxStreams 1000: {} open, {refused} refused; RSS +{grown:.1} MiB ({:.1} KB per open stream)",
+        still_open.len(),
+        grown * 1024.0 / still_open.len() as f64
+    );
+    assert_eq!(still_open.len(), MAX);
+    assert_eq!(refused, 200);
+    // ≈25 KB each measured on the release build.
+    assert!(grown < 64.0, "RSS grew {grown:.1} MiB");
+    // Closing streams lets new ones in.
+    still_open.truncate(MAX - 10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = node.client().await;
+    assert_eq!(
+        broadcast(&mut c, vec![tx_env(&net, b"room again")]).await[0].status,
+        Status::Success as i32
+    );
+}
