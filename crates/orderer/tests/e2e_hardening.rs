@@ -219,6 +219,12 @@ async fn silent_connections_are_closed_within_connection_timeout() {
     let mut half = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     half.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
     silent.push(half);
+    // And one that sends the preface but not the SETTINGS frame after it.
+    let mut no_settings = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    no_settings
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    silent.push(no_settings);
     // A normal client is served meanwhile.
     let took = deliver_block0(&node, &net).await;
     assert!(took < Duration::from_secs(2), "deliver took {took:?}");
@@ -232,7 +238,7 @@ async fn silent_connections_are_closed_within_connection_timeout() {
     .unwrap();
     let slowest = closes.iter().max().unwrap();
     eprintln!(
-        "201 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)"
+        "202 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)"
     );
     // Measured from after all were opened: at most the timeout, plus slack.
     assert!(*slowest < Duration::from_secs(3), "{slowest:?}");

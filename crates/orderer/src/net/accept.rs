@@ -2,7 +2,8 @@
 //! server it holds one of `max_connections` slots (none free: closed at
 //! once), and its TLS handshake runs in a task of its own; the handshake
 //! and the 24-byte HTTP/2 client preface must both be done within
-//! `General.ConnectionTimeout` of the accept, as grpc-go's
+//! `General.ConnectionTimeout` of the accept (with the header of the
+//! client's first SETTINGS frame), as grpc-go's
 //! `ConnectionTimeout` does for Fabric. A connection that misses either is
 //! closed; failed handshakes are logged with the remote address
 //! (rate-limited, [`super::ratelog`]). Running out of descriptors makes the
@@ -26,8 +27,11 @@ use tracing::{debug, warn};
 
 use super::ratelog::RateLog;
 
-/// The HTTP/2 client connection preface (RFC 9113 §3.4) is 24 bytes.
-pub const PREFACE_LEN: usize = 24;
+/// What a client must send within the deadline: the HTTP/2 connection
+/// preface (24 bytes, RFC 9113 §3.4) and the header of the SETTINGS frame
+/// that must follow it (9 bytes), as grpc-go reads both within its
+/// `ConnectionTimeout` (h2 checks what they say).
+pub const PREFACE_LEN: usize = 24 + 9;
 /// How long the loop pauses when `accept` fails for lack of descriptors.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
