@@ -246,3 +246,36 @@ impl tower_service::Service<http::Request<hyper::body::Incoming>> for WithPeer {
         Box::pin(async move { router.call(req.map(axum::body::Body::new)).await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_fail_after_idle_and_writes_after_a_stall() {
+        let ms = Duration::from_millis;
+        // Data keeps a connection alive; silence longer than the idle
+        // timeout ends it.
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut server = Deadlines::new(server, ms(150), ms(150));
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            tokio::time::sleep(ms(100)).await;
+            client.write_all(b"x").await.unwrap();
+            assert_eq!(server.read(&mut buf).await.unwrap(), 1);
+        }
+        let t = std::time::Instant::now();
+        let e = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= ms(140), "{:?}", t.elapsed());
+
+        // A peer that does not read: the write fails after the stall limit.
+        let (_client, server) = tokio::io::duplex(64);
+        let mut server = Deadlines::new(server, ms(10_000), ms(150));
+        let t = std::time::Instant::now();
+        let e = server.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= ms(140), "{:?}", t.elapsed());
+    }
+}
