@@ -534,21 +534,22 @@ async fn deliver_attack(streams: usize) -> (u64, f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deliver_streams_that_never_read_pin_a_bounded_number_of_blocks() {
-    // DELIVER_BUFFER (2) blocks per stream (before: ≈4.6, +277 MiB RSS for
-    // 16 such streams): the connection window is spent on the first, so
-    // every stream holds exactly its two.
+    // DELIVER_BUFFER (2) big blocks per stream (before: ≈4.6, +277 MiB RSS
+    // for 16 such streams), besides small ones such as the genesis block
+    // (DELIVER_BUFFER_BYTES): the connection window is spent on the first
+    // stream, so every stream holds its two.
     let (held, base, peak) = deliver_attack(6).await;
-    assert_eq!(held, 12, "6 streams");
+    assert!((12..=18).contains(&held), "6 streams: {held} blocks held");
     assert!(
         peak - base < mib(12) + 24.0,
         "6 streams: {base:.1} -> {peak:.1} MiB"
     );
-    // DELIVER_CONNECTION_BUFFER (16) blocks per connection (without it:
-    // +184 MiB RSS for these 40 streams).
+    // DELIVER_CONNECTION_BUFFER (16) blocks per connection, 2 more while the
+    // others are small (without it: +184 MiB RSS for these 40 streams).
     let (held, base, peak) = deliver_attack(40).await;
-    assert_eq!(held, 16, "40 streams");
+    assert!((16..=18).contains(&held), "40 streams: {held} blocks held");
     assert!(
-        peak - base < mib(16) + 24.0,
+        peak - base < mib(18) + 24.0,
         "40 streams: {base:.1} -> {peak:.1} MiB"
     );
     assert!(peak < 256.0, "40 streams: RSS {peak:.1} MiB");

@@ -40,7 +40,9 @@ use tonic::codegen::Service;
 use tracing::warn;
 
 use super::ratelog::RateLog;
-use crate::limits::DELIVER_CONNECTION_BUFFER;
+use crate::limits::{
+    DELIVER_BUFFER_BYTES, DELIVER_CONNECTION_BUFFER, DELIVER_CONNECTION_BUFFER_BYTES,
+};
 
 const DELIVER_PATH: &str = "/orderer.AtomicBroadcast/Deliver";
 /// tonic's gRPC message header: compression flag and length.
@@ -52,22 +54,43 @@ static STREAM_LIMIT_LOG: RateLog = RateLog::new();
 struct FlowState {
     /// Blocks reserved by the handler and not yet seen by the response stream.
     reserved: usize,
-    /// Messages handed to tonic and not yet released: (end offset, is a block).
-    queued: VecDeque<(u64, bool)>,
+    /// Messages handed to tonic and not yet released: (end offset, bytes
+    /// if it is a block).
+    queued: VecDeque<(u64, Option<u64>)>,
     /// Blocks among `queued`.
     blocks_out: usize,
+    /// Their bytes.
+    bytes_out: u64,
     /// Bytes of encoded messages handed to tonic so far.
     encoded: u64,
     /// Bytes h2 has released so far.
     released: u64,
 }
 
-/// The Deliver blocks held by all streams of one connection.
+/// Blocks of unknown size (reserved, not yet encoded) a connection may
+/// have on top of its small ones.
+const MAX_UNKNOWN: usize = 2;
+
+/// What the streams of one connection hold.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Blocks reserved or handed to tonic and not yet released.
+    held: usize,
+    /// Of those, reserved and not yet handed (size unknown).
+    reserved: usize,
+    /// Bytes of the handed ones.
+    bytes: u64,
+}
+
+/// The Deliver blocks held by all streams of one connection: at most
+/// `max_blocks`, or more while they are small (under `max_bytes` in all,
+/// with at most two blocks of unknown size).
 #[derive(Debug)]
 pub struct ConnBudget {
     addr: Option<SocketAddr>,
     max_blocks: usize,
-    held: AtomicUsize,
+    max_bytes: u64,
+    state: Mutex<ConnState>,
     changed: Notify,
 }
 
@@ -84,57 +107,79 @@ static CONNS: LazyLock<Mutex<HashMap<SocketAddr, Weak<ConnBudget>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl ConnBudget {
-    /// A budget of `max_blocks` (at least 1) not shared with anyone.
-    pub fn new(max_blocks: usize) -> Arc<Self> {
+    fn make(addr: Option<SocketAddr>, max_blocks: usize, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
-            addr: None,
+            addr,
             max_blocks: max_blocks.max(1),
-            held: AtomicUsize::new(0),
+            max_bytes,
+            state: Mutex::new(ConnState::default()),
             changed: Notify::new(),
         })
     }
 
+    /// A budget not shared with anyone.
+    pub fn new(max_blocks: usize, max_bytes: u64) -> Arc<Self> {
+        Self::make(None, max_blocks, max_bytes)
+    }
+
     /// The budget of the connection from `addr` (made on first use, gone
     /// when its last stream is).
-    pub fn of_connection(addr: SocketAddr, max_blocks: usize) -> Arc<Self> {
+    pub fn of_connection(addr: SocketAddr, max_blocks: usize, max_bytes: u64) -> Arc<Self> {
         let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = conns.get(&addr).and_then(Weak::upgrade) {
             return b;
         }
-        let b = Arc::new(Self {
-            addr: Some(addr),
-            max_blocks: max_blocks.max(1),
-            held: AtomicUsize::new(0),
-            changed: Notify::new(),
-        });
+        let b = Self::make(Some(addr), max_blocks, max_bytes);
         conns.insert(addr, Arc::downgrade(&b));
         b
     }
 
-    fn try_take(&self) -> bool {
-        let taken = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-                (h < self.max_blocks).then_some(h + 1)
-            })
-            .is_ok();
-        if taken {
-            HELD_TOTAL.fetch_add(1, Ordering::Relaxed);
-        }
-        taken
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn give_back(&self, n: usize) {
-        if n > 0 {
-            self.held.fetch_sub(n, Ordering::AcqRel);
-            HELD_TOTAL.fetch_sub(n, Ordering::Relaxed);
-            self.changed.notify_waiters();
+    fn try_take(&self) -> bool {
+        let mut c = self.lock();
+        if c.held < self.max_blocks || (c.reserved < MAX_UNKNOWN && c.bytes < self.max_bytes) {
+            c.held += 1;
+            c.reserved += 1;
+            HELD_TOTAL.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
         }
+    }
+
+    /// A reserved block of `bytes` was handed to tonic.
+    fn handed(&self, bytes: u64) {
+        {
+            let mut c = self.lock();
+            c.reserved = c.reserved.saturating_sub(1);
+            c.bytes += bytes;
+        }
+        // A stream waiting for its block of unknown size may go on.
+        self.changed.notify_waiters();
+    }
+
+    /// `blocks` blocks (`reserved` of them never handed) of `bytes` in all
+    /// are gone.
+    fn give_back(&self, blocks: usize, reserved: usize, bytes: u64) {
+        if blocks == 0 {
+            return;
+        }
+        {
+            let mut c = self.lock();
+            c.held -= blocks;
+            c.reserved -= reserved;
+            c.bytes -= bytes;
+        }
+        HELD_TOTAL.fetch_sub(blocks, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
     /// Blocks held by the connection's streams.
     pub fn held(&self) -> usize {
-        self.held.load(Ordering::Acquire)
+        self.lock().held
     }
 }
 
@@ -149,10 +194,14 @@ impl Drop for ConnBudget {
     }
 }
 
-/// The blocks a Deliver stream holds between the ledger and the socket.
+/// The blocks a Deliver stream holds between the ledger and the socket: at
+/// most `max_blocks`, or more while they are small (under `max_bytes` in
+/// all, with at most `max_blocks` of unknown size: read, not yet encoded),
+/// so that small blocks keep being sent many at a time.
 #[derive(Debug)]
 pub struct DeliverFlow {
     max_blocks: usize,
+    max_bytes: u64,
     conn: Arc<ConnBudget>,
     state: Mutex<FlowState>,
     changed: Notify,
@@ -183,22 +232,23 @@ impl Drop for ResponseGuard {
 impl Drop for DeliverFlow {
     fn drop(&mut self) {
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.conn.give_back(s.reserved + s.blocks_out);
+        self.conn
+            .give_back(s.reserved + s.blocks_out, s.reserved, s.bytes_out);
     }
 }
 
 impl DeliverFlow {
-    /// A stream that may hold `max_blocks` blocks (at least 1), on a
-    /// connection of its own.
-    pub fn new(max_blocks: usize) -> Self {
-        Self::on_connection(max_blocks, ConnBudget::new(usize::MAX))
+    /// A stream that may hold `max_blocks` blocks (at least 1), or more
+    /// under `max_bytes`, on a connection of its own.
+    pub fn new(max_blocks: usize, max_bytes: u64) -> Self {
+        Self::on_connection(max_blocks, max_bytes, ConnBudget::new(usize::MAX, u64::MAX))
     }
 
-    /// A stream that may hold `max_blocks` blocks (at least 1) within its
-    /// connection's budget.
-    pub fn on_connection(max_blocks: usize, conn: Arc<ConnBudget>) -> Self {
+    /// As [`Self::new`], within its connection's budget.
+    pub fn on_connection(max_blocks: usize, max_bytes: u64, conn: Arc<ConnBudget>) -> Self {
         Self {
             max_blocks: max_blocks.max(1),
+            max_bytes,
             conn,
             state: Mutex::new(FlowState::default()),
             changed: Notify::new(),
@@ -232,7 +282,9 @@ impl DeliverFlow {
             }
             {
                 let mut s = self.lock();
-                if s.reserved + s.blocks_out < self.max_blocks && self.conn.try_take() {
+                let mine_ok = s.reserved + s.blocks_out < self.max_blocks
+                    || (s.reserved < self.max_blocks && s.bytes_out < self.max_bytes);
+                if mine_ok && self.conn.try_take() {
                     s.reserved += 1;
                     return;
                 }
@@ -247,35 +299,47 @@ impl DeliverFlow {
     /// A message of `encoded_len` bytes (without the gRPC header) is being
     /// handed to tonic.
     pub fn handed(&self, encoded_len: usize, is_block: bool) {
+        let len = GRPC_HEADER_LEN + encoded_len as u64;
         let mut s = self.lock();
-        s.encoded += GRPC_HEADER_LEN + encoded_len as u64;
+        s.encoded += len;
         let end = s.encoded;
-        s.queued.push_back((end, is_block));
-        if is_block {
-            s.reserved = s.reserved.saturating_sub(1);
+        s.queued.push_back((end, is_block.then_some(len)));
+        if is_block && s.reserved > 0 {
+            s.reserved -= 1;
             s.blocks_out += 1;
+            s.bytes_out += len;
+            drop(s);
+            self.conn.handed(len);
+            // Its size is known now: the handler may reserve the next.
+            self.changed.notify_waiters();
+        } else if is_block {
+            // Not reserved (no budget in force when it was read): bytes
+            // only, so that the release is accounted for.
+            s.queued.back_mut().expect("just pushed").1 = None;
         }
     }
 
     /// h2 dropped `n` bytes of the response body.
     pub fn released(&self, n: usize) {
-        let mut freed = 0;
+        let (mut freed, mut freed_bytes) = (0, 0);
         {
             let mut s = self.lock();
             s.released += n as u64;
-            while let Some(&(end, is_block)) = s.queued.front() {
+            while let Some(&(end, block)) = s.queued.front() {
                 if end > s.released {
                     break;
                 }
                 s.queued.pop_front();
-                if is_block {
+                if let Some(len) = block {
                     s.blocks_out -= 1;
+                    s.bytes_out -= len;
                     freed += 1;
+                    freed_bytes += len;
                 }
             }
         }
         if freed > 0 {
-            self.conn.give_back(freed);
+            self.conn.give_back(freed, 0, freed_bytes);
             self.changed.notify_waiters();
         }
     }
@@ -442,11 +506,16 @@ where
             return Box::pin(async move { Ok(st.into_http()) });
         };
         let flow = (req.uri().path() == DELIVER_PATH).then(|| {
+            let (blocks, bytes) = (DELIVER_CONNECTION_BUFFER, DELIVER_CONNECTION_BUFFER_BYTES);
             let conn = match remote_addr(&req) {
-                Some(addr) => ConnBudget::of_connection(addr, DELIVER_CONNECTION_BUFFER),
-                None => ConnBudget::new(DELIVER_CONNECTION_BUFFER),
+                Some(addr) => ConnBudget::of_connection(addr, blocks, bytes),
+                None => ConnBudget::new(blocks, bytes),
             };
-            let flow = Arc::new(DeliverFlow::on_connection(self.limits.deliver_blocks, conn));
+            let flow = Arc::new(DeliverFlow::on_connection(
+                self.limits.deliver_blocks,
+                DELIVER_BUFFER_BYTES,
+                conn,
+            ));
             req.extensions_mut().insert(Arc::clone(&flow));
             flow
         });
@@ -471,7 +540,7 @@ mod tests {
 
     #[tokio::test]
     async fn blocks_count_until_their_bytes_are_released() {
-        let flow = Arc::new(DeliverFlow::new(2));
+        let flow = Arc::new(DeliverFlow::new(2, 0));
         flow.reserve().await;
         flow.handed(100, true);
         flow.reserve().await;
@@ -502,10 +571,10 @@ mod tests {
     #[tokio::test]
     async fn streams_of_one_connection_share_its_budget() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let conn = ConnBudget::of_connection(addr, 3);
-        assert!(Arc::ptr_eq(&conn, &ConnBudget::of_connection(addr, 3)));
-        let a = Arc::new(DeliverFlow::on_connection(2, Arc::clone(&conn)));
-        let b = Arc::new(DeliverFlow::on_connection(2, Arc::clone(&conn)));
+        let conn = ConnBudget::of_connection(addr, 3, 0);
+        assert!(Arc::ptr_eq(&conn, &ConnBudget::of_connection(addr, 3, 0)));
+        let a = Arc::new(DeliverFlow::on_connection(2, 0, Arc::clone(&conn)));
+        let b = Arc::new(DeliverFlow::on_connection(2, 0, Arc::clone(&conn)));
         a.reserve().await;
         a.handed(10, true);
         a.reserve().await;
@@ -534,7 +603,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_stream_stops_waiting_when_its_client_is_gone() {
-        let flow = Arc::new(DeliverFlow::new(1));
+        let flow = Arc::new(DeliverFlow::new(1, 0));
         let guard = ResponseGuard::new(Arc::clone(&flow));
         flow.reserve().await;
         let f = Arc::clone(&flow);
@@ -551,8 +620,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn small_blocks_may_be_more_than_the_block_count() {
+        let conn = ConnBudget::new(3, 2000);
+        let flow = Arc::new(DeliverFlow::on_connection(2, 1000, Arc::clone(&conn)));
+        // Ten blocks of 95 + 5 bytes: under 1000 bytes, so not held to 2.
+        for _ in 0..10 {
+            tokio::time::timeout(Duration::from_secs(1), flow.reserve())
+                .await
+                .expect("a small block waited");
+            flow.handed(95, true);
+        }
+        assert_eq!(flow.blocks_held(), 10);
+        // 1000 bytes held now: the next waits for the count (2) instead.
+        let f = Arc::clone(&flow);
+        let waiting = tokio::spawn(async move { f.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        // Writing nine of them frees both the byte and the count limit.
+        flow.released(900);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(flow.blocks_held(), 2);
+        assert_eq!(conn.held(), 2);
+        // A big block takes the byte allowance at once: one unknown at a time.
+        flow.handed(5000, true);
+        let f = Arc::clone(&flow);
+        let waiting = tokio::spawn(async move { f.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "3 blocks over 1000 bytes");
+        waiting.abort();
+        let _ = waiting.await;
+        drop(flow);
+        assert_eq!(conn.held(), 0);
+    }
+
+    #[tokio::test]
     async fn frames_merging_several_messages_release_them_all() {
-        let flow = DeliverFlow::new(3);
+        let flow = DeliverFlow::new(3, 0);
         for len in [10, 20, 30] {
             flow.reserve().await;
             flow.handed(len, true);
