@@ -676,7 +676,11 @@ async fn channel_cmd(
                     channel::broadcast_envelopes(&mut client, envs).await
                 })
                 .await?;
-                return Ok(resps.iter().fold(true, |ok, r| report_status(r) && ok));
+                let mut ok = resps.len() == then.len() + 1;
+                for r in &resps {
+                    ok &= report_status(r);
+                }
+                return Ok(ok);
             }
             let resp = with_timeout(timeout, "updating the channel", async {
                 let mut client = connect(&target.server).await?;

@@ -127,6 +127,15 @@ pub(crate) fn schema() -> Kind {
                     ]),
                 ),
                 f("ConnectionTimeout", Dur),
+                // Ours (Fabric has none): limits of the gRPC port.
+                f(
+                    "Limits",
+                    sec(vec![
+                        f("MaxConnections", UInt(u32_max)),
+                        f("MaxConcurrentStreams", UInt(u32_max)),
+                        f("MaxStreams", UInt(u32_max)),
+                    ]),
+                ),
                 f("GenesisMethod", Str),
                 f("GenesisFile", Path),
                 f("GenesisProfile", Str),

@@ -86,8 +86,13 @@ pub struct General {
     /// Raft cluster settings; accepted and typed, unused by the Kafka orderer.
     pub cluster: Cluster,
     pub keepalive: Keepalive,
+    /// Fabric's `comm` `ConnectionTimeout` (0: 5 s): the TLS handshake and
+    /// the HTTP/2 preface must be done this long after a gRPC connection is
+    /// accepted.
     #[serde(with = "go_duration")]
     pub connection_timeout: Duration,
+    /// Ours: limits of the gRPC port (0: the built-in default).
+    pub limits: Limits,
     /// v1.4 key: `provisional` or `file`. See [`Config::bootstrap`].
     pub genesis_method: String,
     /// v1.4 key. See [`Config::bootstrap`].
@@ -181,6 +186,22 @@ pub struct Cluster {
     pub cert_expiration_warning_threshold: Duration,
     #[serde(rename = "TLSHandshakeTimeShift", with = "go_duration")]
     pub tls_handshake_time_shift: Duration,
+}
+
+/// `General.Limits` (this orderer's; Fabric has no such keys). Zero means
+/// the built-in default (`orderer::limits`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "PascalCase")]
+pub struct Limits {
+    /// gRPC connections open or handshaking at once (default 4096, lowered
+    /// to the descriptor limit less 256).
+    pub max_connections: u32,
+    /// Streams per gRPC connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`,
+    /// default 1000).
+    pub max_concurrent_streams: u32,
+    /// Broadcast and Deliver streams open at once over all connections
+    /// (default 8192); more are refused with `RESOURCE_EXHAUSTED`.
+    pub max_streams: u32,
 }
 
 /// gRPC server keepalive. Zero means "use the gRPC/Fabric comm default".

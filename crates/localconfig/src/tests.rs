@@ -915,3 +915,21 @@ fn redacted_hides_secrets() {
     );
     assert_eq!(c.kafka.sasl_plain.password, "s3cret");
 }
+
+#[test]
+fn general_limits_and_connection_timeout() {
+    let c = load_yaml(
+        "General:\n  ConnectionTimeout: 2s\n  Limits:\n    MaxConnections: 100\n    MaxConcurrentStreams: 10\n",
+        &[("ORDERER_GENERAL_LIMITS_MAXSTREAMS", "500")],
+    )
+    .unwrap();
+    assert_eq!(c.general.connection_timeout, SECS(2));
+    assert_eq!(c.general.limits.max_connections, 100);
+    assert_eq!(c.general.limits.max_concurrent_streams, 10);
+    assert_eq!(c.general.limits.max_streams, 500);
+    // Unset: zero, the orderer's defaults.
+    let c = load_yaml("", &[]).unwrap();
+    assert_eq!(c.general.limits.max_streams, 0);
+    assert!(load_yaml("General:\n  Limits:\n    MaxStreamz: 1\n", &[]).is_err());
+    assert!(load_yaml("General:\n  Limits:\n    MaxStreams: -1\n", &[]).is_err());
+}

@@ -33,6 +33,7 @@ pub mod devnet;
 pub mod ledgercheck;
 pub mod limits;
 pub mod metrics;
+pub mod net;
 pub mod operations;
 pub mod server;
 pub mod status;

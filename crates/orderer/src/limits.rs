@@ -7,14 +7,72 @@ pub const BROADCAST_WINDOW: usize = 1024;
 /// Longest a Broadcast stream validates envelopes before it yields its
 /// worker to other tasks (Deliver streams, acknowledgements).
 pub const BROADCAST_TURN: std::time::Duration = std::time::Duration::from_micros(500);
-/// Deliver responses buffered per stream before the sender waits. Each can
-/// be a whole block (up to `AbsoluteMaxBytes` plus metadata), so this bounds
-/// what a slow follower pins in the orderer: with 16, 50 followers reading a
-/// ~0.5 MB block every 5 s grew the orderer past 650 MiB in 3 minutes; the
-/// HTTP/2 flow-control window already keeps fast followers pipelined.
+/// Deliver blocks a stream holds between the ledger and the socket, whatever
+/// their size: counted from the ledger read until h2 has written the block's
+/// last byte (`crate::net::streams::DeliverFlow`), so a client that never
+/// reads (HTTP/2 window 0) pins at most this many blocks per stream (before,
+/// about five). Also the response channel's capacity. Each can be a whole
+/// block (up to `AbsoluteMaxBytes` plus metadata): with 16, 50 followers
+/// reading a ~0.5 MB block every 5 s grew the orderer past 650 MiB in 3
+/// minutes; the HTTP/2 flow-control window keeps fast followers pipelined.
 pub const DELIVER_BUFFER: usize = 2;
+/// Deliver blocks all the streams of one connection hold together (counted
+/// as for [`DELIVER_BUFFER`]): many non-reading streams on one connection
+/// pin at most this many blocks; beyond it that connection's streams wait,
+/// other connections are not affected.
+pub const DELIVER_CONNECTION_BUFFER: usize = 16;
+/// More than [`DELIVER_BUFFER`] blocks may be held by a stream while those
+/// it holds are under this many bytes (with at most `DELIVER_BUFFER` of
+/// them read and not yet encoded, their size unknown): small blocks are
+/// then sent many at a time (held to 2, a catch-up of 1,500 small blocks
+/// took 1.5–1.8× as long as before). A stream holds at most
+/// `DELIVER_BUFFER` blocks of any size plus `DELIVER_BUFFER_BYTES` of small ones.
+pub const DELIVER_BUFFER_BYTES: u64 = 1 << 20;
+/// The same for all the Deliver streams of one connection: at most
+/// `DELIVER_CONNECTION_BUFFER` blocks, or `DELIVER_CONNECTION_BUFFER_BYTES`
+/// of small ones plus 2 of any size.
+pub const DELIVER_CONNECTION_BUFFER_BYTES: u64 = 4 << 20;
 /// Default gRPC message size limit (Fabric `General.MaxRecvMsgSize`).
 pub const GRPC_MAX_MSG: usize = 100 * 1024 * 1024;
+
+/// `General.ConnectionTimeout` default (Fabric's `comm.DefaultConnectionTimeout`):
+/// the gRPC port closes a connection whose TLS handshake and HTTP/2 preface
+/// are not done this long after it was accepted (`crate::net::accept`).
+pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// `General.Keepalive.ServerInterval` default (Fabric's, gRPC's): ping a
+/// connection idle this long.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+/// `General.Keepalive.ServerTimeout` default: close a connection whose ping
+/// is not answered within this.
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// `General.Limits.MaxConnections` default: gRPC connections open or
+/// handshaking at once (lowered at start to the descriptor limit less 256,
+/// `crate::net::effective_max_connections`); more are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// `General.Limits.MaxConcurrentStreams` default: streams per gRPC
+/// connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`; h2 refuses more).
+pub const MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// `General.Limits.MaxStreams` default: Broadcast and Deliver streams open
+/// at once over all connections; more are refused with RESOURCE_EXHAUSTED.
+/// An idle Broadcast stream costs ≈25 KB (release; 35 KB in a debug build,
+/// `e2e_hardening`), ≈200 MB for all of them.
+pub const MAX_STREAMS: usize = 8192;
+
+/// Operations endpoint: a request's head and body must arrive within this
+/// (Fabric's `fabhttp` `ReadTimeout`).
+pub const OPS_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Operations endpoint: a response must be written within this (Fabric's
+/// `fabhttp` `WriteTimeout`).
+pub const OPS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Operations endpoint: a keep-alive connection idle this long is closed.
+pub const OPS_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Operations endpoint: connections open at once (more wait in the kernel's
+/// accept queue).
+pub const OPS_MAX_CONNECTIONS: usize = 1024;
+/// `/logspec` PUT body limit.
+pub const LOGSPEC_MAX_BODY: usize = 64 * 1024;
+/// Logger names one `/logspec` spec may name.
+pub const LOGSPEC_MAX_LOGGERS: usize = 256;
 
 /// Kafka records this OSN's chain may be behind the newest offset Kafka
 /// acknowledged to it before Broadcast submissions wait: without it, Kafka

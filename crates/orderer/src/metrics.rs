@@ -17,6 +17,9 @@
 //! | `consensus_kafka_last_offset_persisted` | gauge | channel | Kafka chain, per block |
 //! | `ledger_blockchain_height` | gauge | channel | at scrape time, from the registrar |
 //! | `fabric_version` | gauge | version | at start |
+//! | `grpc_comm_conn_opened` / `grpc_comm_conn_closed` | counter | — | `net` (gRPC connections handed to the server, and closed) |
+//! | `orderer_deliver_blocks_buffered` | gauge | — | ours: at scrape time, Deliver blocks between the ledger read and the socket (`net::streams`) |
+//! | `orderer_refused_total` | counter | reason | ours: `net` and `operations` (a limit or timeout refused or closed something; see `crate::net`) |
 //!
 //! As in Fabric, a Broadcast envelope is counted when it has been validated
 //! and handed to its chain (status `SUCCESS`) or refused (its error
@@ -62,6 +65,10 @@ pub struct Metrics {
     consensus_kafka_last_offset_persisted: GaugeVec,
     ledger_blockchain_height: GaugeVec,
     fabric_version: GaugeVec,
+    grpc_comm_conn_opened: IntCounter,
+    grpc_comm_conn_closed: IntCounter,
+    refused: CounterVec,
+    deliver_blocks_buffered: prometheus::IntGauge,
     /// When each channel's pending batch received its first envelope.
     fill_start: Mutex<HashMap<String, Instant>>,
 }
@@ -177,6 +184,32 @@ impl Metrics {
                 "The active version of Fabric.",
                 &["version"],
             ),
+            grpc_comm_conn_opened: int_counter(
+                &r,
+                "grpc_comm_conn_opened",
+                "gRPC connections opened. Open minus closed connections is the active number of connections.",
+            ),
+            grpc_comm_conn_closed: int_counter(
+                &r,
+                "grpc_comm_conn_closed",
+                "gRPC connections closed. Open minus closed connections is the active number of connections.",
+            ),
+            refused: counter(
+                &r,
+                "orderer_refused_total",
+                "Connections, streams and requests refused or closed by a limit or a timeout, by reason.",
+                &["reason"],
+            ),
+            deliver_blocks_buffered: {
+                let g = prometheus::IntGauge::new(
+                    "orderer_deliver_blocks_buffered",
+                    "Deliver blocks read from the ledger and not yet written to a client's connection.",
+                )
+                .expect("metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registration");
+                g
+            },
             fill_start: Mutex::new(HashMap::new()),
             registry: r,
         }
@@ -203,6 +236,34 @@ pub fn render_text() -> Result<String, String> {
         .encode(&families, &mut out)
         .map_err(|e| e.to_string())?;
     String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// A gRPC connection was handed to the server (`grpc_comm_conn_opened`).
+pub fn conn_opened() {
+    if enabled() {
+        METRICS.grpc_comm_conn_opened.inc();
+    }
+}
+
+/// A gRPC connection closed (`grpc_comm_conn_closed`).
+pub fn conn_closed() {
+    if enabled() {
+        METRICS.grpc_comm_conn_closed.inc();
+    }
+}
+
+/// A limit or timeout refused or closed something (`orderer_refused_total{reason}`).
+pub fn refused(reason: &str) {
+    if enabled() {
+        METRICS.refused.with_label_values(&[reason]).inc();
+    }
+}
+
+/// `orderer_deliver_blocks_buffered`.
+pub fn set_deliver_blocks_buffered(n: usize) {
+    if enabled() {
+        METRICS.deliver_blocks_buffered.set(n as i64);
+    }
 }
 
 /// `fabric_version{version} 1`.

@@ -25,6 +25,7 @@ use fabric_ledger::Ledger;
 use fabric_protos::common::{Block, Envelope, HeaderType};
 use prost::Message;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -107,40 +108,15 @@ impl TlsSettings {
         self.enabled && self.client_auth_required
     }
 
-    /// The tonic server TLS config: TLS 1.2 and 1.3 (rustls), the server
-    /// certificate and key, and with mutual TLS the client root CAs:
-    /// `ClientRootCAs` plus `channel_roots` (PEM, see [`channel_tls_roots`]).
+    /// The rustls server config ([`crate::net::tls::server_config`]):
+    /// TLS 1.2 and 1.3, the server certificate and key, and with mutual
+    /// TLS the client root CAs: `ClientRootCAs` plus `channel_roots` (PEM,
+    /// see [`channel_tls_roots`]; `None`: only check the files).
     pub fn server_config(
         &self,
-        channel_roots: &[Vec<u8>],
-    ) -> Result<Option<tonic::transport::ServerTlsConfig>> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        let read = |key: &str, p: &Path| {
-            std::fs::read(p).with_context(|| format!("{key}: reading {}", p.display()))
-        };
-        let cert = read("General.TLS.Certificate", &self.certificate)?;
-        let key = read("General.TLS.PrivateKey", &self.private_key)?;
-        let mut cfg = tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(cert, key));
-        if self.client_auth_required {
-            let mut roots = Vec::new();
-            for p in &self.client_root_cas {
-                let pem = read("General.TLS.ClientRootCAs", p)?;
-                roots.extend_from_slice(&pem);
-                roots.push(b'\n');
-            }
-            for pem in channel_roots {
-                roots.extend_from_slice(pem);
-                roots.push(b'\n');
-            }
-            if roots.is_empty() {
-                bail!("General.TLS.ClientAuthRequired is true but neither General.TLS.ClientRootCAs nor the channels' MSPs name a TLS CA: no client certificate could be verified");
-            }
-            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(roots));
-        }
-        Ok(Some(cfg))
+        channel_roots: Option<&[Vec<u8>]>,
+    ) -> Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+        crate::net::tls::server_config(self, channel_roots)
     }
 }
 
@@ -172,6 +148,8 @@ pub struct NodeSettings {
     pub tls: TlsSettings,
     /// The operations endpoint (none: off).
     pub operations: Option<OperationsSettings>,
+    /// Connection and stream limits and timeouts of the gRPC port.
+    pub net: crate::net::NetSettings,
 }
 
 /// A running node.
@@ -345,7 +323,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     }
 
     // Fail early on unreadable TLS files, before any chain starts.
-    settings.tls.server_config(&[vec![]])?;
+    settings.tls.server_config(None)?;
     let shutdown = CancellationToken::new();
     let chains_stop = CancellationToken::new();
     let registrar = Arc::new(Registrar::new());
@@ -403,30 +381,57 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         Some(ops) => operations::start(ops, Arc::clone(&registrar), shutdown.clone()).await?,
         None => None,
     };
-    let mut builder = tonic::transport::Server::builder();
+    let net = &settings.net;
+    let max_connections = crate::net::effective_max_connections(
+        net.max_connections,
+        crate::net::raise_descriptor_limit(),
+    );
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(net.max_concurrent_streams)
+        .http2_keepalive_interval(Some(net.keepalive_interval))
+        .http2_keepalive_timeout(Some(net.keepalive_timeout))
+        .layer(crate::net::streams::StreamLimitLayer::new(
+            net.max_streams,
+            crate::limits::DELIVER_BUFFER,
+        ));
     let channel_roots = if settings.tls.mutual() {
         channel_tls_roots(&registrar)
     } else {
         Vec::new()
     };
-    if let Some(tls) = settings.tls.server_config(&channel_roots)? {
-        builder = builder
-            .tls_config(tls)
-            .context("General.TLS: server certificate or key")?;
-    }
+    let tls = settings.tls.server_config(Some(&channel_roots))?;
     info!(%addr, tls = settings.tls.enabled, mutual_tls = settings.tls.mutual(),
-          channels = ?registrar.channel_ids(), "Beginning to serve requests");
+          channels = ?registrar.channel_ids(), max_connections,
+          max_concurrent_streams = net.max_concurrent_streams, max_streams = net.max_streams,
+          connection_timeout = ?net.connection_timeout, "Beginning to serve requests");
     let stop = shutdown.clone();
     stop_chains_on_error.disarm();
-    let server = tokio::spawn(async move {
-        builder
-            .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                stop.cancelled_owned(),
-            )
-            .await
-    });
+    let (timeout, accept_stop) = (net.connection_timeout, shutdown.clone());
+    let router = builder.add_service(svc);
+    let server = match tls {
+        Some(cfg) => {
+            let hs = crate::net::accept::Tls(tokio_rustls::TlsAcceptor::from(cfg));
+            let incoming =
+                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
+                    .map(Ok::<_, std::io::Error>);
+            tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await
+            })
+        }
+        None => {
+            let hs = crate::net::accept::Plain;
+            let incoming =
+                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
+                    .map(Ok::<_, std::io::Error>);
+            tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await
+            })
+        }
+    };
     Ok(RunningNode {
         addr,
         operations_addr: operations.as_ref().map(|o| o.addr),

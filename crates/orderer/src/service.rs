@@ -1,6 +1,12 @@
 //! ①⑧ The `orderer.AtomicBroadcast` gRPC service: thin adapters from tonic
 //! streams to [`Broadcaster`] and [`Deliverer`].
 //!
+//! A message that cannot be received (not an `Envelope`, over
+//! `General.MaxRecvMsgSize`) ends the inbound stream for the handler as if
+//! the client had closed it: the answers to what came before are still
+//! sent, then the stream ends with the gRPC status grpc-go gives Fabric
+//! ([`crate::status::receive_error_status`]) instead of OK.
+//!
 //! Broadcast is served by [`OrdererGrpc`] with its own codec: each received
 //! envelope keeps the bytes the client sent ([`WireEnvelope`]), so the block
 //! can hold them as Fabric's orderer does (its re-encoding keeps fields
@@ -8,17 +14,18 @@
 //! to the generated server.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use fabric_protos::orderer::{BroadcastResponse, DeliverResponse};
 use futures::Stream;
+use futures::StreamExt;
 use prost::bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::{Request, Response, Status, Streaming};
@@ -46,15 +53,130 @@ impl AtomicBroadcastService {
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+static RECV_LOG: crate::net::ratelog::RateLog = crate::net::ratelog::RateLog::new();
+
+/// The receive error that ended an inbound stream, if one did.
+#[derive(Clone, Default)]
+struct RecvError(Arc<Mutex<Option<Status>>>);
+
+impl RecvError {
+    /// `inbound`, ending at its first error, which is kept here.
+    fn tap<T: Send + 'static>(
+        &self,
+        inbound: Streaming<T>,
+        rpc: &'static str,
+    ) -> impl Stream<Item = Result<T, Status>> + Unpin + Send {
+        let slot = self.clone();
+        Box::pin(inbound.scan(slot, move |slot, item| {
+            futures::future::ready(match item {
+                Ok(env) => Some(Ok(env)),
+                Err(st) => {
+                    let mapped = crate::status::receive_error_status(&st);
+                    if matches!(mapped.code(), tonic::Code::Internal | tonic::Code::ResourceExhausted) {
+                        if let Some(skipped) = RECV_LOG.allow() {
+                            tracing::warn!(rpc, error = %st, status = ?mapped.code(), skipped, "Error reading from stream");
+                        }
+                    } else {
+                        tracing::debug!(rpc, error = %st, "Error reading from stream");
+                    }
+                    *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapped);
+                    None
+                }
+            })
+        }))
+    }
+
+    /// What the response stream ends with after the handler's last item.
+    fn trailer<T: Send>(self) -> impl Stream<Item = Result<T, Status>> + Send {
+        futures::stream::iter(
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .map(Err),
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl AtomicBroadcast for AtomicBroadcastService {
+    type BroadcastStream = ResponseStream<BroadcastResponse>;
+    type DeliverStream = ResponseStream<DeliverResponse>;
+
+    /// Not reached through [`OrdererGrpc`] (which serves Broadcast with the
+    /// bytes as received); here the envelope is encoded again.
+    async fn broadcast(
+        &self,
+        request: Request<Streaming<Envelope>>,
+    ) -> Result<Response<Self::BroadcastStream>, Status> {
+        let recv_error = RecvError::default();
+        let inbound = recv_error.tap(request.into_inner(), "Broadcast").map(|r| {
+            r.map(|env| WireEnvelope {
+                bytes: Bytes::from(env.encode_to_vec()),
+                env,
+            })
+        });
+        Ok(self.broadcaster_response(inbound, recv_error))
+    }
+
+    async fn deliver(
+        &self,
+        request: Request<Streaming<Envelope>>,
+    ) -> Result<Response<Self::DeliverStream>, Status> {
+        let client_cert_hash = crate::deliver::client_cert_hash(&request);
+        // Set by `net::streams` (absent when the service runs without it).
+        let flow = request
+            .extensions()
+            .get::<Arc<crate::net::streams::DeliverFlow>>()
+            .cloned();
+        let recv_error = RecvError::default();
+        let inbound = recv_error.tap(request.into_inner(), "Deliver");
+        let (tx, rx) = mpsc::channel(DELIVER_BUFFER);
+        let deliverer = self.deliverer.clone();
+        let handler = async move { deliverer.handle(inbound, tx, client_cert_hash).await };
+        let responses = ReceiverStream::new(rx);
+        match flow {
+            Some(flow) => {
+                tokio::spawn(crate::net::streams::scope(Arc::clone(&flow), handler));
+                let guard = crate::net::streams::ResponseGuard::new(Arc::clone(&flow));
+                let responses = responses.inspect(move |r| {
+                    let _held_until_the_response_stream_is_dropped = &guard;
+                    if let Ok(resp) = r {
+                        flow.observe(resp);
+                    }
+                });
+                Ok(Response::new(Box::pin(responses.chain(
+                    futures::stream::once(async move { recv_error.trailer() }).flatten(),
+                ))))
+            }
+            None => {
+                tokio::spawn(handler);
+                Ok(Response::new(Box::pin(responses.chain(
+                    futures::stream::once(async move { recv_error.trailer() }).flatten(),
+                ))))
+            }
+        }
+    }
+}
+
 impl AtomicBroadcastService {
-    fn broadcaster_response<S>(&self, inbound: S) -> Response<ResponseStream<BroadcastResponse>>
+    /// Serves one Broadcast stream: the answers, then the receive error
+    /// that ended `inbound`, if any.
+    fn broadcaster_response<S>(
+        &self,
+        inbound: S,
+        recv_error: RecvError,
+    ) -> Response<ResponseStream<BroadcastResponse>>
     where
         S: Stream<Item = Result<WireEnvelope, Status>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(BROADCAST_WINDOW);
         let broadcaster = self.broadcaster.clone();
         tokio::spawn(async move { broadcaster.handle(inbound, tx).await });
-        Response::new(Box::pin(ReceiverStream::new(rx).map(Ok)))
+        let responses = ReceiverStream::new(rx).map(Ok);
+        Response::new(Box::pin(responses.chain(
+            futures::stream::once(async move { recv_error.trailer() }).flatten(),
+        )))
     }
 }
 
@@ -145,7 +267,9 @@ impl tonic::server::StreamingService<WireEnvelope> for BroadcastRpc {
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<WireEnvelope>>) -> Self::Future {
-        let response = self.0.broadcaster_response(request.into_inner());
+        let recv_error = RecvError::default();
+        let inbound = recv_error.tap(request.into_inner(), "Broadcast");
+        let response = self.0.broadcaster_response(inbound, recv_error);
         Box::pin(async move { Ok(response) })
     }
 }
@@ -174,38 +298,5 @@ where
                 .apply_max_message_size_config(Some(limits.max_recv), Some(limits.max_send));
             Ok(grpc.streaming(rpc, req).await)
         })
-    }
-}
-
-#[tonic::async_trait]
-impl AtomicBroadcast for AtomicBroadcastService {
-    type BroadcastStream = ResponseStream<BroadcastResponse>;
-    type DeliverStream = ResponseStream<DeliverResponse>;
-
-    /// Not reached through [`OrdererGrpc`] (which serves Broadcast with the
-    /// bytes as received); here the envelope is encoded again.
-    async fn broadcast(
-        &self,
-        request: Request<Streaming<Envelope>>,
-    ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let inbound = request.into_inner().map(|r| {
-            r.map(|env| WireEnvelope {
-                bytes: Bytes::from(env.encode_to_vec()),
-                env,
-            })
-        });
-        Ok(self.broadcaster_response(inbound))
-    }
-
-    async fn deliver(
-        &self,
-        request: Request<Streaming<Envelope>>,
-    ) -> Result<Response<Self::DeliverStream>, Status> {
-        let client_cert_hash = crate::deliver::client_cert_hash(&request);
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(DELIVER_BUFFER);
-        let deliverer = self.deliverer.clone();
-        tokio::spawn(async move { deliverer.handle(inbound, tx, client_cert_hash).await });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

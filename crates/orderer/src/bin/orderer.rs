@@ -171,6 +171,29 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
     }
 }
 
+/// `General.ConnectionTimeout`, `General.Keepalive.*` and `General.Limits.*`;
+/// zero (unset) takes Fabric's default, or ours where Fabric has none.
+fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings {
+    let d = orderer::net::NetSettings::default();
+    let dur = |v: Duration, def: Duration| if v.is_zero() { def } else { v };
+    let num = |v: u32, def: usize| if v == 0 { def } else { v as usize };
+    if !g.keepalive.server_min_interval.is_zero() {
+        tracing::debug!("General.Keepalive.ServerMinInterval is accepted but not enforced: clients that ping more often are not disconnected");
+    }
+    orderer::net::NetSettings {
+        connection_timeout: dur(g.connection_timeout, d.connection_timeout),
+        keepalive_interval: dur(g.keepalive.server_interval, d.keepalive_interval),
+        keepalive_timeout: dur(g.keepalive.server_timeout, d.keepalive_timeout),
+        max_connections: num(g.limits.max_connections, d.max_connections),
+        max_concurrent_streams: if g.limits.max_concurrent_streams == 0 {
+            d.max_concurrent_streams
+        } else {
+            g.limits.max_concurrent_streams
+        },
+        max_streams: num(g.limits.max_streams, d.max_streams),
+    }
+}
+
 fn settings(log: Arc<LogControl>) -> Result<NodeSettings> {
     let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &config.warnings {
@@ -217,6 +240,7 @@ fn settings(log: Arc<LogControl>) -> Result<NodeSettings> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             commit_sha: option_env!("ORDERER_COMMIT_SHA").unwrap_or("").to_string(),
         }),
+        net: net_settings(g),
     };
     if config.metrics.provider == "statsd" {
         warn!("Metrics.Provider statsd is not supported by this orderer; metrics are disabled");

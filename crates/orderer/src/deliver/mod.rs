@@ -345,6 +345,8 @@ impl Deliverer {
                 return Err(DeliverError::Unavailable(why));
             }
             sending.set(true);
+            // At most DELIVER_BUFFER blocks between the ledger and the socket.
+            crate::net::streams::reserve_block().await;
             let block: Block = support
                 .ledger
                 .get(number)

@@ -16,8 +16,16 @@
 //! `Operations.TLS` ([`tls`]): HTTPS, optionally mutual; with TLS on,
 //! `/metrics` and `/logspec` need a verified client certificate (401
 //! otherwise), as in Fabric.
+//!
+//! The endpoint cannot starve the data path: connections get Fabric's
+//! `fabhttp` timeouts and a connection limit ([`serve`]); a `/logspec` body
+//! over [`LOGSPEC_MAX_BODY`] is refused (413), a spec naming more than
+//! [`LOGSPEC_MAX_LOGGERS`] loggers too (400); applying a spec and rendering
+//! `/metrics` run on the blocking pool, one at a time, never on the
+//! runtime's workers that serve gRPC.
 
 pub mod logspec;
+pub mod serve;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -38,6 +46,16 @@ use tracing::{info, warn};
 
 use crate::channels::Registrar;
 use crate::consensus::ChainState;
+use crate::limits::{LOGSPEC_MAX_BODY, LOGSPEC_MAX_LOGGERS, OPS_READ_TIMEOUT};
+
+/// `/logspec` PUTs and `/metrics` renderings run one at a time.
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `f` on the blocking pool, after the other heavy operations.
+async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _turn = HEAVY.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
 pub use logspec::{LogControl, LogSpec};
 
 /// `Operations.*` and `Metrics.Provider`, resolved at start.
@@ -135,26 +153,12 @@ pub async fn start(
     let task = match tls_config {
         Some(cfg) => {
             let listener = tls::TlsListener::new(listener, cfg, shutdown.clone())?;
-            tokio::spawn(async move {
-                let r = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<tls::OpsPeer>(),
-                )
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-                if let Err(e) = r {
-                    warn!(error = %e, "operations endpoint stopped");
-                }
-            })
+            tokio::spawn(serve::serve(listener.into_receiver(), app, shutdown))
         }
-        None => tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-            if let Err(e) = r {
-                warn!(error = %e, "operations endpoint stopped");
-            }
-        }),
+        None => {
+            let incoming = serve::plain_incoming(listener, shutdown.clone());
+            tokio::spawn(serve::serve(incoming, app, shutdown))
+        }
     };
     Ok(Some(OperationsServer { addr, task }))
 }
@@ -246,7 +250,11 @@ async fn metrics(State(ctx): State<Ctx>, method: Method) -> Response {
             crate::metrics::set_ledger_height(&id, s.ledger.height());
         }
     }
-    match crate::metrics::render_text() {
+    crate::metrics::set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
+    let Some(rendered) = off_workers(crate::metrics::render_text).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    match rendered {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -266,7 +274,7 @@ struct SpecBody {
     spec: String,
 }
 
-async fn logspec(State(ctx): State<Ctx>, method: Method, body: Bytes) -> Response {
+async fn logspec(State(ctx): State<Ctx>, method: Method, body: axum::body::Body) -> Response {
     let err = |code: StatusCode, e: String| json_response(code, json!({ "error": e }));
     let Some(log) = &ctx.settings.log else {
         return err(
@@ -277,13 +285,51 @@ async fn logspec(State(ctx): State<Ctx>, method: Method, body: Bytes) -> Respons
     match method {
         Method::GET => json_response(StatusCode::OK, json!({ "spec": log.spec() })),
         Method::PUT => {
+            let body: Bytes = match tokio::time::timeout(
+                OPS_READ_TIMEOUT,
+                axum::body::to_bytes(body, LOGSPEC_MAX_BODY),
+            )
+            .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(_)) => {
+                    crate::metrics::refused("logspec_too_large");
+                    return err(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body larger than {LOGSPEC_MAX_BODY} bytes"),
+                    );
+                }
+                Err(_) => {
+                    return err(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time".into(),
+                    )
+                }
+            };
             let body: SpecBody = match serde_json::from_slice(&body) {
                 Ok(b) => b,
                 Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
             };
-            match log.activate(&body.spec) {
-                Ok(()) => {
-                    info!(spec = %log.spec(), "logging spec changed through /logspec");
+            let loggers = body.spec.split([':', ',']).count();
+            if loggers > LOGSPEC_MAX_LOGGERS + 1 {
+                crate::metrics::refused("logspec_too_large");
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    format!("spec names {loggers} loggers or levels; at most {LOGSPEC_MAX_LOGGERS} loggers are accepted"),
+                );
+            }
+            let log = Arc::clone(log);
+            let spec = body.spec;
+            let Some(applied) = off_workers(move || log.activate(&spec).map(|()| log.spec())).await
+            else {
+                return err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the spec could not be applied".into(),
+                );
+            };
+            match applied {
+                Ok(spec) => {
+                    info!(%spec, "logging spec changed through /logspec");
                     StatusCode::NO_CONTENT.into_response()
                 }
                 Err(e) => err(StatusCode::BAD_REQUEST, e),

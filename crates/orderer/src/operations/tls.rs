@@ -29,12 +29,14 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once (more wait in the accept backlog).
 pub const MAX_HANDSHAKES: usize = 64;
+
+static HANDSHAKE_LOG: crate::net::ratelog::RateLog = crate::net::ratelog::RateLog::new();
 
 /// `Operations.TLS` (file paths).
 #[derive(Debug, Clone, Default)]
@@ -241,14 +243,29 @@ impl TlsListener {
                                 .await;
                         }
                         Ok(Err(e)) => {
-                            debug!(%addr, error = %e, "operations endpoint: TLS handshake failed")
+                            crate::metrics::refused("ops_handshake_failed");
+                            if let Some(skipped) = HANDSHAKE_LOG.allow() {
+                                warn!(%addr, error = %e, skipped, "operations endpoint: TLS handshake failed");
+                            }
                         }
-                        Err(_) => debug!(%addr, "operations endpoint: TLS handshake timed out"),
+                        Err(_) => {
+                            crate::metrics::refused("ops_handshake_timeout");
+                            if let Some(skipped) = HANDSHAKE_LOG.allow() {
+                                warn!(%addr, skipped, "operations endpoint: TLS handshake not completed within {HANDSHAKE_TIMEOUT:?}");
+                            }
+                        }
                     }
                 });
             }
         });
         Ok(Self { local, rx })
+    }
+}
+
+impl TlsListener {
+    /// The completed handshakes, for [`super::serve::serve`].
+    pub fn into_receiver(self) -> mpsc::Receiver<(TlsStream<TcpStream>, OpsPeer)> {
+        self.rx
     }
 }
 

@@ -1,0 +1,1051 @@
+//! End-to-end, on the real binary: the attacks of issue #16, each repeated
+//! on 127.0.0.1 and shown bounded while a normal client keeps being served.
+//!
+//! * silent gRPC connections (no HTTP/2 preface, stalled TLS handshakes)
+//!   are closed within `General.ConnectionTimeout`; failed handshakes are
+//!   logged with the remote address;
+//! * `General.Limits.MaxConnections`, `MaxConcurrentStreams`, `MaxStreams`;
+//! * Deliver streams that never read pin at most `DELIVER_BUFFER` blocks
+//!   each (RSS measured);
+//! * bytes that are not an `Envelope` end Broadcast and Deliver with
+//!   INTERNAL, a message over `MaxRecvMsgSize` with RESOURCE_EXHAUSTED;
+//! * idle operations connections are closed; `/logspec` floods do not
+//!   slow Deliver.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use fabric_common::envelope::{seek_envelope, seek_newest, seek_oldest, seek_specified};
+use fabric_protos::common::Status;
+use fabric_protos::orderer::{seek_info, SeekInfo};
+use prost::Message;
+use support::*;
+
+const BROADCAST: &str = "/orderer.AtomicBroadcast/Broadcast";
+const DELIVER: &str = "/orderer.AtomicBroadcast/Deliver";
+
+fn seek(start: u64, stop: Option<u64>) -> SeekInfo {
+    SeekInfo {
+        start: Some(seek_specified(start)),
+        stop: Some(stop.map(seek_specified).unwrap_or_else(seek_newest)),
+        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
+        ..Default::default()
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+fn log_of(node: &Node) -> String {
+    std::fs::read_to_string(&node.log).unwrap_or_default()
+}
+
+/// Block 0 over a fresh connection: how long it took.
+async fn deliver_block0(node: &Node, net: &Net) -> Duration {
+    let t = Instant::now();
+    let mut c = node.client().await;
+    let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, Some(0))).await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), 1);
+    t.elapsed()
+}
+
+/// Waits until the peer closes `s` (EOF or error); how long that took.
+fn wait_closed(mut s: std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(t.elapsed()),
+            Ok(_) => continue, // e.g. the server's SETTINGS frame
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(t.elapsed()),
+        }
+    }
+}
+
+/// Whether the peer has closed `s` (without waiting).
+fn closed_now(mut s: &std::net::TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+// ---------------------------------------------------------------- raw HTTP/2 gRPC --
+
+fn grpc_frame(msg: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + msg.len());
+    b.put_u8(0);
+    b.put_u32(msg.len() as u32);
+    b.put_slice(msg);
+    b.freeze()
+}
+
+async fn h2_client(port: u16, window: u32) -> h2::client::SendRequest<Bytes> {
+    h2_client_task(port, window).await.0
+}
+
+/// As [`h2_client`], with the connection's task (abort it to close the
+/// connection).
+async fn h2_client_task(
+    port: u16,
+    window: u32,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::Builder::new()
+        .initial_window_size(window)
+        .initial_connection_window_size(window)
+        .handshake(tcp)
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, task)
+}
+
+/// Opens a gRPC call on `path` and sends `body` (stream left open).
+async fn h2_call(
+    client: &mut h2::client::SendRequest<Bytes>,
+    port: u16,
+    path: &str,
+    body: Bytes,
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let mut c = client.clone().ready().await.unwrap();
+    let (resp, mut send) = c.send_request(req, false).unwrap();
+    *client = c;
+    send.send_data(body, false).unwrap();
+    (resp, send)
+}
+
+/// Reads a whole response: the gRPC messages and the `grpc-status`.
+async fn h2_finish(resp: h2::client::ResponseFuture) -> (Vec<Vec<u8>>, Option<i32>) {
+    let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .expect("response headers")
+        .unwrap();
+    if let Some(s) = resp.headers().get("grpc-status") {
+        return (vec![], s.to_str().unwrap().parse().ok());
+    }
+    let mut body = resp.into_body();
+    let mut data = BytesMut::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), body.data())
+        .await
+        .expect("response data")
+    {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = tokio::time::timeout(Duration::from_secs(10), body.trailers())
+        .await
+        .expect("trailers")
+        .unwrap();
+    let status = trailers
+        .and_then(|t| t.get("grpc-status").cloned())
+        .and_then(|v| v.to_str().ok().and_then(|s| s.parse().ok()));
+    let mut msgs = Vec::new();
+    let mut rest = &data[..];
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        msgs.push(rest[5..5 + len].to_vec());
+        rest = &rest[5 + len..];
+    }
+    (msgs, status)
+}
+
+// ------------------------------------------------------------------------- tests --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_connections_are_closed_within_connection_timeout() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "1s"),
+            ("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr),
+        ],
+        true,
+    );
+    // 200 connections that never send the preface, one that sends half of it.
+    let mut silent: Vec<_> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut half = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    silent.push(half);
+    // And one that sends the preface but not the SETTINGS frame after it.
+    let mut no_settings = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    no_settings
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    silent.push(no_settings);
+    // A normal client is served meanwhile.
+    let took = deliver_block0(&node, &net).await;
+    assert!(took < Duration::from_secs(2), "deliver took {took:?}");
+    let closes: Vec<Duration> = tokio::task::spawn_blocking(move || {
+        silent
+            .into_iter()
+            .map(|s| wait_closed(s, Duration::from_secs(5)).expect("connection left open"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let slowest = closes.iter().max().unwrap();
+    eprintln!(
+        "202 silent gRPC connections closed, the last after {slowest:?} (ConnectionTimeout 1s)"
+    );
+    // Measured from after all were opened: at most the timeout, plus slack.
+    assert!(*slowest < Duration::from_secs(3), "{slowest:?}");
+    let log = log_of(&node);
+    assert!(
+        log.contains("did not send the HTTP/2 preface"),
+        "no preface-timeout log: {log}"
+    );
+
+    // The operations port: 300 idle connections are closed after the idle
+    // timeout, while /healthz keeps answering.
+    let idle: Vec<_> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap())
+        .collect();
+    let t = Instant::now();
+    let healthz = {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+    let closes: Vec<Duration> = tokio::task::spawn_blocking(move || {
+        idle.into_iter()
+            .map(|s| wait_closed(s, Duration::from_secs(20)).expect("ops connection left open"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let slowest = t.elapsed().min(*closes.iter().max().unwrap() + t.elapsed());
+    eprintln!(
+        "300 idle operations connections closed within {:?}",
+        t.elapsed()
+    );
+    assert!(slowest < Duration::from_secs(13), "{slowest:?}");
+    drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_and_stream_limits() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let mut node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "4s"),
+            ("ORDERER_GENERAL_LIMITS_MAXCONNECTIONS", "20"),
+            ("ORDERER_GENERAL_LIMITS_MAXCONCURRENTSTREAMS", "10"),
+            ("ORDERER_GENERAL_LIMITS_MAXSTREAMS", "25"),
+        ],
+        true,
+    );
+    let pid = node.child.id();
+    // Let the start-up probe's connection go, then 25 silent connections:
+    // 20 fill the slots, the others are closed at once; so is one more.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut silent: Vec<_> = (0..25)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let open_silent = silent.iter().filter(|s| !closed_now(s)).count();
+    assert!((15..=20).contains(&open_silent), "{open_silent} of 25 kept");
+    // A slot still held by the probe then (a loaded machine) is taken now.
+    for _ in open_silent..20 {
+        silent.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let extra = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Closed at once, long before the 4 s timeout would close it.
+    let closed = wait_closed(extra, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("21st connection kept: {}", log_of(&node)));
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
+    // Once the timeout has closed the silent ones, clients are served.
+    std::thread::sleep(Duration::from_millis(4300).saturating_sub(closed));
+    drop(silent);
+    deliver_block0(&node, &net).await;
+
+    // Streams: 10 per connection, 25 in total.
+    let base = rss_mib(pid);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(node.client().await);
+    }
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..30 {
+        let c = &mut clients[i / 10];
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        let call = c.broadcast(tokio_stream::wrappers::ReceiverStream::new(rx));
+        match tokio::time::timeout(Duration::from_secs(5), call).await {
+            Ok(Ok(resp)) => {
+                let mut s = resp.into_inner();
+                // The refusal may come as the first message.
+                match tokio::time::timeout(Duration::from_millis(100), s.message()).await {
+                    Err(_) => open.push((tx, s)),
+                    Ok(Err(st)) => {
+                        assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                        refused += 1;
+                    }
+                    Ok(Ok(m)) => panic!("unexpected {m:?}"),
+                }
+            }
+            Ok(Err(st)) => {
+                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                refused += 1;
+            }
+            Err(_) => panic!("stream {i} neither opened nor refused"),
+        }
+    }
+    assert_eq!(open.len(), 25);
+    assert_eq!(refused, 5);
+    assert!(log_of(&node).contains("General.Limits.MaxStreams reached"));
+    eprintln!(
+        "25 idle Broadcast streams: RSS {base:.1} -> {:.1} MiB; 5 refused with RESOURCE_EXHAUSTED",
+        rss_mib(pid)
+    );
+    // An open stream still works; closing streams frees slots.
+    let (tx, mut s) = open.pop().unwrap();
+    tx.send(tx_env(&net, b"after limit")).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, Status::Success as i32);
+    drop((tx, s));
+    open.truncate(10);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    deliver_block0(&node, &net).await;
+
+    // Per connection: an 11th stream on a connection with 10 open waits
+    // (h2 refuses it; the gRPC client waits for a free stream).
+    let mut c = node.client().await;
+    let mut mine = Vec::new();
+    for _ in 0..10 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        let s = c
+            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        mine.push((tx, s));
+    }
+    let mut c2 = c.clone();
+    let eleventh = tokio::spawn(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        let s = c2
+            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        (tx, s)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !eleventh.is_finished(),
+        "11th stream on one connection opened"
+    );
+    mine.pop();
+    let (_tx, s) = tokio::time::timeout(Duration::from_secs(5), eleventh)
+        .await
+        .expect("11th stream after one closed")
+        .unwrap();
+    s.unwrap();
+    assert!(node.alive());
+}
+
+fn tx_env(net: &Net, data: &[u8]) -> fabric_protos::common::Envelope {
+    tx(&net.client, CHANNEL, data.to_vec())
+}
+
+/// Opens `n` Deliver streams of every block on one connection whose
+/// HTTP/2 window (64 KiB) is never opened again.
+async fn stalled_deliver_streams(
+    port: u16,
+    net: &Net,
+    n: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    h2::client::SendRequest<Bytes>,
+    Vec<(h2::client::ResponseFuture, h2::SendStream<Bytes>)>,
+) {
+    let (mut h2c, task) = h2_client_task(port, 65_535).await;
+    let mut calls = Vec::new();
+    for _ in 0..n {
+        let env = seek_envelope(CHANNEL, Some(&net.client), &seek(0, None), vec![]);
+        calls.push(h2_call(&mut h2c, port, DELIVER, grpc_frame(&env.encode_to_vec())).await);
+    }
+    (task, h2c, calls)
+}
+
+/// The highest RSS over 3 s.
+async fn peak_rss(pid: u32, base: f64) -> f64 {
+    let mut peak = base;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        peak = peak.max(rss_mib(pid));
+    }
+    peak
+}
+
+const BLOCK: usize = 4 << 20;
+const BLOCKS: usize = 8;
+
+fn mib(blocks: usize) -> f64 {
+    (blocks * BLOCK) as f64 / (1 << 20) as f64
+}
+
+/// `orderer_deliver_blocks_buffered` from `/metrics`.
+fn blocks_buffered(ops: u16) -> u64 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix("orderer_deliver_blocks_buffered "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no orderer_deliver_blocks_buffered in {out}"))
+}
+
+/// A fresh node with BLOCKS blocks of ~4 MiB; `streams` non-reading
+/// Deliver streams on one connection: the blocks the node then holds for
+/// them (once steady), and its RSS before and at its peak. A normal
+/// client is served meanwhile, on its own connection.
+async fn deliver_attack(streams: usize) -> (u64, f64, f64) {
+    let net = net(100, 10, 10 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr),
+            ("ORDERER_METRICS_PROVIDER", "prometheus"),
+        ],
+        true,
+    );
+    node.wait_port(ops, Duration::from_secs(10));
+    let pid = node.child.id();
+    let mut c = node.client().await;
+    let envs: Vec<_> = (0..BLOCKS)
+        .map(|i| tx_env(&net, &vec![i as u8; BLOCK]))
+        .collect();
+    let rs = broadcast(&mut c, envs).await;
+    assert!(rs.iter().all(|r| r.status == Status::Success as i32));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = rss_mib(pid);
+    let attack = stalled_deliver_streams(port, &net, streams).await;
+    let peak = peak_rss(pid, base).await;
+    let held = blocks_buffered(ops);
+    let took = deliver_block0(&node, &net).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let mut c = node.client().await;
+    let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, None)).await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), BLOCKS + 1);
+    drop((blocks, c));
+    // The attacker goes away: its connection closes.
+    attack.0.abort();
+    drop(attack);
+    eprintln!(
+        "{streams} non-reading Deliver streams on one connection, 4 MiB blocks: {held} blocks held; RSS {base:.1} -> {peak:.1} MiB (+{:.1}); block 0 for another client in {took:?}",
+        peak - base
+    );
+    // Once the attacker is gone, nothing stays held.
+    let t = Instant::now();
+    loop {
+        let n = blocks_buffered(ops);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{n} blocks still held after the streams closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (held, base, peak)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliver_streams_that_never_read_pin_a_bounded_number_of_blocks() {
+    // DELIVER_BUFFER (2) big blocks per stream (before: ≈4.6, +277 MiB RSS
+    // for 16 such streams), besides small ones such as the genesis block
+    // (DELIVER_BUFFER_BYTES): the connection window is spent on the first
+    // stream, so every stream holds its two.
+    let (held, base, peak) = deliver_attack(6).await;
+    assert!((12..=18).contains(&held), "6 streams: {held} blocks held");
+    assert!(
+        peak - base < mib(12) + 24.0,
+        "6 streams: {base:.1} -> {peak:.1} MiB"
+    );
+    // DELIVER_CONNECTION_BUFFER (16) blocks per connection, 2 more while the
+    // others are small (without it: +184 MiB RSS for these 40 streams).
+    let (held, base, peak) = deliver_attack(40).await;
+    assert!((16..=18).contains(&held), "40 streams: {held} blocks held");
+    assert!(
+        peak - base < mib(18) + 24.0,
+        "40 streams: {base:.1} -> {peak:.1} MiB"
+    );
+    assert!(peak < 256.0, "40 streams: RSS {peak:.1} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undecodable_and_oversized_messages_get_grpc_go_statuses() {
+    let net = net(50, 1, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[("ORDERER_GENERAL_MAXRECVMSGSIZE", "65536")],
+        true,
+    );
+    let garbage = grpc_frame(&[0xff; 32]);
+    let mut h2c = h2_client(port, 1 << 20).await;
+
+    // Broadcast: a good envelope is answered, then garbage ends the stream
+    // with INTERNAL (13).
+    let good = tx_env(&net, b"good").encode_to_vec();
+    let mut both = BytesMut::new();
+    both.extend_from_slice(&grpc_frame(&good));
+    both.extend_from_slice(&garbage);
+    let (resp, _send) = h2_call(&mut h2c, port, BROADCAST, both.freeze()).await;
+    let (msgs, status) = h2_finish(resp).await;
+    assert_eq!(status, Some(13), "Broadcast garbage");
+    assert_eq!(msgs.len(), 1);
+    let r = fabric_protos::orderer::BroadcastResponse::decode(&msgs[0][..]).unwrap();
+    assert_eq!(r.status, Status::Success as i32);
+
+    // Deliver garbage: INTERNAL.
+    let (resp, _send) = h2_call(&mut h2c, port, DELIVER, garbage.clone()).await;
+    assert_eq!(h2_finish(resp).await.1, Some(13), "Deliver garbage");
+
+    // Over MaxRecvMsgSize (64 KiB): RESOURCE_EXHAUSTED (8), on both.
+    for path in [BROADCAST, DELIVER] {
+        let big = grpc_frame(&vec![7u8; 100_000]);
+        let (resp, _send) = h2_call(&mut h2c, port, path, big).await;
+        assert_eq!(h2_finish(resp).await.1, Some(8), "{path} oversized");
+    }
+    // With the tonic client too, and the node still serves.
+    let mut c = node.client().await;
+    let st = c
+        .broadcast(tokio_stream::iter(vec![tx_env(&net, &vec![1u8; 100_000])]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+    assert_eq!(
+        broadcast(&mut c, vec![tx_env(&net, b"still fine")]).await[0].status,
+        Status::Success as i32
+    );
+    let (blocks, status) = deliver(
+        &mut c,
+        &net.client,
+        CHANNEL,
+        SeekInfo {
+            start: Some(seek_oldest()),
+            stop: Some(seek_newest()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), 3);
+}
+
+/// One HTTP/1.1 request; the status code.
+fn http_status(port: u16, method: &str, path: &str, body: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer (413) before the whole body is sent.
+    let _ = s.write_all(body.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logspec_floods_do_not_slow_deliver() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr)],
+        true,
+    );
+    node.wait_port(ops, Duration::from_secs(10));
+    let huge = {
+        let names: Vec<String> = (0..60_000).map(|i| format!("logger{i}.sub")).collect();
+        format!("{{\"spec\":\"{}=debug:info\"}}", names.join(","))
+    };
+    let many = {
+        let names: Vec<String> = (0..250).map(|i| format!("logger{i}.sub")).collect();
+        format!("{{\"spec\":\"{}=debug:info\"}}", names.join(","))
+    };
+    let too_many = {
+        let names: Vec<String> = (0..300).map(|i| format!("l{i}")).collect();
+        format!("{{\"spec\":\"{}=debug:info\"}}", names.join(","))
+    };
+    assert_eq!(http_status(ops, "PUT", "/logspec", &too_many), 400);
+    let quiet = deliver_block0(&node, &net).await;
+    let mut puts = Vec::new();
+    for i in 0..4 {
+        let body = if i % 2 == 0 {
+            huge.clone()
+        } else {
+            many.clone()
+        };
+        puts.push(std::thread::spawn(move || {
+            (0..3)
+                .map(|_| http_status(ops, "PUT", "/logspec", &body))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut worst = Duration::ZERO;
+    while puts.iter().any(|p| !p.is_finished()) {
+        worst = worst.max(deliver_block0(&node, &net).await);
+    }
+    for (i, p) in puts.into_iter().enumerate() {
+        let codes = p.join().unwrap();
+        let want = if i % 2 == 0 { 413 } else { 204 };
+        assert!(codes.iter().all(|&c| c == want), "PUT {i}: {codes:?}");
+    }
+    eprintln!("Deliver of block 0 during /logspec floods: worst {worst:?} (quiet {quiet:?})");
+    // Before: 4.7 s with two such PUTs, 9.8 s with four.
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    assert_eq!(
+        http_status(ops, "PUT", "/logspec", "{\"spec\":\"info\"}"),
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_handshakes_that_fail_or_stall_are_closed_and_logged() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let net = net(100, 10, 1 << 20);
+    let dir = net.dir.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A CA and a server certificate for 127.0.0.1.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "tlsca");
+    ca.distinguished_name = dn;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let (ca_file, cert_file, key_file) = (dir.join("ca.crt"), dir.join("s.crt"), dir.join("s.key"));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_CONNECTIONTIMEOUT", "1s"),
+            ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+            (
+                "ORDERER_GENERAL_TLS_CERTIFICATE",
+                cert_file.to_str().unwrap(),
+            ),
+            ("ORDERER_GENERAL_TLS_PRIVATEKEY", key_file.to_str().unwrap()),
+            ("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true"),
+            (
+                "ORDERER_GENERAL_TLS_CLIENTROOTCAS",
+                &format!("[{}]", ca_file.display()),
+            ),
+        ],
+        true,
+    );
+    // 50 stalled handshakes: closed within the timeout.
+    let stalled: Vec<_> = (0..50)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // A TLS client without a certificate under mutual TLS: refused, logged.
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_cert.pem()))
+        .domain_name("localhost");
+    let refused = async {
+        let ch = tonic::transport::Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(3))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut c = fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(ch);
+        c.broadcast(tokio_stream::iter(vec![tx_env(&net, b"x")]))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner()
+            .message()
+            .await
+            .map_err(|e| e.to_string())
+            .map(|_| ())
+    }
+    .await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served"
+    );
+    let closes: Vec<Duration> = tokio::task::spawn_blocking(move || {
+        stalled
+            .into_iter()
+            .map(|s| wait_closed(s, Duration::from_secs(5)).expect("stalled handshake kept"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let slowest = closes.iter().max().unwrap();
+    eprintln!(
+        "50 stalled TLS handshakes closed, the last after {slowest:?} (ConnectionTimeout 1s)"
+    );
+    assert!(*slowest < Duration::from_secs(3), "{slowest:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = log_of(&node);
+    let failed = log
+        .lines()
+        .filter(|l| l.contains("Server TLS handshake failed"))
+        .collect::<Vec<_>>();
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("127.0.0.1:") && l.contains("with error")),
+        "no handshake failure with the remote address in the log: {log}"
+    );
+    // Rate-limited: 51 failures, a handful of lines per second.
+    assert!(failed.len() <= 20, "{} handshake lines", failed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keepalive_closes_connections_that_do_not_answer_pings() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_KEEPALIVE_SERVERINTERVAL", "1s"),
+            ("ORDERER_GENERAL_KEEPALIVE_SERVERTIMEOUT", "1s"),
+        ],
+        true,
+    );
+    // A client that completes the preface, then never answers anything.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap(); // empty SETTINGS
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let t = Instant::now();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let took = t.elapsed();
+    // The server's frames: it pinged (type 6, no ACK) before closing.
+    let mut pinged = false;
+    let mut rest = &raw[..];
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        if rest[3] == 6 && rest[4] & 1 == 0 {
+            pinged = true;
+        }
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    eprintln!("silent HTTP/2 connection closed after {took:?} (ServerInterval 1s, ServerTimeout 1s), pinged: {pinged}");
+    assert!(pinged, "no PING from the server");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Clients that answer pings stay connected and are served.
+    let mut c = node.client().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, Some(0))).await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), 1);
+}
+
+/// `orderer start` as [`Node::start`] does, with its descriptor limit set
+/// to `nofile` (soft and hard, through `prlimit`).
+fn start_with_nofile(net: &Net, ledger: &std::path::Path, port: u16, nofile: u32) -> Node {
+    let cfg = net.dir.path().join("no-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let log = net.dir.path().join(format!("orderer-{port}-nofile.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_orderer"))
+        .arg("start")
+        .current_dir(&cfg)
+        .env("FABRIC_CFG_PATH", &cfg)
+        .env("ORDERER_GENERAL_BOOTSTRAPFILE", &net.genesis)
+        .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
+        .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
+        .env("ORDERER_GENERAL_LOCALMSPDIR", &net.orderer_msp)
+        .env("ORDERER_GENERAL_LOCALMSPID", "SampleOrg")
+        .env("ORDERER_GENERAL_CONNECTIONTIMEOUT", "10s")
+        .env("ORDERER_FILELEDGER_LOCATION", ledger)
+        .env(
+            "ORDERER_OPERATIONS_LISTENADDRESS",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("FABRIC_LOGGING_SPEC", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("spawning prlimit orderer");
+    let node = Node { child, port, log };
+    node.wait_listening();
+    node
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime), counted from after the command name.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_descriptors_the_accept_loop_waits_instead_of_spinning() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    // 30 descriptors (about 20 in use at rest): the connection limit
+    // becomes its floor (16), and the process runs out of descriptors
+    // before reaching it.
+    let node = start_with_nofile(&net, &ledger, port, 30);
+    let pid = node.child.id();
+    deliver_block0(&node, &net).await;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    eprintln!("descriptors in use before: {}", fds());
+    // 60 silent connections, more than the descriptors left (those the
+    // kernel's accept queue has no room for fail).
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let silent: Vec<_> = (0..60)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_seconds(pid) - cpu0;
+    eprintln!("descriptors in use during: {}", fds());
+    let log = log_of(&node);
+    eprintln!(
+        "{} silent connections against 30 descriptors: {used:.2} s of CPU in 2 s; accept paused: {}",
+        silent.len(),
+        log.contains("gRPC accept failed; pausing")
+    );
+    assert!(log.contains("gRPC accept failed; pausing"), "{log}");
+    // Spinning on EMFILE took ~1.2 cores (2.4 s here).
+    assert!(used < 0.6, "{used:.2} s of CPU in 2 s");
+    // Once the attacker is gone, clients are served again.
+    drop(silent);
+    let t = Instant::now();
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(3), async {
+            let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect()
+                .await
+                .ok()?;
+            let mut c =
+                fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(ch);
+            let (blocks, status) = deliver(&mut c, &net.client, CHANNEL, seek(0, Some(0))).await;
+            (status == Some(Status::Success) && blocks.len() == 1).then_some(())
+        })
+        .await;
+        if let Ok(Some(())) = r {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "not served again: {}",
+            log_of(&node)
+        );
+    }
+    eprintln!("served again {:?} after the attacker left", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_broadcast_streams_are_bounded_by_max_streams() {
+    const MAX: usize = 1000;
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[("ORDERER_GENERAL_LIMITS_MAXSTREAMS", "1000")],
+        true,
+    );
+    let pid = node.child.id();
+    deliver_block0(&node, &net).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = rss_mib(pid);
+    // 1,200 idle Broadcast streams over 4 connections.
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(node.client().await);
+    }
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..1200 {
+        let c = &mut clients[i % 4];
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        match c
+            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(resp) => open.push((tx, resp.into_inner())),
+            Err(st) => {
+                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                refused += 1;
+            }
+        }
+    }
+    // A refusal may also arrive as the stream's first message.
+    let mut still_open = Vec::new();
+    for (tx, mut s) in open {
+        match tokio::time::timeout(Duration::from_millis(5), s.message()).await {
+            Err(_) => still_open.push((tx, s)),
+            Ok(Err(st)) if st.code() == tonic::Code::ResourceExhausted => refused += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss_mib(pid) - base;
+    eprintln!(
+        "1,200 idle Broadcast streams against MaxStreams 1000: {} open, {refused} refused; RSS +{grown:.1} MiB ({:.1} KB per open stream)",
+        still_open.len(),
+        grown * 1024.0 / still_open.len() as f64
+    );
+    assert_eq!(still_open.len(), MAX);
+    assert_eq!(refused, 200);
+    // ≈25 KB each measured on the release build.
+    assert!(grown < 64.0, "RSS grew {grown:.1} MiB");
+    // Closing streams lets new ones in.
+    still_open.truncate(MAX - 10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = node.client().await;
+    assert_eq!(
+        broadcast(&mut c, vec![tx_env(&net, b"room again")]).await[0].status,
+        Status::Success as i32
+    );
+}
