@@ -16,6 +16,16 @@ pub const BROADCAST_TURN: std::time::Duration = std::time::Duration::from_micros
 /// reading a ~0.5 MB block every 5 s grew the orderer past 650 MiB in 3
 /// minutes; the HTTP/2 flow-control window keeps fast followers pipelined.
 pub const DELIVER_BUFFER: usize = 2;
+/// Deliver blocks one stream may hold between the ledger read and the
+/// socket write (`net::streams::DeliverFlow`), whatever their size. Above
+/// the response channel's [`DELIVER_BUFFER`]: a block stays counted until h2
+/// has written its last byte, so with 2 a fast follower waited for each
+/// block's last flow-control round trip before reading the next one, and
+/// fell seconds behind under load (kafka 1 KB, 128 streams: p50
+/// broadcast→delivered 0.6 s → 3.9 s); 4 is what a stream held before the
+/// budget existed (≈4.6). Many streams of one connection are still held to
+/// [`DELIVER_CONNECTION_BUFFER`] together.
+pub const DELIVER_STREAM_BLOCKS: usize = 4;
 /// Deliver blocks all the streams of one connection hold together (counted
 /// as for [`DELIVER_BUFFER`]): many non-reading streams on one connection
 /// pin at most this many blocks; beyond it that connection's streams wait,

@@ -392,7 +392,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .http2_keepalive_timeout(Some(net.keepalive_timeout))
         .layer(crate::net::streams::StreamLimitLayer::new(
             net.max_streams,
-            crate::limits::DELIVER_BUFFER,
+            crate::limits::DELIVER_STREAM_BLOCKS,
         ));
     let channel_roots = if settings.tls.mutual() {
         channel_tls_roots(&registrar)
