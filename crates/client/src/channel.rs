@@ -325,23 +325,10 @@ pub async fn submit_config_update(
 
 /// Sends one envelope on a new Broadcast stream and returns the orderer's answer.
 pub async fn broadcast_envelope(client: &mut Client, env: Envelope) -> Result<BroadcastResponse> {
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(env)
-        .await
-        .map_err(|_| anyhow!("broadcast request channel closed"))?;
-    let mut stream = client
-        .broadcast(ReceiverStream::new(rx))
-        .await
-        .context("Broadcast RPC failed")?
-        .into_inner();
-    let resp = stream
-        .message()
-        .await
-        .context("Broadcast stream failed")?
-        .ok_or_else(|| anyhow!("the orderer closed the Broadcast stream without a response"))?;
-    // Half-close only after the answer.
-    drop(tx);
-    Ok(resp)
+    broadcast_envelopes(client, vec![env])
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow!("the orderer closed the Broadcast stream without a response"))
 }
 
 /// Sends envelopes on one Broadcast stream, pipelined, and returns the
