@@ -21,11 +21,11 @@ pub const DELIVER_BUFFER: usize = 2;
 /// the response channel's [`DELIVER_BUFFER`]: a block stays counted until h2
 /// has written its last byte, so with 2 a fast follower waited for each
 /// block's last flow-control round trip before reading the next one, and
-/// fell seconds behind under load (kafka 1 KB, 128 streams: p50
-/// broadcast→delivered 0.6 s → 3.9 s); 4 is what a stream held before the
-/// budget existed (≈4.6). Many streams of one connection are still held to
-/// [`DELIVER_CONNECTION_BUFFER`] together.
-pub const DELIVER_STREAM_BLOCKS: usize = 4;
+/// fell seconds behind under load (`bench-compare.sh -c kafka:1024:128:1:1`,
+/// p50 broadcast→delivered: 0.6 s before the budget, 3.9 s with 2, 2.4 s
+/// with 4, 1.2 s with 8 against 0.8 s in the same run). Many streams of one
+/// connection are still held to [`DELIVER_CONNECTION_BUFFER`] together.
+pub const DELIVER_STREAM_BLOCKS: usize = 8;
 /// Deliver blocks all the streams of one connection hold together (counted
 /// as for [`DELIVER_BUFFER`]): many non-reading streams on one connection
 /// pin at most this many blocks; beyond it that connection's streams wait,

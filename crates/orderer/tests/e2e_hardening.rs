@@ -447,7 +447,7 @@ async fn peak_rss(pid: u32, base: f64) -> f64 {
 }
 
 const BLOCK: usize = 4 << 20;
-const BLOCKS: usize = 8;
+const BLOCKS: usize = 12;
 
 fn mib(blocks: usize) -> f64 {
     (blocks * BLOCK) as f64 / (1 << 20) as f64
@@ -534,16 +534,15 @@ async fn deliver_attack(streams: usize) -> (u64, f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deliver_streams_that_never_read_pin_a_bounded_number_of_blocks() {
-    // DELIVER_STREAM_BLOCKS (4) big blocks per stream (before the budget:
-    // ≈4.6 and no bound per connection, +277 MiB RSS for 16 such streams),
-    // besides small ones such as the genesis block (DELIVER_BUFFER_BYTES):
-    // the connection window is spent on the first stream, so every stream
-    // holds its four.
-    let (held, base, peak) = deliver_attack(3).await;
-    assert!((12..=18).contains(&held), "3 streams: {held} blocks held");
+    // At most DELIVER_STREAM_BLOCKS (8) big blocks per stream, besides small
+    // ones such as the genesis block (DELIVER_BUFFER_BYTES); one stream that
+    // never reads held 6 of 12 here (the response channel and h2's send
+    // window stop it first).
+    let (held, base, peak) = deliver_attack(1).await;
+    assert!((4..=10).contains(&held), "1 stream: {held} blocks held");
     assert!(
-        peak - base < mib(12) + 24.0,
-        "3 streams: {base:.1} -> {peak:.1} MiB"
+        peak - base < mib(10) + 24.0,
+        "1 stream: {base:.1} -> {peak:.1} MiB"
     );
     // DELIVER_CONNECTION_BUFFER (16) blocks per connection, 2 more while the
     // others are small (without it: +184 MiB RSS for these 40 streams).

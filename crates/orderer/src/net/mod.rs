@@ -8,7 +8,7 @@
 //! | keepalive | tonic/h2 | `General.Keepalive.ServerInterval` (2 h) / `ServerTimeout` (20 s) | the connection is closed when a ping is not answered |
 //! | streams per connection | h2 `SETTINGS_MAX_CONCURRENT_STREAMS` | `General.Limits.MaxConcurrentStreams` (1000) | h2 refuses the stream (`REFUSED_STREAM`); gRPC clients wait for a free stream |
 //! | streams in total (Broadcast + Deliver) | [`streams`] | `General.Limits.MaxStreams` (8192) | `RESOURCE_EXHAUSTED`, logged (rate-limited), `reason="stream_limit"` |
-//! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (4) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
+//! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (8) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
 
 pub mod accept;
 pub mod ratelog;

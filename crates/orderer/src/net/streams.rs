@@ -17,7 +17,7 @@
 //! The Deliver streams of one connection share a budget too
 //! ([`DELIVER_CONNECTION_BUFFER`] blocks, [`ConnBudget`], keyed by the
 //! connection's remote address): many streams on one connection that
-//! never read pin at most that many blocks, not four per stream. Beyond it
+//! never read pin at most that many blocks, not eight per stream. Beyond it
 //! the connection's streams wait; other connections are not affected.
 
 use std::collections::{HashMap, VecDeque};
