@@ -202,7 +202,7 @@ compare_chain() {   # $1 channel, $2 label, $3 expected envelope count (after bl
     for i in $(seq 0 $((hf - 1))); do
         [[ -f $2-f-$i.block ]] || peer_cli channel fetch $i "$2-f-$i.block" -o "$FAB" -c "$1" >/dev/null 2>&1
         peer_cli channel fetch $i "$2-o-$i.block" -o "$OUR" -c "$1" >/dev/null 2>&1
-        python3 "$HERE/blockcmp.py" "$2-f-$i.block" "$2-o-$i.block" >>"$2-cmp.log" 2>&1 || bad=$((bad + 1))
+        python3 "$HERE/blockcmp.py" ${CMP_FLAGS:-} "$2-f-$i.block" "$2-o-$i.block" >>"$2-cmp.log" 2>&1 || bad=$((bad + 1))
     done
     if ((bad == 0)); then
         pass "$2: $1: Fabric's and our orderer hold the same $hf blocks ($total envelopes): header+data byte-identical, same metadata values (Kafka offsets, last config); last: $(tail -1 "$2-cmp.log")"
@@ -356,8 +356,13 @@ broadcast "$OUR" "$SYS" "$N" s-broadcast.log && broadcast "$OUR" "$CHB" "$N" s-b
     || fail "s: broadcast to our orderer while Fabric's is down: $(tail -2 s-broadcast.log)"
 SENT_SYS=$((SENT_SYS + N)); SENT_B=$((SENT_B + N))
 start_fabric "$W/fabric-orderer-restart.log"
-compare_chain "$SYS" s-fabric-sys "$SENT_SYS"
-compare_chain "$CHB" s-fabric-b "$SENT_B"
+# Fabric's orderer restarted from its last block: if that was cut by a time-to-cut message it records
+# no LastResubmittedConfigOffset, and Fabric's OSN forgets the value (see blockcmp.py --fabric-restarted).
+CMP_FLAGS=--fabric-restarted compare_chain "$SYS" s-fabric-sys "$SENT_SYS"
+CMP_FLAGS=--fabric-restarted compare_chain "$CHB" s-fabric-b "$SENT_B"
+if grep -q equal-after-restart s-fabric-*-cmp.log 2>/dev/null; then
+    echo "     (after Fabric's restart: $(grep -c equal-after-restart s-fabric-sys-cmp.log) blocks differ only in LastResubmittedConfigOffset, 0 on Fabric's side: $(grep -m1 -o 'number=[0-9]* kafka=([^)]*) vs ([^)]*)' s-fabric-sys-cmp.log))"
+fi
 stop_ours; stop_fabric
 
 echo
