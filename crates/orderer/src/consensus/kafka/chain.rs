@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use super::decide::{Action, Decider, Offsets};
 use super::health::health_probe;
-use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION, RECORD_KEY};
+use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
 use crate::blockcutter::BatchSize;
 use crate::blockwriter::BlockWriter;
 use crate::consensus::{config_effect, ChainState, ConfigEffect};
@@ -150,10 +150,7 @@ impl KafkaChain {
         let producer = retry("post CONNECT", s, shutdown, || async {
             let p = s.producer().map_err(|e| e.to_string())?;
             let payload = connect_message();
-            let rec = rdkafka::producer::FutureRecord::to(&topic)
-                .partition(PARTITION)
-                .key(RECORD_KEY)
-                .payload(&payload);
+            let rec = super::record(&topic, &payload);
             let sent = tokio::time::timeout(s.ack_timeout(), p.send(rec, Duration::from_secs(10)))
                 .await
                 .map_err(|_| format!("not acknowledged within {:?}", s.ack_timeout()))?;
@@ -379,10 +376,7 @@ impl KafkaChain {
         tokio::spawn(async move {
             let posted = retry("post CONNECT", &settings, &shutdown, || async {
                 let payload = connect_message();
-                let rec = rdkafka::producer::FutureRecord::to(&topic)
-                    .partition(PARTITION)
-                    .key(RECORD_KEY)
-                    .payload(&payload);
+                let rec = super::record(&topic, &payload);
                 match tokio::time::timeout(
                     settings.ack_timeout(),
                     producer.send(rec, Duration::from_secs(10)),
@@ -412,10 +406,7 @@ impl KafkaChain {
     fn produce_side(&self, producer: &FutureProducer, msg: KafkaMessage) {
         let bytes = msg.encode_to_vec();
         let topic = self.channel_id.clone();
-        let rec = rdkafka::producer::FutureRecord::to(&topic)
-            .partition(PARTITION)
-            .key(RECORD_KEY)
-            .payload(&bytes);
+        let rec = super::record(&topic, &bytes);
         match producer.send_result(rec) {
             Ok(fut) => {
                 let channel_id = self.channel_id.clone();

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::client::ms;
-use super::{connect_message, KafkaSettings, PARTITION, RECORD_KEY};
+use super::{connect_message, KafkaSettings, PARTITION};
 
 /// How often a ready Kafka chain checks that its partition is reachable.
 pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -123,10 +123,7 @@ impl crate::consensus::HealthCheck for ConnectCheck {
                 Err(e) => return Some(format!("cannot create a Kafka producer: {e}")),
             };
             let payload = connect_message();
-            let rec = rdkafka::producer::FutureRecord::to(&topic)
-                .partition(PARTITION)
-                .key(RECORD_KEY)
-                .payload(&payload);
+            let rec = super::record(&topic, &payload);
             let err = match producer.send(rec, HEALTH_PROBE_TIMEOUT).await {
                 Ok(_) => return None,
                 Err((e, _)) => e,

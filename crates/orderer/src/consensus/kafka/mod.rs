@@ -49,6 +49,17 @@ pub const RECORD_KEY: &str = "0";
 /// Fabric's producer message limit (sarama MaxRequestSize − 1 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 103_809_024;
 
+/// A record for `topic`'s partition 0 with Fabric's key, as every OSN writes them.
+pub(crate) fn record<'a>(
+    topic: &'a str,
+    payload: &'a [u8],
+) -> rdkafka::producer::FutureRecord<'a, str, [u8]> {
+    rdkafka::producer::FutureRecord::to(topic)
+        .partition(PARTITION)
+        .key(RECORD_KEY)
+        .payload(payload)
+}
+
 /// A CONNECT message (posted at start-up, after consumption errors, and by the health check).
 pub(crate) fn connect_message() -> Vec<u8> {
     KafkaMessage {

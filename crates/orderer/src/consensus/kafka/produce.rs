@@ -21,12 +21,11 @@ use fabric_protos::orderer::{
 };
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{PARTITION, RECORD_KEY};
 use crate::consensus::{ChainError, ChainState, Submission, SubmitKind};
 
 /// Whether a chain that processed `consumed` is more than `max` records
@@ -142,10 +141,7 @@ pub async fn run(
         let bytes = regular(sub.envelope, sub.config_seq, class);
         let mut attempts = 0u32;
         loop {
-            let rec = FutureRecord::to(&channel_id)
-                .partition(PARTITION)
-                .key(RECORD_KEY)
-                .payload(&bytes);
+            let rec = super::record(&channel_id, &bytes);
             match producer.send_result(rec) {
                 Ok(fut) => {
                     let ack = sub.ack;

@@ -80,7 +80,7 @@ struct SoloChain {
     dup_acks: Vec<tokio::sync::oneshot::Sender<Result<(), ChainError>>>,
 }
 
-/// Starts a solo chain over `ledger` and returns its handle.
+/// Starts a solo chain over `ledger` and returns its handle (no config sink, no re-validation: for tests and tools).
 pub fn start(
     channel_id: String,
     settings: SoloSettings,
@@ -88,27 +88,8 @@ pub fn start(
     ledger: Ledger,
     shutdown: CancellationToken,
 ) -> (ChainHandle, tokio::task::JoinHandle<()>) {
-    start_with_sink(
-        channel_id,
-        settings,
-        writer,
-        ledger,
-        Arc::new(NoConfigSink),
-        shutdown,
-    )
-}
-
-/// As [`start`], telling `sink` about every committed config block.
-pub fn start_with_sink(
-    channel_id: String,
-    settings: SoloSettings,
-    writer: BlockWriter,
-    ledger: Ledger,
-    sink: Arc<dyn ConfigSink>,
-    shutdown: CancellationToken,
-) -> (ChainHandle, tokio::task::JoinHandle<()>) {
     let hooks = SoloHooks {
-        sink,
+        sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
     };
     start_with_hooks(channel_id, settings, writer, ledger, hooks, shutdown)
