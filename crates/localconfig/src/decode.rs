@@ -93,6 +93,9 @@ pub(crate) fn schema() -> Kind {
             "General",
             sec(vec![
                 f("LedgerType", Str),
+                // Fabric v1.0–v1.1, deprecated: the log spec and format.
+                f("LogLevel", Str),
+                f("LogFormat", Str),
                 f("ListenAddress", Str),
                 f("ListenPort", Port),
                 f("TLS", tls_paths()),

@@ -94,6 +94,19 @@ pub(crate) fn backfill(c: &mut Config) -> bool {
     fill_str(&mut g.genesis_profile, d::GENESIS_PROFILE);
     fill_str(&mut g.system_channel, d::SYSTEM_CHANNEL);
 
+    if !g.log_level.is_empty() {
+        c.warnings.push(
+            "General.LogLevel is deprecated (Fabric v1.0–v1.1); use FABRIC_LOGGING_SPEC"
+                .to_string(),
+        );
+    }
+    if !g.log_format.is_empty() {
+        c.warnings.push(
+            "General.LogFormat is deprecated (Fabric v1.0–v1.1); use FABRIC_LOGGING_FORMAT"
+                .to_string(),
+        );
+    }
+
     let mut method_from_genesis = false;
     if g.bootstrap_method.is_empty() {
         if g.genesis_method.is_empty() {

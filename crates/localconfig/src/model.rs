@@ -79,6 +79,12 @@ impl Default for Config {
 pub struct General {
     /// v1.4 only: `file` (default), `json` or `ram`.
     pub ledger_type: String,
+    /// Fabric v1.0–v1.1 (deprecated, refused by Fabric since v1.2): the log
+    /// spec, used when `FABRIC_LOGGING_SPEC` is unset.
+    pub log_level: String,
+    /// Fabric v1.0–v1.1 (deprecated): the log format, used when
+    /// `FABRIC_LOGGING_FORMAT` is unset.
+    pub log_format: String,
     pub listen_address: String,
     pub listen_port: u16,
     #[serde(rename = "TLS")]

@@ -933,3 +933,27 @@ fn general_limits_and_connection_timeout() {
     assert!(load_yaml("General:\n  Limits:\n    MaxStreamz: 1\n", &[]).is_err());
     assert!(load_yaml("General:\n  Limits:\n    MaxStreams: -1\n", &[]).is_err());
 }
+
+#[test]
+fn fabric_v1_1_log_keys_are_accepted_with_a_warning() {
+    // The Kafka guide's "General.LogLevel: DEBUG, Kafka.Verbose: true".
+    let c = load_yaml(
+        "General:\n  LogLevel: DEBUG\n  LogFormat: json\nKafka:\n  Verbose: true\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.general.log_level, "DEBUG");
+    assert_eq!(c.general.log_format, "json");
+    assert!(c.kafka.verbose);
+    for key in ["General.LogLevel", "General.LogFormat"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with(key) && w.contains("deprecated")),
+            "{key}: {:?}",
+            c.warnings
+        );
+    }
+    let c = load_yaml("", &[("ORDERER_GENERAL_LOGLEVEL", "warning")]).unwrap();
+    assert_eq!(c.general.log_level, "warning");
+}

@@ -3,7 +3,8 @@
 //!
 //! Logging follows `FABRIC_LOGGING_SPEC` (Fabric's syntax, see
 //! [`orderer::operations::logspec`]) and can be changed at run time through
-//! the operations endpoint's `/logspec`. SIGTERM or SIGINT shuts down in
+//! the operations endpoint's `/logspec`; lines are laid out as
+//! `FABRIC_LOGGING_FORMAT` says ([`orderer::operations::logformat`]). SIGTERM or SIGINT shuts down in
 //! order ([`orderer::server`]) and exits 0; a second signal, or
 //! [`FORCE_EXIT_AFTER`] without the shutdown completing, ends the process at once.
 
@@ -14,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
+use orderer::operations::logformat::{FabricLayout, LogFormat};
 use orderer::operations::{LogControl, LogSpec, OperationsSettings};
 use orderer::server::{self, NodeSettings, TlsSettings};
 use orderer_config::{Bootstrap, ConfigSource};
@@ -101,12 +103,61 @@ fn ledger_verify(dir: Option<std::path::PathBuf>) -> Result<bool> {
     Ok(outcomes.iter().all(|o| o.result.is_ok()))
 }
 
-/// Installs the subscriber with `FABRIC_LOGGING_SPEC` behind a reload
-/// handle, and returns the control `/logspec` uses.
-fn init_logging() -> Arc<LogControl> {
+/// What the log looks like and what it lets through, decided once at start.
+struct LoggingSettings {
+    /// The Fabric log spec (may be invalid: then `info`, with a warning).
+    spec: String,
+    /// Where `spec` came from, for the warning.
+    spec_source: &'static str,
+    /// The line layout.
+    format: LogFormat,
+}
+
+impl LoggingSettings {
+    /// `FABRIC_LOGGING_SPEC` / `FABRIC_LOGGING_FORMAT`, else the deprecated
+    /// `General.LogLevel` / `General.LogFormat` of `config`. `Kafka.Verbose`
+    /// adds `orderer.consensus.kafka.sarama=debug` to the spec, as Fabric's
+    /// Kafka consenter does. A format Fabric would refuse is an error.
+    fn new(config: Option<&orderer_config::Config>) -> Result<Self> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let general = config.map(|c| &c.general);
+        let (mut spec, spec_source) = match env("FABRIC_LOGGING_SPEC") {
+            Some(s) => (s, "FABRIC_LOGGING_SPEC"),
+            None => (
+                general.map(|g| g.log_level.clone()).unwrap_or_default(),
+                "General.LogLevel",
+            ),
+        };
+        if config.is_some_and(|c| c.kafka.verbose) {
+            let base = LogSpec::parse(&spec)
+                .map(|s| s.normalized())
+                .unwrap_or(spec);
+            spec = format!("{base}:orderer.consensus.kafka.sarama=debug");
+        }
+        let (format, format_source) = match env("FABRIC_LOGGING_FORMAT") {
+            Some(f) => (f, "FABRIC_LOGGING_FORMAT"),
+            None => (
+                general.map(|g| g.log_format.clone()).unwrap_or_default(),
+                "General.LogFormat",
+            ),
+        };
+        let format =
+            LogFormat::parse(&format).map_err(|e| anyhow::anyhow!("{format_source}: {e}"))?;
+        Ok(Self {
+            spec,
+            spec_source,
+            format,
+        })
+    }
+}
+
+/// Installs the subscriber (Fabric's line layouts, to standard error as
+/// Fabric's orderer) with the spec behind a reload handle, and returns the
+/// control `/logspec` uses.
+fn init_logging(l: LoggingSettings) -> Arc<LogControl> {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let raw = std::env::var("FABRIC_LOGGING_SPEC").unwrap_or_default();
-    let (spec, bad) = match LogSpec::parse(&raw) {
+    let (spec, bad) = match LogSpec::parse(&l.spec) {
         Ok(s) => (s, None),
         Err(e) => (
             LogSpec::parse("info").expect("info is a valid spec"),
@@ -115,18 +166,17 @@ fn init_logging() -> Arc<LogControl> {
     };
     let filter = EnvFilter::try_new(spec.directives()).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let color = std::io::stderr().is_terminal();
     tracing_subscriber::registry()
         .with(filter)
         .with(
-            // Fabric's orderer logs to standard error; so do we, which also
-            // keeps log lines and a start-up error in one ordered stream.
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false),
+                .event_format(FabricLayout::new(l.format, color)),
         )
         .init();
     if let Some(e) = bad {
-        warn!("FABRIC_LOGGING_SPEC: {e}; using info");
+        warn!("{}: {e}; using info", l.spec_source);
     }
     Arc::new(LogControl::new(
         spec.normalized(),
@@ -194,8 +244,7 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
     }
 }
 
-fn settings(log: Arc<LogControl>) -> Result<NodeSettings> {
-    let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<NodeSettings> {
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -364,18 +413,7 @@ fn run() -> Result<()> {
     match cli.cmd.unwrap_or(Cmd::Start) {
         Cmd::CheckKafka { timeout } => {
             // The report goes to stdout, logs (FABRIC_LOGGING_SPEC) to stderr.
-            let raw = std::env::var("FABRIC_LOGGING_SPEC").unwrap_or_default();
-            let directives = LogSpec::parse(&raw)
-                .map(|s| s.directives())
-                .unwrap_or_else(|_| "info".to_string());
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_new(directives)
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_target(false)
-                .init();
+            init_logging(LoggingSettings::new(None)?);
             match check_kafka(Duration::from_secs(timeout.max(1))) {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
@@ -400,8 +438,9 @@ fn run() -> Result<()> {
             }
         },
         Cmd::Start => {
-            let log = init_logging();
-            let s = settings(log)?;
+            let config = orderer_config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let log = init_logging(LoggingSettings::new(Some(&config))?);
+            let s = settings(config, log)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -12,7 +12,9 @@
 //!
 //! Logger names become `tracing` targets by replacing `.` with `::`, so
 //! `orderer.consensus.kafka` selects this crate's `orderer::consensus::kafka`
-//! module. Fabric's own names whose modules are named differently here are
+//! module. As in Fabric, a logger covers the loggers under it: a level for
+//! `orderer.consensus.kafka` also applies to `orderer.consensus.kafka.sarama`
+//! (librdkafka's lines), unless the spec names that one too. Fabric's own names whose modules are named differently here are
 //! mapped ([`ALIASES`]): `orderer.common.broadcast` → `orderer::broadcast`,
 //! `common.deliver` → `orderer::deliver`, `orderer.consensus.kafka.sarama`
 //! → `rdkafka`, `blkstorage` → `fabric_ledger`, and so on. Levels map to
@@ -51,7 +53,8 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         &["orderer::policy", "orderer::configupdate"],
     ),
     ("common.deliver", &["orderer::deliver"]),
-    ("orderer.consensus.kafka.sarama", &["rdkafka"]),
+    // librdkafka's own lines (`Kafka.Verbose`) and the rdkafka crate's.
+    ("orderer.consensus.kafka.sarama", &["librdkafka", "rdkafka"]),
     ("blkstorage", &["fabric_ledger"]),
     ("fsblkstorage", &["fabric_ledger"]),
     ("common.ledger", &["fabric_ledger"]),
@@ -207,38 +210,91 @@ impl LogSpec {
         fields.join(":")
     }
 
-    /// `tracing` targets for a Fabric logger name.
+    /// `tracing` targets for a Fabric logger name, including those of the
+    /// aliased loggers under it (`orderer.consensus.kafka` →
+    /// `orderer::consensus::kafka`, `librdkafka`, `rdkafka`).
     pub fn targets(logger: &str) -> Vec<String> {
         let name = logger.strip_suffix('.').unwrap_or(logger);
-        if let Some((_, targets)) = ALIASES.iter().find(|(fabric, _)| *fabric == name) {
-            return targets.iter().map(|t| t.to_string()).collect();
+        let mut out: Vec<String> = match ALIASES.iter().find(|(fabric, _)| *fabric == name) {
+            Some((_, targets)) => targets.iter().map(|t| t.to_string()).collect(),
+            None => vec![name.replace('.', "::")],
+        };
+        if logger.ends_with('.') {
+            return out; // that logger only
         }
-        vec![name.replace('.', "::")]
+        let under = ALIASES
+            .iter()
+            .filter(|(fabric, _)| is_under(fabric, name))
+            .flat_map(|(_, targets)| targets.iter());
+        for t in under {
+            let covered = out.iter().any(|o| {
+                o == t
+                    || t.strip_prefix(o.as_str())
+                        .is_some_and(|r| r.starts_with("::"))
+            });
+            if !covered {
+                out.push(t.to_string());
+            }
+        }
+        out
     }
 
-    /// The `EnvFilter` directives.
+    /// The `EnvFilter` directives. A target reached from several loggers
+    /// takes the level of the most specific one (the longest name).
     pub fn directives(&self) -> String {
         let mut out = vec![self.default.tracing().to_string()];
-        let mut named: Vec<(String, Level)> = Vec::new();
+        let mut named: Vec<(String, Level, usize)> = Vec::new();
         for (logger, level) in &self.loggers {
             for t in Self::targets(logger) {
-                named.push((t, *level));
+                match named.iter_mut().find(|(n, _, _)| *n == t) {
+                    Some(prev) if prev.2 >= logger.len() => {}
+                    Some(prev) => *prev = (t, *level, logger.len()),
+                    None => named.push((t, *level, logger.len())),
+                }
             }
         }
         if self.default <= Level::Debug {
             for n in NOISY {
-                if !named.iter().any(|(t, _)| t == n) {
+                if !named.iter().any(|(t, _, _)| t == n) {
                     out.push(format!("{n}=info"));
                 }
             }
         }
         // Less specific targets first; EnvFilter prefers the most specific match anyway.
         named.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
-        for (t, l) in named {
+        for (t, l, _) in named {
             out.push(format!("{t}={}", l.tracing()));
         }
         out.join(",")
     }
+}
+
+/// Whether Fabric logger `child` is under `parent` (`a.b.c` under `a.b`).
+fn is_under(child: &str, parent: &str) -> bool {
+    child.len() > parent.len() + 1
+        && child.starts_with(parent)
+        && child.as_bytes()[parent.len()] == b'.'
+}
+
+/// The Fabric logger name of a `tracing` target, for log lines: the most
+/// specific alias whose target covers it (`orderer::broadcast` →
+/// `orderer.common.broadcast`, `librdkafka` →
+/// `orderer.consensus.kafka.sarama`), else the target with `::` as `.`.
+pub fn fabric_logger_name(target: &str) -> String {
+    let covers =
+        |t: &str| target == t || target.strip_prefix(t).is_some_and(|r| r.starts_with("::"));
+    ALIASES
+        .iter()
+        .filter_map(|(fabric, targets)| {
+            let t = targets
+                .iter()
+                .filter(|t| covers(t))
+                .map(|t| t.len())
+                .max()?;
+            Some((t, fabric.len(), *fabric))
+        })
+        .max()
+        .map_or_else(|| target.replace("::", "."), |(_, _, f)| f.to_string())
 }
 
 /// Applies new `EnvFilter` directives to the running subscriber.
@@ -294,7 +350,10 @@ mod tests {
         let s = LogSpec::parse("info:orderer.consensus.kafka=debug").unwrap();
         assert_eq!(s.default, Level::Info);
         assert_eq!(s.normalized(), "orderer.consensus.kafka=debug:info");
-        assert_eq!(s.directives(), "info,orderer::consensus::kafka=debug");
+        assert_eq!(
+            s.directives(),
+            "info,rdkafka=debug,librdkafka=debug,orderer::consensus::kafka=debug"
+        );
 
         let s = LogSpec::parse("WARNING:msp,common.deliver=DEBUG:grpc=error").unwrap();
         assert_eq!(
@@ -327,6 +386,36 @@ mod tests {
             LogSpec::parse("orderer.=debug").unwrap().directives(),
             "info,orderer=debug"
         );
+        assert_eq!(
+            LogSpec::parse("orderer=debug").unwrap().directives(),
+            "info,orderer=debug,rdkafka=debug,librdkafka=debug"
+        );
+    }
+
+    #[test]
+    fn a_logger_covers_the_loggers_under_it_unless_they_are_named() {
+        let d = LogSpec::parse("orderer.consensus.kafka=debug")
+            .unwrap()
+            .directives();
+        assert!(d.contains("librdkafka=debug"), "{d}");
+        let d = LogSpec::parse("orderer.consensus.kafka=debug:orderer.consensus.kafka.sarama=warn")
+            .unwrap()
+            .directives();
+        assert!(
+            d.contains("librdkafka=warn") && !d.contains("librdkafka=debug"),
+            "{d}"
+        );
+        let d = LogSpec::parse("orderer.common=debug:orderer.common.broadcast=error")
+            .unwrap()
+            .directives();
+        assert!(d.contains("orderer::broadcast=error"), "{d}");
+        assert!(!d.contains("orderer::broadcast=debug"), "{d}");
+        assert!(d.contains("orderer::blockcutter=debug"), "{d}");
+        // Kafka.Verbose's addition to the default spec
+        let d = LogSpec::parse("info:orderer.consensus.kafka.sarama=debug")
+            .unwrap()
+            .directives();
+        assert_eq!(d, "info,rdkafka=debug,librdkafka=debug");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! `/metrics` run on the blocking pool, one at a time, never on the
 //! runtime's workers that serve gRPC.
 
+pub mod logformat;
 pub mod logspec;
 pub mod serve;
 pub mod tls;
