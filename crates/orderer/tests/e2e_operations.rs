@@ -18,6 +18,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 use sha2::Digest;
+use support::kafka::unreachable_kafka_net;
 use support::*;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -773,48 +774,6 @@ async fn sigterm_exits_zero_in_bounded_time_and_the_ledger_reopens() {
     assert_eq!(r[0].status, Status::Success as i32);
     node.wait_port(ops, Duration::from_secs(20));
     assert_eq!(http(ops, "GET", "/healthz", None).status, 200);
-}
-
-/// A Kafka network whose only broker address has nothing listening.
-fn unreachable_kafka_net() -> Net {
-    use prost::Message;
-    let dir = tempfile::tempdir().unwrap();
-    let org = fabric_common::devcrypto::DevOrg::create(
-        &dir.path().join("org"),
-        "SampleOrg",
-        "example.com",
-    )
-    .unwrap();
-    let orderer_msp = org
-        .issue(
-            "orderer.example.com",
-            fabric_common::devcrypto::NodeOu::Orderer,
-        )
-        .unwrap();
-    let client_msp = org
-        .issue(
-            "User1@example.com",
-            fabric_common::devcrypto::NodeOu::Client,
-        )
-        .unwrap();
-    let client = fabric_common::msp::LocalSigner::load(&client_msp, "SampleOrg").unwrap();
-    let mut dev = fabric_configtx::dev::DevNetwork::new(org.msp_dir());
-    dev.orderer_type = "kafka".into();
-    dev.kafka_brokers = vec![format!("127.0.0.1:{}", free_port())];
-    let block = fabric_configtx::genesis::genesis_block_from_profile(
-        &dev.system_channel_profile(),
-        CHANNEL,
-    )
-    .unwrap();
-    let genesis = dir.path().join("genesis.block");
-    std::fs::write(&genesis, block.encode_to_vec()).unwrap();
-    Net {
-        dir,
-        org,
-        orderer_msp,
-        client,
-        genesis,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -550,7 +550,11 @@ const DAYS: [&str; 7] = [
 /// Formats `m` with a parsed Go layout.
 pub fn format_time(out: &mut String, layout: &[TimeTok], m: &Moment) {
     use TimeTok::*;
-    let hour12 = if m.hour % 12 == 0 { 12 } else { m.hour % 12 };
+    let hour12 = if m.hour.is_multiple_of(12) {
+        12
+    } else {
+        m.hour % 12
+    };
     for t in layout {
         let _ = match t {
             Lit(s) => write!(out, "{s}"),

@@ -129,3 +129,11 @@ pub fn leader_and_replicas_opt(topic: &str) -> Option<(i32, Vec<i32>)> {
     let p = t.partitions().first()?;
     (p.leader() >= 0).then(|| (p.leader(), p.replicas().to_vec()))
 }
+
+/// A Kafka network whose only broker address has nothing listening.
+pub fn unreachable_kafka_net() -> Net {
+    super::net_with(super::CHANNEL, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = vec![format!("127.0.0.1:{}", super::free_port())];
+    })
+}

@@ -131,11 +131,7 @@ impl Node {
             cmd.env("ORDERER_GENERAL_GENESISMETHOD", "file")
                 .env("ORDERER_GENERAL_GENESISFILE", &net.genesis);
         }
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .arg("start")
+        cmd.arg("start")
             .current_dir(&cfg)
             .env("FABRIC_CFG_PATH", &cfg)
             .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
@@ -146,9 +142,12 @@ impl Node {
             .env("FABRIC_LOGGING_SPEC", "info")
             // Both streams append, so neither overwrites the other's lines.
             .stdout(Stdio::from(append(&log)))
-            .stderr(Stdio::from(append(&log)))
-            .spawn()
-            .expect("spawning orderer");
+            .stderr(Stdio::from(append(&log)));
+        // Last, so that a test can override any of the above.
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawning orderer");
         let node = Node { child, port, log };
         if wait {
             node.wait_listening();

@@ -136,7 +136,7 @@ fn json_and_logfmt_are_zaps_keys() {
     assert_eq!(v["msg"], "Starting orderer");
     assert_eq!(v["channel"], "sys chan");
     assert_eq!(v["height"], 7);
-    assert!((v["ts"].as_f64().unwrap() - 1_606_899_903.0405).abs() < 1e-6);
+    assert!((v["ts"].as_f64().unwrap() - 1_606_899_903.040_5).abs() < 1e-6);
     assert_eq!(
         render("logfmt", false, &record("WARN")),
         "ts=1606899903.0405 level=warn name=orderer.common.server caller=src/server.rs:42 msg=\"Starting orderer\" channel=\"sys chan\" height=7\n"
