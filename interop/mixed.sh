@@ -177,7 +177,7 @@ fi
 if ready "$OUR" "$SYS" m-ready.log; then
     pass "k: our orderer boots in Kafka mode from Fabric's SampleDevModeKafka genesis block and serves $SYS"; SENT_SYS=$((SENT_SYS + 1))
 else
-    fail "k: our orderer does not serve $SYS: $(grep -E 'ERROR|WARN' our-orderer.log | head -3)"
+    fail "k: our orderer does not serve $SYS: $(grep -E 'ERRO|WARN' our-orderer.log | head -3)"
 fi
 
 # ---------- compare the chains ----------

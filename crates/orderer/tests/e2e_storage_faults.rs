@@ -125,7 +125,7 @@ async fn a_full_disk_stalls_broadcast_keeps_deliver_and_resumes_without_loss() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     eprintln!("orderer log: {line}");
-    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("-> ERRO "), "{line}");
     assert!(line.contains("blockfile_000000"), "{line}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The chain is stalled: new Broadcasts get SERVICE_UNAVAILABLE.
