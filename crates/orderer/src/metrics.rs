@@ -21,10 +21,15 @@
 //! | `orderer_deliver_blocks_buffered` | gauge | — | ours: at scrape time, Deliver blocks between the ledger read and the socket (`net::streams`) |
 //! | `orderer_refused_total` | counter | reason | ours: `net` and `operations` (a limit or timeout refused or closed something; see `crate::net`) |
 //!
+//! The gRPC server, ledger commit time, logging and process metrics Fabric
+//! also registers are in [`ops`].
+//!
 //! As in Fabric, a Broadcast envelope is counted when it has been validated
 //! and handed to its chain (status `SUCCESS`) or refused (its error
 //! status); `broadcast_enqueue_duration` is only observed for envelopes that
 //! passed validation.
+
+pub mod ops;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +47,9 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Switches recording on (the `prometheus` provider) or off.
 pub fn set_enabled(on: bool) {
+    if on {
+        ops::init();
+    }
     ENABLED.store(on, Ordering::Relaxed);
 }
 
@@ -585,6 +593,14 @@ mod tests {
             "deliver_requests_completed{channel=\"metrics-test\",data_type=\"block\",filtered=\"false\",success=\"true\"} 1"
         ));
         assert!(text.contains("blockcutter_block_fill_duration_count{channel=\"metrics-test\"} 1"));
-        assert!(!text.contains("_total"));
+        // Fabric's counters have no `_total`; only the process collector's
+        // `process_cpu_seconds_total` (Go's client has the same name).
+        assert!(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .all(|l| !l.contains("_total") || l.starts_with("process_cpu_seconds_total")),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
     }
 }

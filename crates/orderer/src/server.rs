@@ -390,6 +390,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .max_concurrent_streams(net.max_concurrent_streams)
         .http2_keepalive_interval(Some(net.keepalive_interval))
         .http2_keepalive_timeout(Some(net.keepalive_timeout))
+        .layer(crate::net::grpcmetrics::GrpcMetricsLayer)
         .layer(crate::net::streams::StreamLimitLayer::new(
             net.max_streams,
             crate::limits::DELIVER_STREAM_BLOCKS,

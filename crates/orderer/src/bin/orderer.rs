@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
-use orderer::operations::logformat::{FabricLayout, LogFormat};
+use orderer::operations::logformat::{FabricLayout, LogCounter, LogFormat};
 use orderer::operations::{LogControl, LogSpec, OperationsSettings};
 use orderer::server::{self, NodeSettings, TlsSettings};
 use orderer_config::{Bootstrap, ConfigSource};
@@ -174,6 +174,7 @@ fn init_logging(l: LoggingSettings) -> Arc<LogControl> {
                 .with_writer(std::io::stderr)
                 .event_format(FabricLayout::new(l.format, color)),
         )
+        .with(LogCounter)
         .init();
     if let Some(e) = bad {
         warn!("{}: {e}; using info", l.spec_source);

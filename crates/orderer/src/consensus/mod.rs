@@ -217,8 +217,10 @@ pub async fn append_durably(
     let mut attempt: u64 = 0;
     loop {
         attempt += 1;
+        let started = std::time::Instant::now();
         let err = match tokio::task::block_in_place(|| ledger.append(block)) {
             Ok(_) => {
+                crate::metrics::ops::ledger_commit_time(channel_id, started.elapsed());
                 if attempt > 1 {
                     info!(
                         channel_id,

@@ -11,6 +11,7 @@
 //! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (8) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
 
 pub mod accept;
+pub mod grpcmetrics;
 pub mod ratelog;
 pub mod streams;
 pub mod tls;

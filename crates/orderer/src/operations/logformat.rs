@@ -910,5 +910,38 @@ where
     }
 }
 
+/// Counts log entries for `logging_entries_checked` / `_written`
+/// (`crate::metrics::ops`). Placed outside the level filter: an entry is
+/// *checked* when `tracing` asks whether it is enabled (callsites whose
+/// level no directive can enable are never asked, unlike zap, which checks
+/// every call), and *written* when every layer let it through.
+#[derive(Debug, Default)]
+pub struct LogCounter;
+
+fn zap_level_name(l: &Level) -> &'static str {
+    match *l {
+        Level::TRACE => "Level(-2)",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
+    }
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for LogCounter {
+    fn event_enabled(
+        &self,
+        event: &Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        crate::metrics::ops::log_checked(zap_level_name(event.metadata().level()));
+        true
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        crate::metrics::ops::log_written(zap_level_name(event.metadata().level()));
+    }
+}
+
 #[cfg(test)]
 mod tests;

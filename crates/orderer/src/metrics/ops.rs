@@ -1,0 +1,174 @@
+//! The metrics Fabric registers around the orderer's own: gRPC server
+//! calls (`common/grpcmetrics`), block storage commit time
+//! (`blkstorage`), log entries (`flogging/metrics`), and the process
+//! (Go's Prometheus client exports `process_*`; here the Rust client's
+//! process collector, same names). Registered in the one registry by
+//! [`init`] when the `prometheus` provider is on.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `grpc_server_unary_request_duration` | histogram | service, method, code |
+//! | `grpc_server_unary_requests_received` | counter | service, method |
+//! | `grpc_server_unary_requests_completed` | counter | service, method, code |
+//! | `grpc_server_stream_request_duration` | histogram | service, method, code |
+//! | `grpc_server_stream_requests_received` | counter | service, method |
+//! | `grpc_server_stream_requests_completed` | counter | service, method, code |
+//! | `grpc_server_stream_messages_received` | counter | service, method |
+//! | `grpc_server_stream_messages_sent` | counter | service, method |
+//! | `ledger_blockstorage_commit_time` | histogram (0.005 … 10 s) | channel |
+//! | `logging_entries_checked` | counter | level |
+//! | `logging_entries_written` | counter | level |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, … | | |
+//!
+//! The orderer's gRPC methods are all streams, so the unary ones stay
+//! empty, as in Fabric's orderer.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{CounterVec, HistogramOpts, HistogramVec, Registry};
+
+use super::{counter, enabled, global, histogram};
+
+/// Fabric's `ledger_blockstorage_commit_time` buckets.
+const COMMIT_TIME_BUCKETS: &[f64] = &[0.005, 0.01, 0.015, 0.05, 0.1, 1.0, 10.0];
+
+const SERVICE_METHOD: &[&str] = &["service", "method"];
+const SERVICE_METHOD_CODE: &[&str] = &["service", "method", "code"];
+
+/// The gRPC server's metrics of one kind of call.
+pub struct CallMetrics {
+    /// `…_request_duration`.
+    pub duration: HistogramVec,
+    /// `…_requests_received`.
+    pub received: CounterVec,
+    /// `…_requests_completed`.
+    pub completed: CounterVec,
+}
+
+impl CallMetrics {
+    fn new(r: &Registry, kind: &str) -> Self {
+        let name = |n: &str| format!("grpc_server_{kind}_{n}");
+        Self {
+            duration: histogram(
+                r,
+                &name("request_duration"),
+                &format!("The time to complete a {kind} request."),
+                SERVICE_METHOD_CODE,
+            ),
+            received: counter(
+                r,
+                &name("requests_received"),
+                &format!("The number of {kind} requests received."),
+                SERVICE_METHOD,
+            ),
+            completed: counter(
+                r,
+                &name("requests_completed"),
+                &format!("The number of {kind} requests completed."),
+                SERVICE_METHOD_CODE,
+            ),
+        }
+    }
+}
+
+/// Everything here, registered once.
+pub struct Ops {
+    /// Unary calls.
+    pub unary: CallMetrics,
+    /// Streaming calls.
+    pub stream: CallMetrics,
+    /// `grpc_server_stream_messages_received`.
+    pub messages_received: CounterVec,
+    /// `grpc_server_stream_messages_sent`.
+    pub messages_sent: CounterVec,
+    commit_time: HistogramVec,
+    log_checked: CounterVec,
+    log_written: CounterVec,
+}
+
+impl Ops {
+    fn new(r: &Registry) -> Self {
+        let commit_time = HistogramVec::new(
+            HistogramOpts::new(
+                "ledger_blockstorage_commit_time",
+                "Time taken in seconds for committing the block to storage.",
+            )
+            .buckets(COMMIT_TIME_BUCKETS.to_vec()),
+            &["channel"],
+        )
+        .expect("metric definition");
+        r.register(Box::new(commit_time.clone()))
+            .expect("metric registration");
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("metric registration");
+        Self {
+            unary: CallMetrics::new(r, "unary"),
+            stream: CallMetrics::new(r, "stream"),
+            messages_received: counter(
+                r,
+                "grpc_server_stream_messages_received",
+                "The number of stream messages received.",
+                SERVICE_METHOD,
+            ),
+            messages_sent: counter(
+                r,
+                "grpc_server_stream_messages_sent",
+                "The number of stream messages sent.",
+                SERVICE_METHOD,
+            ),
+            commit_time,
+            log_checked: counter(
+                r,
+                "logging_entries_checked",
+                "Number of log entries checked against the active logging level",
+                &["level"],
+            ),
+            log_written: counter(
+                r,
+                "logging_entries_written",
+                "Number of log entries that are written",
+                &["level"],
+            ),
+        }
+    }
+}
+
+static OPS: LazyLock<Ops> = LazyLock::new(|| Ops::new(global().registry()));
+
+/// Registers these metrics (the `prometheus` provider is on).
+pub fn init() {
+    LazyLock::force(&OPS);
+}
+
+/// These metrics, when recording is on.
+pub fn ops() -> Option<&'static Ops> {
+    enabled().then(|| &*OPS)
+}
+
+/// `ledger_blockstorage_commit_time{channel}`.
+pub fn ledger_commit_time(channel: &str, took: Duration) {
+    if let Some(o) = ops() {
+        o.commit_time
+            .with_label_values(&[channel])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// A log entry of `level` (zap's name) was checked against the active
+/// level (`logging_entries_checked`).
+pub fn log_checked(level: &str) {
+    if let Some(o) = ops() {
+        o.log_checked.with_label_values(&[level]).inc();
+    }
+}
+
+/// A log entry of `level` was written (`logging_entries_written`).
+pub fn log_written(level: &str) {
+    if let Some(o) = ops() {
+        o.log_written.with_label_values(&[level]).inc();
+    }
+}
