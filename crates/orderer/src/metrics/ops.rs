@@ -16,6 +16,8 @@
 //! | `grpc_server_stream_messages_received` | counter | service, method |
 //! | `grpc_server_stream_messages_sent` | counter | service, method |
 //! | `ledger_blockstorage_commit_time` | histogram (0.005 … 10 s) | channel |
+//! | `consensus_kafka_{incoming,outgoing}_byte_rate`, `_request_{rate,size,latency}`, `_response_{rate,size}` | gauge | broker_id |
+//! | `consensus_kafka_{batch_size,record_send_rate,records_per_request,compression_ratio}` | gauge | topic |
 //! | `logging_entries_checked` | counter | level |
 //! | `logging_entries_written` | counter | level |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, … | | |
@@ -26,9 +28,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{CounterVec, HistogramOpts, HistogramVec, Registry};
+use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, Registry};
 
-use super::{counter, enabled, global, histogram};
+use super::{counter, enabled, gauge, global, histogram};
 
 /// Fabric's `ledger_blockstorage_commit_time` buckets.
 const COMMIT_TIME_BUCKETS: &[f64] = &[0.005, 0.01, 0.015, 0.05, 0.1, 1.0, 10.0];
@@ -83,6 +85,8 @@ pub struct Ops {
     /// `grpc_server_stream_messages_sent`.
     pub messages_sent: CounterVec,
     commit_time: HistogramVec,
+    kafka_broker: Vec<GaugeVec>,
+    kafka_topic: Vec<GaugeVec>,
     log_checked: CounterVec,
     log_written: CounterVec,
 }
@@ -121,6 +125,14 @@ impl Ops {
                 SERVICE_METHOD,
             ),
             commit_time,
+            kafka_broker: KAFKA_BROKER_GAUGES
+                .iter()
+                .map(|(n, h)| gauge(r, n, h, &["broker_id"]))
+                .collect(),
+            kafka_topic: KAFKA_TOPIC_GAUGES
+                .iter()
+                .map(|(n, h)| gauge(r, n, h, &["topic"]))
+                .collect(),
             log_checked: counter(
                 r,
                 "logging_entries_checked",
@@ -133,6 +145,76 @@ impl Ops {
                 "Number of log entries that are written",
                 &["level"],
             ),
+        }
+    }
+}
+
+/// Fabric's sarama gauges by broker, in the order of
+/// `consensus::kafka::stats::Gauges::brokers`.
+const KAFKA_BROKER_GAUGES: [(&str, &str); 7] = [
+    (
+        "consensus_kafka_incoming_byte_rate",
+        "Bytes/second read off brokers.",
+    ),
+    (
+        "consensus_kafka_outgoing_byte_rate",
+        "Bytes/second written to brokers.",
+    ),
+    (
+        "consensus_kafka_request_rate",
+        "Requests/second sent to brokers.",
+    ),
+    (
+        "consensus_kafka_request_size",
+        "The mean request size in bytes to brokers.",
+    ),
+    (
+        "consensus_kafka_request_latency",
+        "The mean request latency in ms to brokers.",
+    ),
+    (
+        "consensus_kafka_response_rate",
+        "Requests/second sent to brokers.",
+    ),
+    (
+        "consensus_kafka_response_size",
+        "The mean response size in bytes from brokers.",
+    ),
+];
+
+/// Fabric's sarama gauges by topic, in the order of
+/// `consensus::kafka::stats::Gauges::topics`.
+const KAFKA_TOPIC_GAUGES: [(&str, &str); 4] = [
+    (
+        "consensus_kafka_batch_size",
+        "The mean batch size in bytes sent to topics.",
+    ),
+    (
+        "consensus_kafka_record_send_rate",
+        "The number of records per second sent to topics.",
+    ),
+    (
+        "consensus_kafka_records_per_request",
+        "The mean number of records sent per request to topics.",
+    ),
+    (
+        "consensus_kafka_compression_ratio",
+        "The mean compression ratio (as percentage) for topics.",
+    ),
+];
+
+/// Publishes the Kafka clients' figures (`consensus_kafka_*` by broker and topic).
+pub fn kafka_client_gauges(g: &crate::consensus::kafka::stats::Gauges) {
+    let Some(o) = ops() else { return };
+    for (id, values) in &g.brokers {
+        let id = id.to_string();
+        for (gauge, v) in o.kafka_broker.iter().zip(values) {
+            gauge.with_label_values(&[id.as_str()]).set(*v);
+        }
+    }
+    for (topic, values) in &g.topics {
+        for (gauge, v) in o.kafka_topic.iter().zip(values) {
+            gauge.with_label_values(&[topic.as_str()]).set(*v);
         }
     }
 }

@@ -7,13 +7,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::client::{ChainConsumer, ChainProducer};
 use fabric_ledger::Ledger;
 use fabric_protos::orderer::{KafkaMessage, KafkaMetadata};
 use prost::Message as _;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -108,7 +108,7 @@ impl KafkaChain {
     async fn setup(
         &self,
         shutdown: &CancellationToken,
-    ) -> Option<Result<(FutureProducer, StreamConsumer), String>> {
+    ) -> Option<Result<(ChainProducer, ChainConsumer), String>> {
         let s = &*self.settings;
         let topic = self.channel_id.clone();
         // 0. Reach the brokers (a refused login or certificate is named here).
@@ -260,8 +260,8 @@ impl KafkaChain {
 
     async fn consume(
         &mut self,
-        consumer: StreamConsumer,
-        producer: &FutureProducer,
+        consumer: ChainConsumer,
+        producer: &ChainProducer,
         shutdown: CancellationToken,
     ) {
         let mut stream = consumer.stream();
@@ -368,7 +368,7 @@ impl KafkaChain {
     }
 
     /// Posts a CONNECT under Fabric's retry schedule, in the background.
-    fn post_connect(&self, producer: &FutureProducer, shutdown: &CancellationToken) {
+    fn post_connect(&self, producer: &ChainProducer, shutdown: &CancellationToken) {
         let producer = producer.clone();
         let settings = Arc::clone(&self.settings);
         let topic = self.channel_id.clone();
@@ -403,7 +403,7 @@ impl KafkaChain {
     }
 
     /// Produces a time-to-cut or resubmission; failures are only logged (as Fabric).
-    fn produce_side(&self, producer: &FutureProducer, msg: KafkaMessage) {
+    fn produce_side(&self, producer: &ChainProducer, msg: KafkaMessage) {
         let bytes = msg.encode_to_vec();
         let topic = self.channel_id.clone();
         let rec = super::record(&topic, &bytes);

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::stats::{StatsContext, STATS_INTERVAL_MS};
 use super::MAX_MESSAGE_BYTES;
 use crate::limits::KAFKA_MESSAGE_TIMEOUT;
 
@@ -77,6 +78,9 @@ impl KafkaSettings {
                 ms(self.consumer_retry_backoff).max(100).to_string(),
             )
             .set("log_level", if self.verbose { "7" } else { "4" });
+        if crate::metrics::enabled() {
+            c.set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
+        }
         if self.verbose {
             c.set("debug", "broker,topic,msg,protocol");
         }
@@ -114,7 +118,7 @@ impl KafkaSettings {
             .clamp(Duration::from_secs(5), Duration::from_secs(60))
     }
 
-    pub(super) fn producer(&self) -> Result<FutureProducer, KafkaError> {
+    pub(super) fn producer(&self) -> Result<ChainProducer, KafkaError> {
         let mut c = self.client_config();
         c.set("acks", "all")
             .set("enable.idempotence", "true")
@@ -123,10 +127,10 @@ impl KafkaSettings {
             .set("message.timeout.ms", ms(KAFKA_MESSAGE_TIMEOUT).to_string())
             .set("queue.buffering.max.messages", "100000")
             .set("compression.type", "none");
-        c.create()
+        c.create_with_context(StatsContext)
     }
 
-    pub(super) fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+    pub(super) fn consumer(&self) -> Result<ChainConsumer, KafkaError> {
         let mut c = self.client_config();
         c.set("group.id", "fabric-orderer-rs-unused")
             .set("enable.auto.commit", "false")
@@ -138,7 +142,7 @@ impl KafkaSettings {
             .set("receive.message.max.bytes", "110000000")
             .set("fetch.max.bytes", "104857600")
             .set("max.partition.fetch.bytes", "104857600");
-        c.create()
+        c.create_with_context(StatsContext)
     }
 
     pub(super) fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
@@ -169,18 +173,10 @@ impl DiagContext {
 
 impl rdkafka::client::ClientContext for DiagContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
         if fac == "FAIL" {
             self.note(log_message.to_string());
         }
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
-            }
-            L::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
-            L::Notice | L::Info => info!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
-            L::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
-        }
+        log_to_tracing(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -192,6 +188,25 @@ impl rdkafka::producer::ProducerContext for DiagContext {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
 }
+
+/// A librdkafka log line into `tracing`, under the target Fabric's
+/// `orderer.consensus.kafka.sarama` logger name selects.
+pub(super) fn log_to_tracing(level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            error!(target: "librdkafka", "librdkafka: {fac} {msg}")
+        }
+        L::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {msg}"),
+        L::Notice | L::Info => info!(target: "librdkafka", "librdkafka: {fac} {msg}"),
+        L::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {msg}"),
+    }
+}
+
+/// A chain's producer: statistics and logs through [`StatsContext`].
+pub type ChainProducer = FutureProducer<StatsContext>;
+/// A chain's consumer: statistics and logs through [`StatsContext`].
+pub type ChainConsumer = StreamConsumer<StatsContext>;
 
 /// What to check for a transport error of librdkafka's.
 pub fn transport_hint(reason: &str) -> &'static str {

@@ -26,7 +26,7 @@ pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// partition).
 pub(super) async fn health_probe(
     channel_id: String,
-    producer: Arc<FutureProducer>,
+    producer: Arc<super::client::ChainProducer>,
     health_tx: watch::Sender<Option<String>>,
     shutdown: CancellationToken,
 ) {

@@ -23,6 +23,7 @@ pub mod decide;
 pub mod health;
 pub mod inspect;
 pub mod produce;
+pub mod stats;
 
 pub use client::{retry, transport_hint, KafkaSettings};
 pub use health::{HEALTH_PROBE_INTERVAL, HEALTH_PROBE_TIMEOUT};

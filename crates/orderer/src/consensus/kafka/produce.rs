@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::client::ChainProducer;
 use fabric_protos::orderer::{
     kafka_message, kafka_message_regular::Class, KafkaMessage, KafkaMessageRegular,
 };
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -113,7 +113,7 @@ pub fn regular(envelope: Vec<u8>, config_seq: u64, class: Class) -> Vec<u8> {
 /// The produce loop of one channel.
 pub async fn run(
     channel_id: String,
-    producer: Arc<FutureProducer>,
+    producer: Arc<ChainProducer>,
     mut submit_rx: mpsc::Receiver<Submission>,
     state_rx: watch::Receiver<ChainState>,
     mut backlog: Backlog,
