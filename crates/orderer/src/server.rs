@@ -334,6 +334,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         registrar: Arc::clone(&registrar),
         shutdown: chains_stop.clone(),
         tasks: std::sync::Mutex::new(Vec::new()),
+        tls: std::sync::OnceLock::new(),
     });
     if let Some(ops) = &settings.operations {
         crate::metrics::set_enabled(ops.prometheus);
@@ -400,7 +401,12 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     } else {
         Vec::new()
     };
-    let tls = settings.tls.server_config(Some(&channel_roots))?;
+    let tls = crate::net::tls::ServerTls::new(&settings.tls, channel_roots)?;
+    if let Some(t) = &tls {
+        let _ = starter.tls.set(Arc::clone(t));
+        // A config block committed while the chains started.
+        t.set_channel_roots(channel_tls_roots(&registrar));
+    }
     info!(%addr, tls = settings.tls.enabled, mutual_tls = settings.tls.mutual(),
           channels = ?registrar.channel_ids(), max_connections,
           max_concurrent_streams = net.max_concurrent_streams, max_streams = net.max_streams,
@@ -410,8 +416,8 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     let (timeout, accept_stop) = (net.connection_timeout, shutdown.clone());
     let router = builder.add_service(svc);
     let server = match tls {
-        Some(cfg) => {
-            let hs = crate::net::accept::Tls(tokio_rustls::TlsAcceptor::from(cfg));
+        Some(tls) => {
+            let hs = crate::net::accept::Tls(tls);
             let incoming =
                 crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
                     .map(Ok::<_, std::io::Error>);
@@ -491,6 +497,9 @@ pub struct ChainStarter {
     registrar: Arc<Registrar>,
     shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The gRPC port's TLS, once serving: its client roots follow the
+    /// channels' configs.
+    tls: std::sync::OnceLock<Arc<crate::net::tls::ServerTls>>,
 }
 
 impl ChainStarter {
@@ -673,6 +682,12 @@ impl ConfigSink for ChainStarter {
                 (_, None) => {}
             },
             Err(e) => error!(channel_id, error = %e, "committed config envelope does not parse"),
+        }
+        // As Fabric's orderer: the mutual-TLS client roots follow every
+        // channel's MSPs (an organization added by a config update, or a
+        // new channel's organizations, can connect at once).
+        if let Some(tls) = this.tls.get() {
+            tls.set_channel_roots(channel_tls_roots(&this.registrar));
         }
     }
 }

@@ -830,3 +830,156 @@ async fn healthz_is_503_while_a_kafka_chain_cannot_reach_kafka() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// An orderer-org group for `org`, as configtxgen encodes it.
+fn orderer_org_group(org: &fabric_common::devcrypto::DevOrg) -> fabric_protos::common::ConfigGroup {
+    let dev = fabric_configtx::dev::DevNetwork {
+        msp_id: org.mspid.clone(),
+        org_name: org.mspid.clone(),
+        ..fabric_configtx::dev::DevNetwork::new(org.msp_dir())
+    };
+    fabric_configtx::encoder::new_orderer_org_group(&dev.organization()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_follows_config_updates_and_certificate_files_without_a_restart() {
+    use fabric_protos::common::{ConfigUpdateEnvelope, HeaderType};
+    use prost::Message;
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let t = tls_files(&net.dir.path().join("tls"));
+    let port = free_port();
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+            (
+                "ORDERER_GENERAL_TLS_CERTIFICATE",
+                t.cert_file.to_str().unwrap(),
+            ),
+            (
+                "ORDERER_GENERAL_TLS_PRIVATEKEY",
+                t.key_file.to_str().unwrap(),
+            ),
+            ("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true"),
+        ],
+        true,
+    );
+    // SampleOrg's TLS CA (the channel's only org) is the only client root.
+    let member = Ca::of_org(&net.org).issue("User1@example.com", false);
+    let mut c = tls_client(port, &t.ca.cert_pem, Some(&member))
+        .await
+        .unwrap();
+    assert_eq!(
+        try_broadcast_one(&mut c, &net, b"member").await,
+        Ok(Status::Success as i32)
+    );
+    let org2 = fabric_common::devcrypto::DevOrg::create(
+        &net.dir.path().join("org2"),
+        "Org2MSP",
+        "org2.example.com",
+    )
+    .unwrap();
+    let outsider = Ca::of_org(&org2).issue("User1@org2.example.com", false);
+    let refused = match tls_client(port, &t.ca.cert_pem, Some(&outsider)).await {
+        Ok(mut c) => try_broadcast_one(&mut c, &net, b"outsider").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(
+        refused,
+        "Org2's certificate must be refused before Org2 is in a channel"
+    );
+
+    // A config update adds Org2 to the Orderer group.
+    let hash = sha2::Sha256::digest(&member.der).to_vec();
+    let r = deliver_many(
+        &mut c,
+        vec![seek_envelope(CHANNEL, Some(&net.client), &all(), hash)],
+    )
+    .await;
+    let genesis = &r[0].0[0];
+    let env =
+        fabric_protos::common::Envelope::decode(genesis.data.as_ref().unwrap().data[0].as_slice())
+            .unwrap();
+    let payload = fabric_protos::common::Payload::decode(env.payload.as_slice()).unwrap();
+    let cfg_env = fabric_protos::common::ConfigEnvelope::decode(payload.data.as_slice()).unwrap();
+    let original = cfg_env.config.unwrap().channel_group.unwrap();
+    let mut updated = original.clone();
+    updated
+        .groups
+        .get_mut("Orderer")
+        .unwrap()
+        .groups
+        .insert("Org2MSP".into(), orderer_org_group(&org2));
+    let mut update = fabric_configtx::update::compute(&original, &updated).unwrap();
+    update.channel_id = CHANNEL.to_string();
+    let mut cue = ConfigUpdateEnvelope {
+        config_update: update.encode_to_vec(),
+        signatures: vec![],
+    };
+    let shdr = net.client.new_signature_header().encode_to_vec();
+    let mut msg = shdr.clone();
+    msg.extend_from_slice(&cue.config_update);
+    cue.signatures.push(fabric_protos::common::ConfigSignature {
+        signature_header: shdr,
+        signature: net.client.sign(&msg),
+    });
+    let upd = fabric_common::envelope::create_signed_envelope(
+        HeaderType::ConfigUpdate,
+        CHANNEL,
+        Some(&net.client),
+        cue.encode_to_vec(),
+        &fabric_common::envelope::EnvelopeOptions::default(),
+    );
+    let r = broadcast(&mut c, vec![upd]).await;
+    assert_eq!(r[0].status, Status::Success as i32, "{}", r[0].info);
+
+    // Without a restart, Org2's certificate is now accepted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let accepted = loop {
+        if let Ok(mut c2) = tls_client(port, &t.ca.cert_pem, Some(&outsider)).await {
+            if try_broadcast_one(&mut c2, &net, b"org2 now").await == Ok(Status::Success as i32) {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        accepted,
+        "Org2's client certificate after the config update: {}",
+        std::fs::read_to_string(&node.log).unwrap()
+    );
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("client root CAs rebuilt"), "{log}");
+
+    // The server certificate is replaced on disk: new handshakes get it.
+    let ca2 = Ca::new("tlsca2.example.com");
+    let server2 = ca2.issue("orderer.example.com", true);
+    std::fs::write(&t.key_file, &server2.key_pem).unwrap();
+    std::fs::write(&t.cert_file, &server2.cert_pem).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rotated = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Ok(mut c3) = tls_client(port, &ca2.cert_pem, Some(&member)).await {
+            if try_broadcast_one(&mut c3, &net, b"rotated").await == Ok(Status::Success as i32) {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    assert!(rotated, "the new server certificate was not served");
+    let old_root_refused = match tls_client(port, &t.ca.cert_pem, Some(&member)).await {
+        Ok(mut c) => try_broadcast_one(&mut c, &net, b"old root").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(old_root_refused, "the old certificate is still served");
+}

@@ -59,14 +59,17 @@ impl Handshake for Plain {
     }
 }
 
-/// TLS with rustls.
+/// TLS with rustls, with the config in force at the handshake
+/// ([`super::tls::ServerTls`]).
 #[derive(Clone)]
-pub struct Tls(pub tokio_rustls::TlsAcceptor);
+pub struct Tls(pub std::sync::Arc<super::tls::ServerTls>);
 
 impl Handshake for Tls {
     type Io = tokio_rustls::server::TlsStream<TcpStream>;
     async fn handshake(&self, tcp: TcpStream) -> io::Result<Self::Io> {
-        self.0.accept(tcp).await
+        tokio_rustls::TlsAcceptor::from(self.0.config())
+            .accept(tcp)
+            .await
     }
 }
 
