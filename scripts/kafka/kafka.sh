@@ -469,8 +469,10 @@ ssl.truststore.type=PEM
 ssl.truststore.location=$d/ca.pem
 ssl.client.auth=required
 ssl.enabled.protocols=TLSv1.2,TLSv1.3
-sasl.enabled.mechanisms=PLAIN
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 EOF
 }
 
@@ -772,6 +774,7 @@ usage: kafka.sh <command> [args]
   stop                    stop all nodes gracefully, keep the run dir
   down                    kill all nodes and remove the run dir
   smoke                   topic RF 3 + produce/consume + acks=all produce with one broker down
+  scram-user USER PASSWORD  SCRAM-SHA-256/512 credentials for USER (SASL_SSL listeners)
   run-class MAIN [args]   run a Kafka/ZooKeeper main class with the cluster's classpath
   classpath               print the classpath
 
@@ -780,6 +783,17 @@ env: KAFKA_VERSION=$KAFKA_VERSION KAFKA_CACHE=$KAFKA_CACHE
      KAFKA_ZK_PORT_BASE=${KAFKA_ZK_PORT_BASE:-22181} KAFKA_CONTROLLER_PORT_BASE=${KAFKA_CONTROLLER_PORT_BASE:-29192}
      (more in scripts/kafka/README.md)
 EOF
+}
+
+# SCRAM-SHA-256 and SCRAM-SHA-512 credentials for USER (the SASL_SSL
+# listeners accept them besides PLAIN), set through the PLAINTEXT listener.
+scram_user() {
+  local user=$1 password=$2
+  run_tool kafka.admin.ConfigCommand --bootstrap-server "$(bootstrap_list)" --alter \
+    --add-config "SCRAM-SHA-256=[password=$password],SCRAM-SHA-512=[password=$password]" \
+    --entity-type users --entity-name "$user" >/dev/null \
+    || die "could not set the SCRAM credentials of $user"
+  log "SCRAM-SHA-256/512 credentials set for $user"
 }
 
 main() {
@@ -820,6 +834,7 @@ main() {
     down) with_lock "$runlock" cmd_down ;;
     smoke) cmd_smoke ;;
     run-class) (($#)) || die "run-class needs a main class"; run_tool "$@" ;;
+    scram-user) (($# == 2)) || die "scram-user needs USER PASSWORD"; scram_user "$@" ;;
     classpath) ensure_fetched; classpath ;;
     help|-h|--help) usage ;;
     *) usage >&2; die "unknown command '$cmd'" ;;

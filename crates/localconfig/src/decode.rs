@@ -254,6 +254,16 @@ pub(crate) fn schema() -> Kind {
                     "SASLPlain",
                     sec(vec![f("Enabled", Bool), f("User", Str), f("Password", Str)]),
                 ),
+                // Ours (Fabric has only SASLPlain): SASL/SCRAM.
+                f(
+                    "SASLSCRAM",
+                    sec(vec![
+                        f("Enabled", Bool),
+                        f("Mechanism", Str),
+                        f("User", Str),
+                        f("Password", Str),
+                    ]),
+                ),
                 f("Version", KafkaVersion),
             ]),
         ),

@@ -443,6 +443,37 @@ pub(crate) fn validate(c: &Config, method_from_genesis: bool) -> Vec<ConfigError
             );
         }
     }
+    if k.sasl_scram.enabled {
+        if k.sasl_plain.enabled {
+            bad(
+                "Kafka.SASLSCRAM.Enabled",
+                "Kafka.SASLPlain and Kafka.SASLSCRAM cannot both be enabled".into(),
+            );
+        }
+        if !matches!(
+            k.sasl_scram.mechanism.as_str(),
+            "" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+        ) {
+            bad(
+                "Kafka.SASLSCRAM.Mechanism",
+                format!(
+                    "{:?}: must be SCRAM-SHA-256 or SCRAM-SHA-512",
+                    k.sasl_scram.mechanism
+                ),
+            );
+        }
+        for (key, v) in [
+            ("Kafka.SASLSCRAM.User", &k.sasl_scram.user),
+            ("Kafka.SASLSCRAM.Password", &k.sasl_scram.password),
+        ] {
+            if v.is_empty() {
+                bad(
+                    key,
+                    "must be set when Kafka.SASLSCRAM.Enabled is true".into(),
+                );
+            }
+        }
+    }
     if k.version < KafkaVersion([0, 8, 2, 0]) {
         bad(
             "Kafka.Version",

@@ -346,6 +346,10 @@ pub struct Kafka {
     pub tls: KafkaTls,
     #[serde(rename = "SASLPlain")]
     pub sasl_plain: SaslPlain,
+    /// Ours: SASL/SCRAM (`SCRAM-SHA-256` or `SCRAM-SHA-512`), which managed
+    /// Kafka services use; not with `SASLPlain`.
+    #[serde(rename = "SASLSCRAM")]
+    pub sasl_scram: SaslScram,
     /// Protocol version, resolved to the nearest known version (see
     /// [`KafkaVersion::parse`]).
     pub version: KafkaVersion,
@@ -406,6 +410,17 @@ pub struct KafkaTopic {
 #[serde(default, deny_unknown_fields, rename_all = "PascalCase")]
 pub struct SaslPlain {
     pub enabled: bool,
+    pub user: String,
+    pub password: String,
+}
+
+/// `Kafka.SASLSCRAM` (ours).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "PascalCase")]
+pub struct SaslScram {
+    pub enabled: bool,
+    /// `SCRAM-SHA-512` (default) or `SCRAM-SHA-256`.
+    pub mechanism: String,
     pub user: String,
     pub password: String,
 }
@@ -515,6 +530,7 @@ impl Config {
         let mut c = self.clone();
         for secret in [
             &mut c.kafka.sasl_plain.password,
+            &mut c.kafka.sasl_scram.password,
             &mut c.kafka.tls.private_key,
             &mut c.general.bccsp.pkcs11.pin,
         ] {

@@ -957,3 +957,43 @@ fn fabric_v1_1_log_keys_are_accepted_with_a_warning() {
     let c = load_yaml("", &[("ORDERER_GENERAL_LOGLEVEL", "warning")]).unwrap();
     assert_eq!(c.general.log_level, "warning");
 }
+
+#[test]
+fn sasl_scram_is_checked_once_at_load() {
+    let c = load_yaml(
+        "Kafka:\n  SASLSCRAM:\n    Enabled: true\n    User: u\n    Password: p\n",
+        &[],
+    )
+    .unwrap();
+    assert!(c.kafka.sasl_scram.enabled);
+    assert_eq!(
+        c.kafka.sasl_scram.mechanism, "",
+        "default chosen by the orderer: SCRAM-SHA-512"
+    );
+    assert_eq!(c.redacted().kafka.sasl_scram.password, "<redacted>");
+    for (yaml, want) in [
+        (
+            "Kafka:\n  SASLSCRAM:\n    Enabled: true\n    Mechanism: SCRAM-SHA-1\n    User: u\n    Password: p\n",
+            "Kafka.SASLSCRAM.Mechanism",
+        ),
+        ("Kafka:\n  SASLSCRAM:\n    Enabled: true\n    User: u\n", "Kafka.SASLSCRAM.Password: must be set"),
+        (
+            "Kafka:\n  SASLPlain:\n    Enabled: true\n    User: u\n    Password: p\n  SASLSCRAM:\n    Enabled: true\n    User: u\n    Password: p\n",
+            "cannot both be enabled",
+        ),
+    ] {
+        let e = err_of(load_yaml(yaml, &[]));
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
+    let c = load_yaml(
+        "",
+        &[
+            ("ORDERER_KAFKA_SASLSCRAM_ENABLED", "true"),
+            ("ORDERER_KAFKA_SASLSCRAM_MECHANISM", "SCRAM-SHA-256"),
+            ("ORDERER_KAFKA_SASLSCRAM_USER", "u"),
+            ("ORDERER_KAFKA_SASLSCRAM_PASSWORD", "p"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.sasl_scram.mechanism, "SCRAM-SHA-256");
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use orderer::consensus::kafka::client::SaslSettings;
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
 use orderer::operations::logformat::{FabricLayout, LogCounter, LogFormat};
@@ -192,6 +193,27 @@ fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
+/// `Kafka.SASLPlain`, or our `Kafka.SASLSCRAM` (SCRAM-SHA-512 by default).
+fn sasl_settings(k: &orderer_config::Kafka) -> Option<SaslSettings> {
+    if k.sasl_plain.enabled {
+        return Some(SaslSettings {
+            mechanism: "PLAIN".into(),
+            user: k.sasl_plain.user.clone(),
+            password: k.sasl_plain.password.clone(),
+        });
+    }
+    let s = &k.sasl_scram;
+    s.enabled.then(|| SaslSettings {
+        mechanism: if s.mechanism.is_empty() {
+            "SCRAM-SHA-512".into()
+        } else {
+            s.mechanism.clone()
+        },
+        user: s.user.clone(),
+        password: s.password.clone(),
+    })
+}
+
 fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
     let r = &k.retry;
     KafkaSettings {
@@ -215,10 +237,7 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
                 k.tls.root_cas.clone(),
             )
         }),
-        sasl_plain: k
-            .sasl_plain
-            .enabled
-            .then(|| (k.sasl_plain.user.clone(), k.sasl_plain.password.clone())),
+        sasl: sasl_settings(k),
     }
 }
 
@@ -373,10 +392,10 @@ fn check_kafka(timeout: Duration) -> Result<bool> {
     }
     let amb = u64::from(cc.batch_size.absolute_max_bytes);
     println!(
-        "Kafka cluster check: brokers {} (TLS {}, SASL/PLAIN {}), topics {}, AbsoluteMaxBytes {amb}",
+        "Kafka cluster check: brokers {} (TLS {}, SASL {}), topics {}, AbsoluteMaxBytes {amb}",
         ks.brokers.join(","),
         ks.tls.is_some(),
-        ks.sasl_plain.is_some(),
+        ks.sasl.as_ref().map_or("off", |s| s.mechanism.as_str()),
         topics.join(",")
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

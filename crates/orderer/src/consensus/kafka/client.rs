@@ -50,8 +50,30 @@ pub struct KafkaSettings {
     pub verbose: bool,
     /// `Kafka.TLS`: enabled, client cert PEM, key PEM, root CA PEMs.
     pub tls: Option<(String, String, Vec<String>)>,
-    /// `Kafka.SASLPlain`: user, password.
-    pub sasl_plain: Option<(String, String)>,
+    /// `Kafka.SASLPlain` or (ours) `Kafka.SASLSCRAM`.
+    pub sasl: Option<SaslSettings>,
+}
+
+/// A SASL login to the brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (librdkafka's names).
+    pub mechanism: String,
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl SaslSettings {
+    /// The `orderer.yaml` section these came from, for messages.
+    pub fn section(&self) -> &'static str {
+        if self.mechanism == "PLAIN" {
+            "Kafka.SASLPlain"
+        } else {
+            "Kafka.SASLSCRAM"
+        }
+    }
 }
 
 impl KafkaSettings {
@@ -84,7 +106,7 @@ impl KafkaSettings {
         if self.verbose {
             c.set("debug", "broker,topic,msg,protocol");
         }
-        let protocol = match (&self.tls, &self.sasl_plain) {
+        let protocol = match (&self.tls, &self.sasl) {
             (Some(_), Some(_)) => "SASL_SSL",
             (Some(_), None) => "SSL",
             (None, Some(_)) => "SASL_PLAINTEXT",
@@ -102,10 +124,10 @@ impl KafkaSettings {
                 c.set("ssl.ca.pem", roots.join("\n"));
             }
         }
-        if let Some((user, password)) = &self.sasl_plain {
-            c.set("sasl.mechanisms", "PLAIN")
-                .set("sasl.username", user)
-                .set("sasl.password", password);
+        if let Some(sasl) = &self.sasl {
+            c.set("sasl.mechanisms", &sasl.mechanism)
+                .set("sasl.username", &sasl.user)
+                .set("sasl.password", &sasl.password);
         }
         c
     }
@@ -212,7 +234,7 @@ pub type ChainConsumer = StreamConsumer<StatsContext>;
 pub fn transport_hint(reason: &str) -> &'static str {
     let r = reason.to_ascii_lowercase();
     if r.contains("sasl") || r.contains("authentication") {
-        "the brokers refused the SASL/PLAIN login: check Kafka.SASLPlain.User and Kafka.SASLPlain.Password"
+        "the brokers refused the SASL login: check the user and password of Kafka.SASLPlain (or Kafka.SASLSCRAM, and its Mechanism)"
     } else if r.contains("certificate verify failed") || r.contains("could not be verified") {
         "the brokers' TLS certificate does not chain to Kafka.TLS.RootCAs: check Kafka.TLS.RootCAs"
     } else if r.contains("ssl") || r.contains("tls") || r.contains("handshake") {
