@@ -659,3 +659,114 @@ async fn a_channel_without_the_v1_1_capability_runs_in_compatibility_mode_on_eve
         assert!(log.contains("compatibility mode"), "{log}");
     }
 }
+
+/// Broadcasts `n` envelopes named `tag-i` through `node`; all must succeed.
+async fn order(node: &Node, net: &Net, channel: &str, tag: &str, n: u32) {
+    let mut c = node.client().await;
+    let envs: Vec<_> = (0..n)
+        .map(|i| tx(&net.client, channel, format!("{tag}-{i}").into_bytes()))
+        .collect();
+    let resps = broadcast(&mut c, envs).await;
+    assert!(
+        resps.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        resps.last()
+    );
+}
+
+/// Waits until the node's log says it cannot resume, then checks that
+/// Broadcast and Deliver answer SERVICE_UNAVAILABLE and no block was cut.
+/// Returns the offset the node said it needs.
+async fn refuses_pruned_partition(node: &Node, net: &Net, channel: &str) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        if log.contains("cannot resume the Kafka chain") {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let needed: i64 = log
+        .split("needs offset ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no needed offset in: {log}"));
+    assert!(!log.contains("Start phase completed successfully"), "{log}");
+    assert_eq!(
+        support::kafka::deliver_status(node, net, channel).await,
+        Some(Status::ServiceUnavailable)
+    );
+    let mut c = node.client().await;
+    let r = broadcast(
+        &mut c,
+        vec![tx(&net.client, channel, b"after prune".to_vec())],
+    )
+    .await;
+    assert_eq!(
+        r[0].status,
+        Status::ServiceUnavailable as i32,
+        "{}",
+        r[0].info
+    );
+    needed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
+    let channel = unique_channel("pruned");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    let mut b = start_osn(&net, &dir.join("b"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    chain_of(&b, &net, &channel, 4).await;
+    b.kill9();
+    // B is down while A orders more, then the partition is pruned.
+    order(&a, &net, &channel, "late", 30).await;
+    let a_chain = chain_of(&a, &net, &channel, 7).await;
+    support::kafka::prune_partition(&channel);
+
+    // B restarts behind the log start: it must not serve a stale chain as
+    // current, nor cut blocks from what remains.
+    let b = start_osn(&net, &dir.join("b"));
+    let needed = refuses_pruned_partition(&b, &net, &channel).await;
+    // B's chain is a prefix of A's: it needs the record after one of A's blocks.
+    let lops: Vec<i64> = a_chain
+        .iter()
+        .skip(1)
+        .map(|b| kafka_md(b).last_offset_persisted)
+        .collect();
+    assert!(
+        lops.contains(&(needed - 1)),
+        "needed {needed}, A's blocks end at {lops:?}"
+    );
+    assert!(needed - 1 < *lops.last().unwrap(), "B was behind A");
+    // A brand-new OSN needs offset 0, which is gone: it refuses too
+    // (starting at the oldest remaining record would fork the chain).
+    let c = start_osn(&net, &dir.join("c"));
+    assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
+    let (c_blocks, _) = {
+        let mut cl = c.client().await;
+        deliver(
+            &mut cl,
+            &net.client,
+            &channel,
+            SeekInfo {
+                start: Some(seek_oldest()),
+                stop: Some(seek_oldest()),
+                ..Default::default()
+            },
+        )
+        .await
+    };
+    assert!(c_blocks.is_empty(), "a refusing OSN serves nothing");
+
+    // A, whose position is past the log start, keeps ordering.
+    order(&a, &net, &channel, "after", 10).await;
+    let later = chain_of(&a, &net, &channel, a_chain.len() as u64 + 1).await;
+    assert!(later.len() > a_chain.len());
+}

@@ -137,3 +137,25 @@ pub fn unreachable_kafka_net() -> Net {
         dev.kafka_brokers = vec![format!("127.0.0.1:{}", super::free_port())];
     })
 }
+
+/// Deletes every record of `topic`'s partition 0 below its high watermark
+/// (Kafka's DeleteRecords, as retention would), through `kafka.sh`.
+pub fn prune_partition(topic: &str) {
+    let f = std::env::temp_dir().join(format!("prune-{topic}.json"));
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"partitions":[{{"topic":"{topic}","partition":0,"offset":-1}}],"version":1}}"#
+        ),
+    )
+    .unwrap();
+    kafka_sh(&[
+        "run-class",
+        "org.apache.kafka.tools.DeleteRecordsCommand",
+        "--bootstrap-server",
+        &brokers().join(","),
+        "--offset-json-file",
+        f.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(f);
+}

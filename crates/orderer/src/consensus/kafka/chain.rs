@@ -21,7 +21,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::decide::{Action, Decider, Offsets};
+use super::decide::{resume_position, Action, Decider, Offsets, Resume};
 use super::health::health_probe;
 use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
 use crate::blockcutter::BatchSize;
@@ -169,26 +169,51 @@ impl KafkaChain {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        // 4. Consumer at the resume offset.
-        let start = self.offsets.start_offset();
+        // 4. Consumer at the resume offset, if the partition still holds it.
         let consumer = retry("set up consumer", s, shutdown, || async {
             let c = s.consumer().map_err(|e| e.to_string())?;
-            let mut tpl = TopicPartitionList::new();
-            let off = if start < 0 {
-                Offset::Beginning
-            } else {
-                Offset::Offset(start)
+            let (log_start, _) = c
+                .fetch_watermarks(&topic, PARTITION, Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            let start = match resume_position(&self.offsets, log_start) {
+                Resume::From(o) => o,
+                Resume::Pruned { needed, log_start } => {
+                    return Ok::<_, String>(Err((needed, log_start)));
+                }
             };
-            tpl.add_partition_offset(&topic, PARTITION, off)
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, PARTITION, Offset::Offset(start))
                 .map_err(|e| e.to_string())?;
             c.assign(&tpl).map_err(|e| e.to_string())?;
             // Metadata round trip proves the brokers are reachable.
             c.fetch_metadata(Some(&topic), Duration::from_secs(5))
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(c)
+            Ok(Ok(c))
         })
         .await?;
+        let consumer = match consumer {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err((needed, log_start))) => Err(self.pruned(needed, log_start)),
+            Err(e) => Err(e),
+        };
         Some(consumer.map(|c| (producer, c)))
+    }
+
+    /// The partition no longer holds the record this chain needs next: say
+    /// so. Nothing is consumed: blocks cut from what remains could not be
+    /// tied to this chain (a fork). The chain halts: Broadcast and Deliver
+    /// answer SERVICE_UNAVAILABLE.
+    fn pruned(&self, needed: i64, log_start: i64) -> String {
+        let why = format!(
+            "the Kafka partition {}/{PARTITION} starts at offset {log_start}, but this chain needs offset {needed} \
+             (the records after its last block were pruned by retention or DeleteRecords): \
+             blocks cut from a later offset would fork the channel; restore this OSN's ledger from another OSN \
+             of the channel (catch-up is not implemented yet) or keep retention off",
+            self.channel_id
+        );
+        error!(channel_id = %self.channel_id, needed, log_start, height = self.ledger.height(),
+               "cannot resume the Kafka chain: {why}");
+        why
     }
 
     pub(super) async fn run(
@@ -299,8 +324,15 @@ impl KafkaChain {
                         Ok(m) => m,
                         Err(e) => {
                             warn!(channel_id = %self.channel_id, topic = %self.channel_id, partition = PARTITION, error = %e, "error during consumption");
-                            if matches!(e, KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) {
-                                let why = format!("unrecoverable error during consumption: {e}");
+                            if matches!(e, KafkaError::MessageConsumption(
+                                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
+                            )) {
+                                // Pruned under the running chain (it fell behind retention).
+                                let needed = self.decider.as_ref().map_or(-1, |d| d.offsets().start_offset());
+                                let log_start = consumer
+                                    .fetch_watermarks(&self.channel_id, PARTITION, Duration::from_secs(5))
+                                    .map_or(-1, |w| w.0);
+                                let why = self.pruned(needed, log_start);
                                 self.state_tx.send_replace(ChainState::Halted(why));
                                 return;
                             }

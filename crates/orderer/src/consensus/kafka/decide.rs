@@ -58,6 +58,37 @@ impl Offsets {
     }
 }
 
+/// Where a chain resumes in its partition, given the partition's first
+/// remaining offset (its log start, which retention or DeleteRecords
+/// raises).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Consume from this offset: the record after the chain's last block
+    /// (offset 0 for a chain with only its genesis block).
+    From(i64),
+    /// The records from `needed` to `log_start` are gone: no block may be
+    /// cut from what remains, which cannot be tied to this chain.
+    Pruned {
+        /// The offset the chain needs next.
+        needed: i64,
+        /// The partition's first remaining offset.
+        log_start: i64,
+    },
+}
+
+/// Where to resume. Unlike Fabric, which starts a fresh chain at the oldest
+/// remaining offset (`sarama.OffsetOldest`), a fresh chain needs offset 0:
+/// on a pruned partition, the oldest remaining record is in the middle of
+/// the channel's history, and blocks cut from there fork the chain.
+pub fn resume_position(offsets: &Offsets, log_start: i64) -> Resume {
+    let needed = offsets.start_offset().max(0);
+    if log_start > needed {
+        Resume::Pruned { needed, log_start }
+    } else {
+        Resume::From(needed)
+    }
+}
+
 /// What the chain task must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -497,6 +528,33 @@ mod tests {
         absolute_max_bytes: 1000,
         preferred_max_bytes: 100,
     };
+
+    #[test]
+    fn a_chain_resumes_only_where_the_partition_still_ties_to_it() {
+        let at = |lop: i64| Offsets {
+            last_offset_persisted: lop,
+            ..Offsets::FRESH
+        };
+        // A fresh chain needs offset 0, never "the oldest remaining".
+        assert_eq!(resume_position(&Offsets::FRESH, 0), Resume::From(0));
+        assert_eq!(
+            resume_position(&Offsets::FRESH, 412),
+            Resume::Pruned {
+                needed: 0,
+                log_start: 412
+            }
+        );
+        // After block with last offset 501: 502 must still be there.
+        assert_eq!(resume_position(&at(501), 0), Resume::From(502));
+        assert_eq!(resume_position(&at(501), 502), Resume::From(502));
+        assert_eq!(
+            resume_position(&at(501), 503),
+            Resume::Pruned {
+                needed: 502,
+                log_start: 503
+            }
+        );
+    }
 
     /// An envelope whose payload is `p` (the tests name envelopes by it).
     fn env(p: &[u8]) -> Vec<u8> {
