@@ -21,7 +21,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::decide::{resume_position, Action, Decider, Offsets, Resume};
+use super::decide::{position_check, resume_position, Action, Decider, Offsets, Resume};
 use super::health::health_probe;
 use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
 use crate::blockcutter::BatchSize;
@@ -216,6 +216,41 @@ impl KafkaChain {
         why
     }
 
+    /// librdkafka reported the consumer's position out of range. If the
+    /// records from `next` on were pruned, the chain halts (`Err`); if they
+    /// are still there (a broker came back behind its peers), consumption is
+    /// pointed at `next` again and goes on.
+    fn out_of_range(&self, consumer: &ChainConsumer, next: i64) -> Result<(), ()> {
+        let watermarks = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(&self.channel_id, PARTITION, Duration::from_secs(5))
+        });
+        let log_start = match watermarks {
+            Ok((low, _)) => low,
+            Err(e) => {
+                warn!(channel_id = %self.channel_id, next, error = %e, "position out of range and the partition's offsets are unknown; retrying");
+                return Ok(());
+            }
+        };
+        match position_check(next, log_start) {
+            Resume::Pruned { needed, log_start } => {
+                let why = self.pruned(needed, log_start);
+                self.state_tx.send_replace(ChainState::Halted(why));
+                Err(())
+            }
+            Resume::From(at) => {
+                warn!(channel_id = %self.channel_id, offset = at, log_start, "consumer position reported out of range while the partition still holds it; consuming from it again");
+                let mut tpl = TopicPartitionList::new();
+                let seek = tpl
+                    .add_partition_offset(&self.channel_id, PARTITION, Offset::Offset(at))
+                    .and_then(|_| consumer.assign(&tpl));
+                if let Err(e) = seek {
+                    warn!(channel_id = %self.channel_id, error = %e, "re-assigning the partition failed; librdkafka retries");
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub(super) async fn run(
         mut self,
         submit_rx: mpsc::Receiver<crate::consensus::Submission>,
@@ -290,6 +325,11 @@ impl KafkaChain {
         shutdown: CancellationToken,
     ) {
         let mut stream = consumer.stream();
+        // The next offset to consume (after the last message consumed).
+        let mut next = self
+            .decider
+            .as_ref()
+            .map_or(0, |d| d.offsets().start_offset().max(0));
         let mut deadline: Option<Instant> = None;
         let mut errors = ConsumeErrors::default();
         loop {
@@ -326,14 +366,7 @@ impl KafkaChain {
                             warn!(channel_id = %self.channel_id, topic = %self.channel_id, partition = PARTITION, error = %e, "error during consumption");
                             if matches!(e, KafkaError::MessageConsumption(
                                 RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
-                            )) {
-                                // Pruned under the running chain (it fell behind retention).
-                                let needed = self.decider.as_ref().map_or(-1, |d| d.offsets().start_offset());
-                                let log_start = consumer
-                                    .fetch_watermarks(&self.channel_id, PARTITION, Duration::from_secs(5))
-                                    .map_or(-1, |w| w.0);
-                                let why = self.pruned(needed, log_start);
-                                self.state_tx.send_replace(ChainState::Halted(why));
+                            )) && self.out_of_range(&consumer, next).is_err() {
                                 return;
                             }
                             if errors.failed(&e, self.settings.read_timeout) {
@@ -347,6 +380,7 @@ impl KafkaChain {
                         info!(channel_id = %self.channel_id, offset = msg.offset(), "Marked consenter as available again");
                     }
                     let offset = msg.offset();
+                    next = offset + 1;
                     let Some(payload) = msg.payload() else { continue };
                     let km = match KafkaMessage::decode(payload) {
                         Ok(km) => km,

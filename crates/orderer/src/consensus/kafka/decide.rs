@@ -81,7 +81,15 @@ pub enum Resume {
 /// on a pruned partition, the oldest remaining record is in the middle of
 /// the channel's history, and blocks cut from there fork the chain.
 pub fn resume_position(offsets: &Offsets, log_start: i64) -> Resume {
-    let needed = offsets.start_offset().max(0);
+    position_check(offsets.start_offset().max(0), log_start)
+}
+
+/// Whether `needed` (the next offset the chain must consume) is still in a
+/// partition that starts at `log_start`. Also the answer to an
+/// offset-out-of-range error while consuming: `From` means the position is
+/// still there (a broker that came back behind, say) and consumption goes on
+/// from it.
+pub fn position_check(needed: i64, log_start: i64) -> Resume {
     if log_start > needed {
         Resume::Pruned { needed, log_start }
     } else {

@@ -6,7 +6,8 @@
 //! mean batch size in bytes, records per request, records per second and
 //! the compression ratio (×100; this orderer's producer does not compress,
 //! so 100, as sarama reports for uncompressed batches). Rates are over the
-//! last statistics interval (sarama's are one-minute moving averages).
+//! last statistics interval, 2 s (sarama's are one-minute moving averages);
+//! a client's first report publishes its brokers and topics with no rate yet.
 //! Every chain's producer and consumer report; their figures are summed per
 //! broker and topic. A client that stopped reporting is forgotten.
 
@@ -19,7 +20,7 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::statistics::Statistics;
 
 /// How often librdkafka reports, while metrics are on.
-pub const STATS_INTERVAL_MS: u64 = 5_000;
+pub const STATS_INTERVAL_MS: u64 = 2_000;
 
 /// The context of the chains' producers and consumers: statistics into
 /// the metrics, log lines into `tracing` (`orderer.consensus.kafka.sarama`).
@@ -149,6 +150,36 @@ pub struct TopicRates {
     pub batch_size: f64,
     /// Mean records per batch.
     pub records_per_request: f64,
+}
+
+/// A client's first report: the brokers and topics it talks to, with the
+/// figures a single report has (round-trip time, batch means) and no rates
+/// yet, so the gauges exist from the first report on.
+pub fn first(now: &Report) -> Rates {
+    let brokers = now
+        .brokers
+        .iter()
+        .map(|(id, n)| {
+            let r = BrokerRates {
+                latency_ms: n.rtt_avg_us as f64 / 1000.0,
+                ..BrokerRates::default()
+            };
+            (*id, r)
+        })
+        .collect();
+    let topics = now
+        .topics
+        .iter()
+        .map(|(t, n)| {
+            let r = TopicRates {
+                records: 0.0,
+                batch_size: n.batchsize_avg as f64,
+                records_per_request: n.batchcnt_avg as f64,
+            };
+            (t.clone(), r)
+        })
+        .collect();
+    Rates { brokers, topics }
 }
 
 /// What changed between two reports of one client.
@@ -294,8 +325,8 @@ fn record(s: &Statistics) {
                 clients.insert(
                     s.name.clone(),
                     Client {
+                        rates: first(&now),
                         last: now,
-                        rates: Rates::default(),
                     },
                 );
             }
@@ -355,6 +386,10 @@ mod tests {
         // 40,000 bytes in 100 requests; 5,000 bytes in 100 responses
         assert_eq!((req_size, resp_size, lat), (400.0, 50.0, 2.5));
         assert_eq!(g.topics["ch"], [4_000.0, 120.0, 4.0, 100.0]);
+        let f = first(&report(10, 100, 10_000, 100, 5_000, 400));
+        assert_eq!(f.brokers[&1].latency_ms, 2.5);
+        assert_eq!(f.brokers[&1].requests, 0.0);
+        assert_eq!(f.topics["ch"].batch_size, 4_000.0);
         // no time passed: nothing
         assert_eq!(
             rates(&report(5, 1, 1, 1, 1, 1), &report(5, 9, 9, 9, 9, 9)),
