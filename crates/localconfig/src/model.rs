@@ -208,6 +208,13 @@ pub struct Limits {
     /// Broadcast and Deliver streams open at once over all connections
     /// (default 8192); more are refused with `RESOURCE_EXHAUSTED`.
     pub max_streams: u32,
+    /// Client bytes one Broadcast or Deliver stream may hold received and
+    /// not yet answered (default 16 MiB); beyond it the stream is not read.
+    pub max_stream_bytes: u64,
+    /// The same for all the streams of one connection (default 64 MiB).
+    pub max_connection_bytes: u64,
+    /// The same for all streams of all connections (default 128 MiB).
+    pub max_received_bytes: u64,
 }
 
 /// gRPC server keepalive. Zero means "use the gRPC/Fabric comm default".

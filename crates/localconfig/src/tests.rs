@@ -931,6 +931,15 @@ fn general_limits_and_connection_timeout() {
     let c = load_yaml("", &[]).unwrap();
     assert_eq!(c.general.limits.max_streams, 0);
     assert!(load_yaml("General:\n  Limits:\n    MaxStreamz: 1\n", &[]).is_err());
+    let c = load_yaml(
+        "General:\n  Limits:\n    MaxStreamBytes: 1 MB\n    MaxConnectionBytes: 4194304\n",
+        &[("ORDERER_GENERAL_LIMITS_MAXRECEIVEDBYTES", "32 MB")],
+    )
+    .unwrap();
+    assert_eq!(c.general.limits.max_stream_bytes, 1 << 20);
+    assert_eq!(c.general.limits.max_connection_bytes, 4 << 20);
+    assert_eq!(c.general.limits.max_received_bytes, 32 << 20);
+    assert!(load_yaml("General:\n  Limits:\n    MaxReceivedBytes: 5 GB\n", &[]).is_err());
     assert!(load_yaml("General:\n  Limits:\n    MaxStreams: -1\n", &[]).is_err());
 }
 

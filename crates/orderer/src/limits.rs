@@ -68,6 +68,29 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 1000;
 /// `e2e_hardening`), ≈200 MB for all of them.
 pub const MAX_STREAMS: usize = 8192;
 
+/// `General.Limits.MaxStreamBytes` default: client bytes one Broadcast or
+/// Deliver stream may hold received and not yet answered (`net::ingress`):
+/// a message's length is taken when its header arrives, and given back when
+/// Broadcast answers it (Deliver: when the request is decoded). Beyond it
+/// the stream is not read (HTTP/2 flow control stops the client); a larger
+/// message takes the whole budget.
+pub const RECEIVE_STREAM_BYTES: u64 = 16 << 20;
+/// `General.Limits.MaxConnectionBytes` default: the same for all the
+/// streams of one connection together.
+pub const RECEIVE_CONNECTION_BYTES: u64 = 64 << 20;
+/// `General.Limits.MaxReceivedBytes` default: the same for all streams of
+/// all connections. Above `General.MaxRecvMsgSize` (100 MiB) so the largest
+/// message is not alone; six concurrent 95 MiB messages held 805 MiB before.
+pub const RECEIVE_TOTAL_BYTES: u64 = 128 << 20;
+/// A message whose budget is held must arrive within this plus one second
+/// per [`MESSAGE_RECEIVE_MIN_RATE`] bytes of its length (the rule of
+/// Apache's `mod_reqtimeout`), else the stream ends with
+/// `RESOURCE_EXHAUSTED`: a client announcing a large message and stalling
+/// cannot keep the budget from others.
+pub const MESSAGE_RECEIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// See [`MESSAGE_RECEIVE_TIMEOUT`]: 1 MiB/s.
+pub const MESSAGE_RECEIVE_MIN_RATE: u64 = 1 << 20;
+
 /// Operations endpoint: a request's head and body must arrive within this
 /// (Fabric's `fabhttp` `ReadTimeout`).
 pub const OPS_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -19,6 +19,8 @@
 //! | `fabric_version` | gauge | version | at start |
 //! | `grpc_comm_conn_opened` / `grpc_comm_conn_closed` | counter | — | `net` (gRPC connections handed to the server, and closed) |
 //! | `orderer_deliver_blocks_buffered` | gauge | — | ours: at scrape time, Deliver blocks between the ledger read and the socket (`net::streams`) |
+//! | `orderer_received_bytes_held` | gauge | — | ours: at scrape time, client bytes received and not yet answered (`net::ingress`) |
+//! | `orderer_receive_budget_waits_total` | counter | level | ours: a message had to wait for the stream's, connection's or node's receive budget (`net::ingress`) |
 //! | `orderer_refused_total` | counter | reason | ours: `net` and `operations` (a limit or timeout refused or closed something; see `crate::net`) |
 //!
 //! The gRPC server, ledger commit time, logging and process metrics Fabric
@@ -77,6 +79,8 @@ pub struct Metrics {
     grpc_comm_conn_closed: IntCounter,
     refused: CounterVec,
     deliver_blocks_buffered: prometheus::IntGauge,
+    received_bytes_held: prometheus::IntGauge,
+    receive_budget_waits: CounterVec,
     /// When each channel's pending batch received its first envelope.
     fill_start: Mutex<HashMap<String, Instant>>,
 }
@@ -85,6 +89,13 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
+    let g = prometheus::IntGauge::new(name, help).expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registration");
+    g
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
@@ -208,16 +219,22 @@ impl Metrics {
                 "Connections, streams and requests refused or closed by a limit or a timeout, by reason.",
                 &["reason"],
             ),
-            deliver_blocks_buffered: {
-                let g = prometheus::IntGauge::new(
-                    "orderer_deliver_blocks_buffered",
-                    "Deliver blocks read from the ledger and not yet written to a client's connection.",
-                )
-                .expect("metric definition");
-                r.register(Box::new(g.clone()))
-                    .expect("metric registration");
-                g
-            },
+            deliver_blocks_buffered: int_gauge(
+                &r,
+                "orderer_deliver_blocks_buffered",
+                "Deliver blocks read from the ledger and not yet written to a client's connection.",
+            ),
+            received_bytes_held: int_gauge(
+                &r,
+                "orderer_received_bytes_held",
+                "Client bytes received on Broadcast and Deliver streams and not yet answered.",
+            ),
+            receive_budget_waits: counter(
+                &r,
+                "orderer_receive_budget_waits_total",
+                "Messages that waited for a receive budget (stream, connection or total) before being read.",
+                &["level"],
+            ),
             fill_start: Mutex::new(HashMap::new()),
             registry: r,
         }
@@ -271,6 +288,23 @@ pub fn refused(reason: &str) {
 pub fn set_deliver_blocks_buffered(n: usize) {
     if enabled() {
         METRICS.deliver_blocks_buffered.set(n as i64);
+    }
+}
+
+/// `orderer_received_bytes_held`.
+pub fn set_received_bytes_held(n: u64) {
+    if enabled() {
+        METRICS.received_bytes_held.set(n as i64);
+    }
+}
+
+/// `orderer_receive_budget_waits_total{level}`.
+pub fn receive_budget_wait(level: &str) {
+    if enabled() {
+        METRICS
+            .receive_budget_waits
+            .with_label_values(&[level])
+            .inc();
     }
 }
 

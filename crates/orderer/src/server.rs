@@ -395,6 +395,10 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .layer(crate::net::streams::StreamLimitLayer::new(
             net.max_streams,
             crate::limits::DELIVER_STREAM_BLOCKS,
+        ))
+        .layer(crate::net::ingress::ReceiveBudgetLayer::new(
+            net.receive,
+            settings.max_recv_msg_size,
         ));
     let channel_roots = if settings.tls.mutual() {
         channel_tls_roots(&registrar)

@@ -33,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::broadcast::Broadcaster;
 use crate::deliver::Deliverer;
 use crate::limits::{BROADCAST_WINDOW, DELIVER_BUFFER};
+use crate::net::ingress::Received;
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
@@ -110,13 +111,14 @@ impl AtomicBroadcast for AtomicBroadcastService {
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
         let recv_error = RecvError::default();
+        let received = Received::of(&request);
         let inbound = recv_error.tap(request.into_inner(), "Broadcast").map(|r| {
             r.map(|env| WireEnvelope {
                 bytes: Bytes::from(env.encode_to_vec()),
                 env,
             })
         });
-        Ok(self.broadcaster_response(inbound, recv_error))
+        Ok(self.broadcaster_response(inbound, recv_error, received))
     }
 
     async fn deliver(
@@ -130,7 +132,11 @@ impl AtomicBroadcast for AtomicBroadcastService {
             .get::<Arc<crate::net::streams::DeliverFlow>>()
             .cloned();
         let recv_error = RecvError::default();
-        let inbound = recv_error.tap(request.into_inner(), "Deliver");
+        let received = Received::of(&request);
+        // A request's receive budget is given back once it is decoded.
+        let inbound = recv_error
+            .tap(request.into_inner(), "Deliver")
+            .inspect(move |_| drop(received.take()));
         let (tx, rx) = mpsc::channel(DELIVER_BUFFER);
         let deliverer = self.deliverer.clone();
         let handler = async move { deliverer.handle(inbound, tx, client_cert_hash).await };
@@ -166,13 +172,14 @@ impl AtomicBroadcastService {
         &self,
         inbound: S,
         recv_error: RecvError,
+        received: Received,
     ) -> Response<ResponseStream<BroadcastResponse>>
     where
         S: Stream<Item = Result<WireEnvelope, Status>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(BROADCAST_WINDOW);
         let broadcaster = self.broadcaster.clone();
-        tokio::spawn(async move { broadcaster.handle(inbound, tx).await });
+        tokio::spawn(async move { broadcaster.handle(inbound, tx, received).await });
         let responses = ReceiverStream::new(rx).map(Ok);
         Response::new(Box::pin(responses.chain(
             futures::stream::once(async move { recv_error.trailer() }).flatten(),
@@ -268,8 +275,9 @@ impl tonic::server::StreamingService<WireEnvelope> for BroadcastRpc {
 
     fn call(&mut self, request: Request<Streaming<WireEnvelope>>) -> Self::Future {
         let recv_error = RecvError::default();
+        let received = Received::of(&request);
         let inbound = recv_error.tap(request.into_inner(), "Broadcast");
-        let response = self.0.broadcaster_response(inbound, recv_error);
+        let response = self.0.broadcaster_response(inbound, recv_error, received);
         Box::pin(async move { Ok(response) })
     }
 }

@@ -247,6 +247,7 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
     let d = orderer::net::NetSettings::default();
     let dur = |v: Duration, def: Duration| if v.is_zero() { def } else { v };
     let num = |v: u32, def: usize| if v == 0 { def } else { v as usize };
+    let bytes = |v: u64, def: u64| if v == 0 { def } else { v };
     if !g.keepalive.server_min_interval.is_zero() {
         tracing::debug!("General.Keepalive.ServerMinInterval is accepted but not enforced: clients that ping more often are not disconnected");
     }
@@ -261,6 +262,11 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
             g.limits.max_concurrent_streams
         },
         max_streams: num(g.limits.max_streams, d.max_streams),
+        receive: orderer::net::ingress::ReceiveLimits {
+            stream_bytes: bytes(g.limits.max_stream_bytes, d.receive.stream_bytes),
+            connection_bytes: bytes(g.limits.max_connection_bytes, d.receive.connection_bytes),
+            total_bytes: bytes(g.limits.max_received_bytes, d.receive.total_bytes),
+        },
     }
 }
 

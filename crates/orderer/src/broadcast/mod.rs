@@ -22,6 +22,7 @@ use crate::configupdate::{self, ConfigUpdateError};
 use crate::consensus::ChainError;
 use crate::limits::{BROADCAST_TURN, BROADCAST_WINDOW};
 use crate::msgprocessor::{MsgProcessor, ProcessError};
+use crate::net::ingress::{Held, Received};
 use crate::policy::{self, FilterError, MsgClass};
 use crate::service::WireEnvelope;
 use crate::status::broadcast_status;
@@ -70,7 +71,8 @@ pub struct Broadcaster {
 }
 
 enum Slot {
-    Pending(oneshot::Receiver<Result<(), ChainError>>),
+    /// Validated and queued; its receive budget is held until it is answered.
+    Pending(oneshot::Receiver<Result<(), ChainError>>, Option<Held>),
     Done(BroadcastResponse),
 }
 
@@ -208,9 +210,15 @@ impl Broadcaster {
     }
 
     /// Serves one Broadcast stream: reads envelopes from `inbound` and
-    /// writes one response per envelope to `out`, in order.
-    pub async fn handle<S>(&self, mut inbound: S, out: mpsc::Sender<BroadcastResponse>)
-    where
+    /// writes one response per envelope to `out`, in order. Each
+    /// envelope's receive budget (`received`, in the same order) is held
+    /// until its response is sent.
+    pub async fn handle<S>(
+        &self,
+        mut inbound: S,
+        out: mpsc::Sender<BroadcastResponse>,
+        received: Received,
+    ) where
         S: futures::Stream<Item = Result<WireEnvelope, tonic::Status>> + Unpin + Send,
     {
         use futures::StreamExt;
@@ -226,11 +234,12 @@ impl Broadcaster {
                         break;
                     }
                 };
+                let held = received.take();
                 let tracker = crate::metrics::BroadcastTracker::begin(&env.env);
                 match tracker.scope(this.process(env)).await {
                     Ok(rx) => {
                         tracker.record(Status::Success);
-                        if slot_tx.send(Slot::Pending(rx)).await.is_err() {
+                        if slot_tx.send(Slot::Pending(rx, held)).await.is_err() {
                             break;
                         }
                     }
@@ -259,7 +268,7 @@ impl Broadcaster {
             while let Some(slot) = slot_rx.recv().await {
                 let resp = match slot {
                     Slot::Done(r) => r,
-                    Slot::Pending(rx) => match rx.await {
+                    Slot::Pending(rx, _held_until_answered) => match rx.await {
                         Ok(Ok(())) => BroadcastResponse {
                             status: Status::Success as i32,
                             info: String::new(),

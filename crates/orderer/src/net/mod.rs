@@ -8,10 +8,12 @@
 //! | keepalive | tonic/h2 | `General.Keepalive.ServerInterval` (2 h) / `ServerTimeout` (20 s) | the connection is closed when a ping is not answered |
 //! | streams per connection | h2 `SETTINGS_MAX_CONCURRENT_STREAMS` | `General.Limits.MaxConcurrentStreams` (1000) | h2 refuses the stream (`REFUSED_STREAM`); gRPC clients wait for a free stream |
 //! | streams in total (Broadcast + Deliver) | [`streams`] | `General.Limits.MaxStreams` (8192) | `RESOURCE_EXHAUSTED`, logged (rate-limited), `reason="stream_limit"` |
+//! | client bytes received and not yet answered (Broadcast envelopes until their answer, Deliver requests until decoded) | [`ingress`] | `General.Limits.MaxStreamBytes` (16 MiB) per stream, `MaxConnectionBytes` (64 MiB) per connection, `MaxReceivedBytes` (128 MiB) in all; a larger message takes a whole budget | the stream is not read (HTTP/2 flow control stops the client), logged (rate-limited), `orderer_receive_budget_waits_total{level}`; a message holding budget that does not arrive within 10 s + 1 s/MiB ends its stream with `RESOURCE_EXHAUSTED`, `reason="receive_timeout"` |
 //! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (8) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
 
 pub mod accept;
 pub mod grpcmetrics;
+pub mod ingress;
 pub mod ratelog;
 pub mod streams;
 pub mod tls;
@@ -38,6 +40,8 @@ pub struct NetSettings {
     pub max_concurrent_streams: u32,
     /// `General.Limits.MaxStreams` (all connections).
     pub max_streams: usize,
+    /// `General.Limits.MaxStreamBytes`, `MaxConnectionBytes`, `MaxReceivedBytes`.
+    pub receive: ingress::ReceiveLimits,
 }
 
 impl Default for NetSettings {
@@ -49,6 +53,7 @@ impl Default for NetSettings {
             max_connections: limits::MAX_CONNECTIONS,
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             max_streams: limits::MAX_STREAMS,
+            receive: ingress::ReceiveLimits::default(),
         }
     }
 }

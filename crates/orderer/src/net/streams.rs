@@ -466,7 +466,7 @@ pub struct StreamLimit<S> {
 }
 
 /// The client's address, from what tonic put in the request.
-fn remote_addr(req: &http::Request<Body>) -> Option<SocketAddr> {
+pub(super) fn remote_addr(req: &http::Request<Body>) -> Option<SocketAddr> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let ext = req.extensions();
     ext.get::<TcpConnectInfo>()
