@@ -730,10 +730,18 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     let a_chain = chain_of(&a, &net, &channel, 7).await;
     support::kafka::prune_partition(&channel);
 
-    // B restarts behind the log start: it must not serve a stale chain as
-    // current, nor cut blocks from what remains.
-    let b = start_osn(&net, &dir.join("b"));
+    // B restarts behind the log start, and its only catch-up source does
+    // not answer: it must not serve a stale chain as current, nor cut
+    // blocks from what remains, and it says what it is missing.
+    let nowhere = [(SOURCES, format!("127.0.0.1:{}", free_port()))];
+    let b = start_with(&net, &dir.join("b"), &nowhere);
     let needed = refuses_pruned_partition(&b, &net, &channel).await;
+    let log = wait_log(&b, "no catch-up source could provide the missing blocks").await;
+    assert!(
+        log.contains(&format!("and after (Kafka offset {needed} on was pruned")),
+        "{log}"
+    );
+    assert!(log.contains(&nowhere[0].1), "{log}");
     // B's chain is a prefix of A's: it needs the record after one of A's blocks.
     let lops: Vec<i64> = a_chain
         .iter()
@@ -747,8 +755,9 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     assert!(needed - 1 < *lops.last().unwrap(), "B was behind A");
     // A brand-new OSN needs offset 0, which is gone: it refuses too
     // (starting at the oldest remaining record would fork the chain).
-    let c = start_osn(&net, &dir.join("c"));
+    let c = start_with(&net, &dir.join("c"), &nowhere);
     assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
+    wait_log(&c, "blocks 1 and after").await;
     let (c_blocks, _) = {
         let mut cl = c.client().await;
         deliver(
@@ -769,4 +778,128 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     order(&a, &net, &channel, "after", 10).await;
     let later = chain_of(&a, &net, &channel, a_chain.len() as u64 + 1).await;
     assert!(later.len() > a_chain.len());
+}
+
+/// `Kafka.CatchUp.Sources` as an environment override.
+const SOURCES: &str = "ORDERER_KAFKA_CATCHUP_SOURCES";
+
+/// An OSN with extra `ORDERER_*` settings.
+fn start_with(net: &Net, ledger: &Path, env: &[(&str, String)]) -> Node {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Node::start_env(net, ledger, free_port(), "SampleOrg", true, &env, true)
+}
+
+/// Waits (60 s at most) until the node's log holds `what`; returns the log.
+async fn wait_log(node: &Node, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what:?} in: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The blocks of `node` once it holds `height` of them (Deliver may answer
+/// SERVICE_UNAVAILABLE while it catches up).
+async fn chain_when(node: &Node, net: &Net, channel: &str, height: u64) -> Vec<Block> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = node.client().await;
+        let (blocks, s) = deliver(&mut c, &net.client, channel, all()).await;
+        if s == Some(Status::Success) && blocks.len() as u64 >= height {
+            return blocks;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {}: {s:?}, {} blocks: {}",
+            node.port,
+            blocks.len(),
+            std::fs::read_to_string(&node.log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every envelope's payload data once, in order, over blocks 1.. .
+fn payloads_of(chain: &[Block]) -> Vec<Vec<u8>> {
+    chain.iter().skip(1).flat_map(block_payloads).collect()
+}
+
+/// `n` payloads `tag-i`.
+fn named(tag: &str, n: u32) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kafka() {
+    let channel = unique_channel("catchup");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    let source = [(SOURCES, format!("127.0.0.1:{}", a.port))];
+    let mut b = start_with(&net, &dir.join("b"), &source);
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    chain_of(&b, &net, &channel, 4).await;
+    b.kill9();
+    // B is down while A orders more; then the partition is pruned, and A
+    // orders again (blocks whose offsets lie past the new log start).
+    order(&a, &net, &channel, "late", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    let a_chain = chain_of(&a, &net, &channel, 8).await;
+
+    // (a) B restarts behind the log start: it pulls blocks 4..7 from A,
+    // verified, then follows Kafka.
+    let b = start_with(&net, &dir.join("b"), &source);
+    let log = wait_log(&b, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains("cannot resume the Kafka chain"), "{log}");
+    assert!(!log.contains("rejected a block"), "{log}");
+    let b_chain = chain_when(&b, &net, &channel, 8).await;
+    // The pulled blocks are A's, byte for byte (signatures included).
+    assert_eq!(b_chain[..8], a_chain[..8]);
+    // (b) A brand-new OSN after the pruning: from its genesis block only.
+    let c = start_with(&net, &dir.join("c"), &source);
+    wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    let c_chain = chain_when(&c, &net, &channel, 8).await;
+    assert_eq!(c_chain[..8], a_chain[..8]);
+
+    // Both follow Kafka: envelopes sent through each are ordered, and all
+    // three OSNs cut the same blocks.
+    order(&b, &net, &channel, "via-b", 20).await;
+    order(&c, &net, &channel, "via-c", 20).await;
+    let want: Vec<Vec<u8>> = [
+        named("early", 30),
+        named("late", 30),
+        named("pruned", 10),
+        named("via-b", 20),
+        named("via-c", 20),
+    ]
+    .concat();
+    let mut chains = Vec::new();
+    for n in [&a, &b, &c] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, &net, &channel, 8).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verify_chain(&chain, net.org.ca_cert_pem());
+        assert_eq!(payloads_of(&chain), want, "port {}: every acknowledged envelope once, in order", n.port);
+        chains.push(chain);
+    }
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        assert_eq!(chain.len(), chains[0].len());
+        for (x, y) in chains[0].iter().zip(chain) {
+            let n = x.header.as_ref().unwrap().number;
+            assert_eq!(x.header, y.header, "OSN {i}: header of block {n}");
+            assert_eq!(x.data, y.data, "OSN {i}: data of block {n}");
+        }
+    }
 }

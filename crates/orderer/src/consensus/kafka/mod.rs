@@ -16,6 +16,7 @@
 //! for `LongTotal`. Until then the chain is `Starting` (Broadcast and
 //! Deliver answer SERVICE_UNAVAILABLE).
 
+pub mod catchup;
 pub mod chain;
 pub mod check;
 pub mod client;
@@ -88,6 +89,7 @@ pub fn start(
         resubmission: true,
         sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
+        catch_up: None,
     };
     start_with_hooks(
         channel_id,
@@ -120,6 +122,18 @@ pub struct ChainHooks {
     pub sink: Arc<dyn ConfigSink>,
     /// Re-checks messages validated against an older config.
     pub revalidate: Arc<dyn decide::Revalidate + Send + Sync>,
+    /// Where the blocks come from when the partition was pruned below the
+    /// chain's position (`None`: the chain halts then).
+    pub catch_up: Option<CatchUpHooks>,
+}
+
+/// Catch-up from other OSNs ([`catchup`]).
+#[derive(Debug, Clone)]
+pub struct CatchUpHooks {
+    /// `Kafka.CatchUp.Sources`; empty: the channel config's orderer addresses.
+    pub sources: Vec<String>,
+    /// The Deliver client.
+    pub source: Arc<dyn catchup::BlockSource>,
 }
 
 /// As [`start`], with the node's hooks.
