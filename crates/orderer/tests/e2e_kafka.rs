@@ -828,6 +828,16 @@ fn payloads_of(chain: &[Block]) -> Vec<Vec<u8>> {
     chain.iter().skip(1).flat_map(block_payloads).collect()
 }
 
+/// The height an OSN reached by catch-up, from its log line.
+fn caught_up_height(log: &str) -> u64 {
+    log.split("caught up from another OSN; consuming Kafka again")
+        .nth(1)
+        .and_then(|rest| rest.split(" height=").nth(1))
+        .and_then(|h| h.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("no caught-up height in: {log}"))
+}
+
 /// `n` payloads `tag-i`.
 fn named(tag: &str, n: u32) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect()
@@ -845,6 +855,10 @@ async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kaf
     wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
     order(&a, &net, &channel, "early", 30).await;
     chain_of(&b, &net, &channel, 4).await;
+    let b_height = {
+        let mut cl = b.client().await;
+        deliver(&mut cl, &net.client, &channel, all()).await.0.len()
+    };
     b.kill9();
     // B is down while A orders more; then the partition is pruned, and A
     // orders again (blocks whose offsets lie past the new log start).
@@ -860,13 +874,27 @@ async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kaf
     assert!(log.contains("cannot resume the Kafka chain"), "{log}");
     assert!(!log.contains("rejected a block"), "{log}");
     let b_chain = chain_when(&b, &net, &channel, 8).await;
-    // The pulled blocks are A's, byte for byte (signatures included).
-    assert_eq!(b_chain[..8], a_chain[..8]);
+    // The pulled blocks are A's, byte for byte (signatures included); the
+    // ones B cut itself, before it stopped and after it caught up, have the
+    // same header and data.
+    let pulled_to = caught_up_height(&log);
+    assert!(pulled_to > b_height as u64, "{log}");
+    assert_eq!(
+        b_chain[b_height..pulled_to as usize],
+        a_chain[b_height..pulled_to as usize]
+    );
+    for (x, y) in a_chain.iter().zip(&b_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
     // (b) A brand-new OSN after the pruning: from its genesis block only.
     let c = start_with(&net, &dir.join("c"), &source);
-    wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    let pulled_to = caught_up_height(&log) as usize;
     let c_chain = chain_when(&c, &net, &channel, 8).await;
-    assert_eq!(c_chain[..8], a_chain[..8]);
+    assert_eq!(c_chain[..pulled_to], a_chain[..pulled_to]);
+    for (x, y) in a_chain.iter().zip(&c_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
 
     // Both follow Kafka: envelopes sent through each are ordered, and all
     // three OSNs cut the same blocks.
