@@ -641,7 +641,10 @@ impl ChainStarter {
     /// identity, over TLS when `General.TLS.Enabled` (trusting
     /// `General.TLS.RootCAs`, this channel's and the other channels' TLS
     /// CAs; presenting this node's certificate for mutual TLS).
-    fn catch_up_hooks(&self, config: &fabric_protos::common::Config) -> Result<kafka::CatchUpHooks> {
+    fn catch_up_hooks(
+        &self,
+        config: &fabric_protos::common::Config,
+    ) -> Result<kafka::CatchUpHooks> {
         let s = &self.settings;
         let tls = if s.tls.enabled {
             let read = |key: &str, p: &Path| {

@@ -797,7 +797,10 @@ async fn wait_log(node: &Node, what: &str) -> String {
         if log.contains(what) {
             return log;
         }
-        assert!(std::time::Instant::now() < deadline, "no {what:?} in: {log}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what:?} in: {log}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -919,7 +922,12 @@ async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kaf
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         verify_chain(&chain, net.org.ca_cert_pem());
-        assert_eq!(payloads_of(&chain), want, "port {}: every acknowledged envelope once, in order", n.port);
+        assert_eq!(
+            payloads_of(&chain),
+            want,
+            "port {}: every acknowledged envelope once, in order",
+            n.port
+        );
         chains.push(chain);
     }
     for (i, chain) in chains.iter().enumerate().skip(1) {

@@ -321,10 +321,7 @@ impl BlockSource for GrpcBlockSource {
                 }
                 ep = ep.tls_config(c).map_err(|e| format!("TLS settings: {e}"))?;
             }
-            let ch = ep
-                .connect()
-                .await
-                .map_err(|e| format!("connecting: {e}"))?;
+            let ch = ep.connect().await.map_err(|e| format!("connecting: {e}"))?;
             let mut client = AtomicBroadcastClient::new(ch)
                 .max_decoding_message_size(this.max_message)
                 .max_encoding_message_size(this.max_message);
@@ -423,9 +420,14 @@ mod tests {
         let mut v = verifier(&f);
         assert_eq!(v.next_number(), 1);
         for i in 0..3i64 {
-            let b = f.writer.next_block(vec![vec![i as u8; 8]], false, &md(10 + i));
+            let b = f
+                .writer
+                .next_block(vec![vec![i as u8; 8]], false, &md(10 + i));
             let ok = v.verify(&b).unwrap();
-            assert_eq!((ok.number, ok.kafka.last_offset_persisted), (i as u64 + 1, 10 + i));
+            assert_eq!(
+                (ok.number, ok.kafka.last_offset_persisted),
+                (i as u64 + 1, 10 + i)
+            );
             assert!(ok.new_config.is_none() && ok.config_envelope.is_none());
         }
         assert_eq!(v.next_number(), 4);
@@ -447,9 +449,13 @@ mod tests {
             s[last] ^= 1;
             *m = meta.encode_to_vec();
         }
-        assert!(
-            matches!(v.verify(&bad_sig), Err(Rejected::Signatures(BlockCheckError::PolicyNotMet { number: 1, .. }))),
-        );
+        assert!(matches!(
+            v.verify(&bad_sig),
+            Err(Rejected::Signatures(BlockCheckError::PolicyNotMet {
+                number: 1,
+                ..
+            }))
+        ),);
         // no signature at all
         let mut unsigned = good.clone();
         unsigned.metadata.as_mut().unwrap().metadata[SIGNATURES].clear();
@@ -492,7 +498,9 @@ mod tests {
     fn a_block_without_kafka_metadata_is_rejected() {
         let mut f = fixture();
         let mut v = verifier(&f);
-        let b = f.writer.next_block(vec![b"tx".to_vec()], false, &[0xff, 0xff]);
+        let b = f
+            .writer
+            .next_block(vec![b"tx".to_vec()], false, &[0xff, 0xff]);
         assert!(matches!(
             v.verify(&b),
             Err(Rejected::Metadata { number: 1, .. })

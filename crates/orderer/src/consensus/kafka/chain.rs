@@ -21,9 +21,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::catchup::{
-    self, config_sources, Verifier, CATCH_UP_BACKOFF_MIN, CATCH_UP_LOG_EVERY,
-};
+use super::catchup::{self, config_sources, Verifier, CATCH_UP_BACKOFF_MIN, CATCH_UP_LOG_EVERY};
 use super::decide::{position_check, resume_position, Action, Decider, Offsets, Resume};
 use super::health::health_probe;
 use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
@@ -329,7 +327,14 @@ impl KafkaChain {
             };
             for addr in &sources {
                 match self
-                    .pull_from(&*hooks.source, addr, &mut verifier, log_start, &reason, shutdown)
+                    .pull_from(
+                        &*hooks.source,
+                        addr,
+                        &mut verifier,
+                        log_start,
+                        &reason,
+                        shutdown,
+                    )
                     .await
                 {
                     PullEnd::Caught => {
@@ -447,8 +452,7 @@ impl KafkaChain {
     fn committed_pulled(&mut self, block: &fabric_protos::common::Block, v: catchup::Verified) {
         self.writer.restart_after(block);
         self.offsets = Offsets::from_metadata(Some(&v.kafka));
-        self.consumed_tx
-            .send_replace(v.kafka.last_offset_persisted);
+        self.consumed_tx.send_replace(v.kafka.last_offset_persisted);
         crate::metrics::kafka_last_offset_persisted(
             &self.channel_id,
             v.kafka.last_offset_persisted,
