@@ -939,3 +939,171 @@ async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kaf
         }
     }
 }
+
+/// A catch-up source that serves a fixed list of blocks from the requested
+/// number on (what a hostile or broken OSN could send).
+#[derive(Clone)]
+struct FakeSource {
+    blocks: std::sync::Arc<Vec<Block>>,
+}
+
+#[tonic::async_trait]
+impl fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcast for FakeSource {
+    type BroadcastStream = futures::stream::BoxStream<
+        'static,
+        Result<fabric_protos::orderer::BroadcastResponse, tonic::Status>,
+    >;
+    type DeliverStream = futures::stream::BoxStream<
+        'static,
+        Result<fabric_protos::orderer::DeliverResponse, tonic::Status>,
+    >;
+
+    async fn broadcast(
+        &self,
+        _: tonic::Request<tonic::Streaming<fabric_protos::common::Envelope>>,
+    ) -> Result<tonic::Response<Self::BroadcastStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake source"))
+    }
+
+    async fn deliver(
+        &self,
+        request: tonic::Request<tonic::Streaming<fabric_protos::common::Envelope>>,
+    ) -> Result<tonic::Response<Self::DeliverStream>, tonic::Status> {
+        use fabric_protos::orderer::{deliver_response, seek_position, DeliverResponse};
+        use futures::StreamExt as _;
+        let env = request
+            .into_inner()
+            .message()
+            .await?
+            .ok_or_else(|| tonic::Status::invalid_argument("no seek"))?;
+        let parsed = fabric_common::envelope::parse_envelope(&env).unwrap();
+        let seek = SeekInfo::decode(parsed.payload.data.as_slice()).unwrap();
+        let start = match seek.start.and_then(|p| p.r#type) {
+            Some(seek_position::Type::Specified(s)) => s.number as usize,
+            _ => 0,
+        };
+        let mut out: Vec<Result<DeliverResponse, tonic::Status>> = self
+            .blocks
+            .iter()
+            .skip(start)
+            .map(|b| {
+                Ok(DeliverResponse {
+                    r#type: Some(deliver_response::Type::Block(b.clone())),
+                })
+            })
+            .collect();
+        out.push(Ok(DeliverResponse {
+            r#type: Some(deliver_response::Type::Status(Status::Success as i32)),
+        }));
+        Ok(tonic::Response::new(futures::stream::iter(out).boxed()))
+    }
+}
+
+/// Serves `blocks` as a fake source on a free port; returns its address.
+fn serve_fake_source(blocks: Vec<Block>) -> String {
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let svc =
+        fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer::new(FakeSource {
+            blocks: std::sync::Arc::new(blocks),
+        });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve(addr),
+    );
+    addr.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_source_serving_tampered_blocks_is_rejected_and_the_next_source_is_used() {
+    let channel = unique_channel("tamper");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    let a_chain = chain_of(&a, &net, &channel, 5).await;
+
+    // Three sources that each serve A's chain with one block broken, listed
+    // before A: a wrong data hash at block 2, a forged signature at block 3
+    // (changed data, header re-hashed: the signature no longer covers it),
+    // and a gap (block 1 left out: block 4 offered where 3 is next).
+    let mut bad_data = a_chain.clone();
+    bad_data[2].data.as_mut().unwrap().data[0][10] ^= 1;
+    let mut forged = a_chain.clone();
+    {
+        let b = &mut forged[3];
+        b.data.as_mut().unwrap().data.pop();
+        let h = fabric_common::block::data_hash(&b.data.as_ref().unwrap().data);
+        b.header.as_mut().unwrap().data_hash = h;
+    }
+    let mut gap = a_chain.clone();
+    gap.remove(1);
+    let fakes = [
+        serve_fake_source(bad_data),
+        serve_fake_source(forged),
+        serve_fake_source(gap),
+    ];
+    let sources = format!(
+        "[{}, {}, {}, 127.0.0.1:{}]",
+        fakes[0], fakes[1], fakes[2], a.port
+    );
+    let c = start_with(&net, &dir.join("c"), &[(SOURCES, sources)]);
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    for (fake, what) in [
+        (
+            &fakes[0],
+            "block 2 rejected: block 2: data_hash does not match",
+        ),
+        (
+            &fakes[1],
+            "block 3 rejected: block 3: orderer signatures do not satisfy",
+        ),
+        (
+            &fakes[2],
+            "block 4 rejected: block 4 is not the next block 3",
+        ),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("catch-up source failed")
+                && l.contains(fake.as_str())
+                && l.contains(what)),
+            "{fake}: {what}: {log}"
+        );
+    }
+    assert!(
+        log.contains("rejected a block pulled for catch-up"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("source=127.0.0.1:{}", a.port)),
+        "A served the rest: {log}"
+    );
+    let pulled_to = caught_up_height(&log) as usize;
+    let c_chain = chain_when(&c, &net, &channel, pulled_to as u64).await;
+    assert_eq!(c_chain[..pulled_to], a_chain[..pulled_to]);
+    // and it follows Kafka with A
+    order(&c, &net, &channel, "via-c", 10).await;
+    let want = [named("early", 30), named("pruned", 10), named("via-c", 10)].concat();
+    for n in [&a, &c] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let chain = chain_when(n, &net, &channel, 1).await;
+            let got = payloads_of(&chain);
+            if got == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {}: {} of {}",
+                n.port,
+                got.len(),
+                want.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
