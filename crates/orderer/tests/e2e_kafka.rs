@@ -1107,3 +1107,73 @@ async fn a_catch_up_source_serving_tampered_blocks_is_rejected_and_the_next_sour
         }
     }
 }
+
+/// Sends `sig` (`STOP`, `CONT`) to the node's process.
+fn signal(node: &Node, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_osn_whose_position_is_pruned_under_it_catches_up_and_goes_on() {
+    let channel = unique_channel("underit");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    let b = start_with(
+        &net,
+        &dir.join("b"),
+        &[(SOURCES, format!("127.0.0.1:{}", a.port))],
+    );
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    chain_of(&b, &net, &channel, 4).await;
+    // B is frozen (its chain running) while A orders, the partition is
+    // pruned past B's position, and A orders again.
+    signal(&b, "STOP");
+    order(&a, &net, &channel, "late", 30).await;
+    // A fetch B had in flight may bring it the first of these (the answer
+    // waits in its socket); what follows it can only come from A.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    order(&a, &net, &channel, "later", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    signal(&b, "CONT");
+    let log = wait_log(&b, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains("cannot resume the Kafka chain"), "{log}");
+    assert!(
+        log.find("Start phase completed successfully") < log.find("cannot resume the Kafka chain"),
+        "B was running when its position was pruned: {log}"
+    );
+    order(&b, &net, &channel, "via-b", 10).await;
+    let want = [
+        named("early", 30),
+        named("late", 30),
+        named("later", 30),
+        named("pruned", 10),
+        named("via-b", 10),
+    ]
+    .concat();
+    let mut chains = Vec::new();
+    for n in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, &net, &channel, 1).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(payloads_of(&chain), want, "port {}", n.port);
+        chains.push(chain);
+    }
+    assert_eq!(chains[0].len(), chains[1].len());
+    for (x, y) in chains[0].iter().zip(&chains[1]) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+}
