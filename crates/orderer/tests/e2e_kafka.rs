@@ -1177,3 +1177,191 @@ async fn a_running_osn_whose_position_is_pruned_under_it_catches_up_and_goes_on(
         assert_eq!((&x.header, &x.data), (&y.header, &y.data));
     }
 }
+
+/// A TLS CA for the catch-up TLS test, and PEM files of certificates it
+/// issues for 127.0.0.1 (server and client use, as Fabric's TLS certs).
+struct TestTlsCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestTlsCa {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "tlsca.example.com");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate file, key file, certificate PEM, key PEM, DER).
+    fn issue(&self, dir: &Path, name: &str) -> (String, String, String, String, Vec<u8>) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (
+            c.display().to_string(),
+            k.display().to_string(),
+            cert.pem(),
+            key.serialize_pem(),
+            cert.der().to_vec(),
+        )
+    }
+}
+
+/// A TLS client of the node on `port` (`identity`: certificate and key PEM).
+async fn tls_client_of(
+    port: u16,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient<tonic::transport::Channel>
+{
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((c, k)) = identity {
+        tls = tls.identity(Identity::from_pem(c, k));
+    }
+    let ch = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(ch)
+        .max_decoding_message_size(100 << 20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_osn_catches_up_over_mutual_tls_with_its_own_certificate() {
+    use sha2::Digest as _;
+    let channel = unique_channel("catchuptls");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let ca = TestTlsCa::new();
+    let ca_file = dir.join("tls/ca.crt");
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let roots = format!("[{}]", ca_file.display());
+    // A: the source, mutual TLS (a client without a certificate from the CA
+    // cannot connect).
+    let (a_cert, a_key, ..) = ca.issue(&dir.join("tls"), "a");
+    let a_port = free_port();
+    let a_env: Vec<(&str, &str)> = vec![
+        ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+        ("ORDERER_GENERAL_TLS_CERTIFICATE", &a_cert),
+        ("ORDERER_GENERAL_TLS_PRIVATEKEY", &a_key),
+        ("ORDERER_GENERAL_TLS_ROOTCAS", &roots),
+        ("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true"),
+        ("ORDERER_GENERAL_TLS_CLIENTROOTCAS", &roots),
+    ];
+    let _a = Node::start_env(
+        &net,
+        &dir.join("a"),
+        a_port,
+        "SampleOrg",
+        true,
+        &a_env,
+        true,
+    );
+    // D: plaintext, for the test's traffic.
+    let d = start_osn(&net, &dir.join("d"));
+    wait_ready(&d, &net, &channel, Duration::from_secs(60)).await;
+    order(&d, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&d, &net, &channel, "pruned", 10).await;
+    let d_chain = chain_of(&d, &net, &channel, 5).await;
+    // A has them too (asked over mutual TLS, the seek bound to the cert).
+    let (_, _, me_cert, me_key, me_der) = ca.issue(&dir.join("tls"), "test-client");
+    let hash = sha2::Sha256::digest(&me_der).to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = tls_client_of(a_port, &ca.pem, Some((&me_cert, &me_key))).await;
+        let env = fabric_common::envelope::seek_envelope(
+            &channel,
+            Some(&net.client),
+            &all(),
+            hash.clone(),
+        );
+        let r = deliver_many(&mut c, vec![env]).await;
+        if r[0].1 == Some(Status::Success) && r[0].0.len() >= 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A: {:?}", r[0].1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // C: brand new, TLS on (trusting the CA through General.TLS.RootCAs),
+    // catches up from A presenting its own certificate.
+    let (c_cert, c_key, ..) = ca.issue(&dir.join("tls"), "c");
+    let source = format!("127.0.0.1:{a_port}");
+    let c_port = free_port();
+    let c_env: Vec<(&str, &str)> = vec![
+        ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+        ("ORDERER_GENERAL_TLS_CERTIFICATE", &c_cert),
+        ("ORDERER_GENERAL_TLS_PRIVATEKEY", &c_key),
+        ("ORDERER_GENERAL_TLS_ROOTCAS", &roots),
+        (SOURCES, &source),
+    ];
+    let c = Node::start_env(
+        &net,
+        &dir.join("c"),
+        c_port,
+        "SampleOrg",
+        true,
+        &c_env,
+        true,
+    );
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains(&format!("source={source}")), "{log}");
+    let pulled_to = caught_up_height(&log) as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let c_chain = loop {
+        let mut cl = tls_client_of(c_port, &ca.pem, None).await;
+        let (blocks, s) = deliver(&mut cl, &net.client, &channel, all()).await;
+        if s == Some(Status::Success) && blocks.len() >= 5 {
+            break blocks;
+        }
+        assert!(std::time::Instant::now() < deadline, "C: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (x, y) in d_chain.iter().zip(&c_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+    assert!(pulled_to >= 4, "{log}");
+}
