@@ -530,6 +530,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pulled_config_block_is_applied_for_the_blocks_after_it() {
+        let mut f = fixture();
+        let mut v = verifier(&f);
+        // A config block holding the genesis config (sequence and all).
+        let env = f.genesis.data.as_ref().unwrap().data[0].clone();
+        let cfg_block = f.writer.next_block(vec![env], true, &md(3));
+        let ok = v.verify(&cfg_block).unwrap();
+        assert!(ok.config_envelope.is_some());
+        let cfg = ok.new_config.expect("a CONFIG block");
+        assert_eq!(cfg.channel_id, v.config().channel_id);
+        // The blocks after it are checked under it, and still pass.
+        let b = f.writer.next_block(vec![b"tx".to_vec()], false, &md(4));
+        v.verify(&b).unwrap();
+        // An ordinary block with one non-config envelope is not a config block.
+        let b = f
+            .writer
+            .next_block(vec![b"not an envelope".to_vec()], false, &md(5));
+        let ok = v.verify(&b).unwrap();
+        assert!(ok.new_config.is_none() && ok.config_envelope.is_none());
+    }
+
+    #[test]
     fn the_config_lists_sources_when_orderer_yaml_does_not() {
         let f = fixture();
         let cfg = ChannelConfig::from_block(&f.genesis).unwrap();
