@@ -742,6 +742,23 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
         "{log}"
     );
     assert!(log.contains(&nowhere[0].1), "{log}");
+    // Clients are told why too (the state says so once the first round
+    // over the sources failed, just after the log line).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cl = b.client().await;
+        let r = broadcast(
+            &mut cl,
+            vec![tx(&net.client, &channel, b"while catching up".to_vec())],
+        )
+        .await;
+        assert_eq!(r[0].status, Status::ServiceUnavailable as i32);
+        if r[0].info.contains("catching up") && r[0].info.contains(&nowhere[0].1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r[0].info);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // B's chain is a prefix of A's: it needs the record after one of A's blocks.
     let lops: Vec<i64> = a_chain
         .iter()

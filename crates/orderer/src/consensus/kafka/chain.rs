@@ -364,6 +364,16 @@ impl KafkaChain {
                 warn!(channel_id = %ch, %missing, sources = ?sources, retry_in_s = wait.as_secs(),
                       "no catch-up source could provide the missing blocks; waiting");
             }
+            let tried = if sources.is_empty() {
+                "no catch-up source is configured (Kafka.CatchUp.Sources) and the channel config lists no orderer address".to_string()
+            } else {
+                format!(
+                    "no source could provide them yet (tried {})",
+                    sources.join(", ")
+                )
+            };
+            self.state_tx
+                .send_replace(ChainState::CatchingUp(format!("{reason}; {tried}")));
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
                 _ = tokio::time::sleep(wait) => {}
