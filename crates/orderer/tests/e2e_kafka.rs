@@ -772,9 +772,30 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     assert!(needed - 1 < *lops.last().unwrap(), "B was behind A");
     // A brand-new OSN needs offset 0, which is gone: it refuses too
     // (starting at the oldest remaining record would fork the chain).
-    let c = start_with(&net, &dir.join("c"), &nowhere);
+    let ops = free_port();
+    let c = start_with(
+        &net,
+        &dir.join("c"),
+        &[
+            nowhere[0].clone(),
+            ("ORDERER_METRICS_PROVIDER", "prometheus".into()),
+            (
+                "ORDERER_OPERATIONS_LISTENADDRESS",
+                format!("127.0.0.1:{ops}"),
+            ),
+        ],
+    );
     assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
     wait_log(&c, "blocks 1 and after").await;
+    // The metric shows how far it got: its genesis block only.
+    let (code, metrics) = http_get(ops, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("consensus_kafka_catchup_height{{channel=\"{channel}\"}} 1")),
+        "{metrics}"
+    );
     let (c_blocks, _) = {
         let mut cl = c.client().await;
         deliver(
