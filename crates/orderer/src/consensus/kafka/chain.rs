@@ -1,7 +1,8 @@
 //! ④–⑥ The Kafka chain task: start-up (topic, producer, CONNECT,
 //! consumer), consumption through the pure [`super::decide::Decider`], the
-//! batch timer, consumer-error handling (Fabric's `errorChan`), and writing
-//! blocks.
+//! batch timer, consumer-error handling (Fabric's `errorChan`), writing
+//! blocks, and catch-up from other OSNs when the partition was pruned past
+//! the chain's position ([`super::catchup`]).
 
 use std::future::Future;
 use std::sync::Arc;

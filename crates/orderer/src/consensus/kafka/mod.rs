@@ -6,7 +6,9 @@
 //! * ③ produce ([`produce`]): Broadcast submissions become `Regular`
 //!   messages, produced pipelined and batched by librdkafka with
 //!   `acks=all` (idempotent); SUCCESS goes back only once Kafka acknowledged.
-//! * ④ consume: from `last_offset_persisted + 1`, in the chain task.
+//! * ④ consume: from `last_offset_persisted + 1`, in the chain task; when
+//!   the partition no longer holds it, the chain first pulls and verifies
+//!   the missing blocks from other OSNs ([`catchup`]).
 //! * ⑤ decide ([`decide`]): pure per-message decisions (cutter, time-to-cut).
 //! * ⑥ blocks are written by the chain task, which owns the ledger writer.
 //!
