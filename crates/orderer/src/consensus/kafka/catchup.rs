@@ -331,9 +331,10 @@ impl BlockSource for GrpcBlockSource {
                 ..Default::default()
             };
             let env = seek_envelope(&channel, Some(&this.signer), &seek, this.tls_cert_hash());
-            let resp = client
-                .deliver(tokio_stream::once(env))
+            // A source that never answers must not hold the chain.
+            let resp = tokio::time::timeout(READ_TIMEOUT, client.deliver(tokio_stream::once(env)))
                 .await
+                .map_err(|_| format!("Deliver: no answer within {READ_TIMEOUT:?}"))?
                 .map_err(|e| format!("Deliver: {e}"))?
                 .into_inner();
             // Blocks until the status; SUCCESS ends the stream, any other
