@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Size(u64),
     /// List of file paths.
     PathList,
+    /// List of strings (addresses).
+    StrList,
     /// PEM text, inline or `{File: path}`.
     Pem,
     /// List of PEM certificates, inline or `{File: path}`.
@@ -268,6 +270,8 @@ pub(crate) fn schema() -> Kind {
                     ]),
                 ),
                 f("Version", KafkaVersion),
+                // Ours: catch-up from other OSNs when the partition was pruned.
+                f("CatchUp", sec(vec![f("Sources", StrList)])),
             ]),
         ),
         f(
@@ -595,7 +599,7 @@ impl<'a> Decoder<'a> {
                 };
                 Value::from(n)
             }
-            Kind::PathList => {
+            Kind::PathList | Kind::StrList => {
                 Value::Array(string_list(v)?.into_iter().map(Value::String).collect())
             }
             Kind::Pem => match v {

@@ -474,6 +474,9 @@ pub(crate) fn validate(c: &Config, method_from_genesis: bool) -> Vec<ConfigError
             }
         }
     }
+    for source in &k.catch_up.sources {
+        check_host_port(&mut bad, "Kafka.CatchUp.Sources", source);
+    }
     if k.version < KafkaVersion([0, 8, 2, 0]) {
         bad(
             "Kafka.Version",

@@ -357,6 +357,10 @@ pub struct Kafka {
     /// Kafka services use; not with `SASLPlain`.
     #[serde(rename = "SASLSCRAM")]
     pub sasl_scram: SaslScram,
+    /// Ours: where a chain whose Kafka records were pruned gets the missing
+    /// blocks (see [`KafkaCatchUp`]).
+    #[serde(rename = "CatchUp")]
+    pub catch_up: KafkaCatchUp,
     /// Protocol version, resolved to the nearest known version (see
     /// [`KafkaVersion::parse`]).
     pub version: KafkaVersion,
@@ -430,6 +434,18 @@ pub struct SaslScram {
     pub mechanism: String,
     pub user: String,
     pub password: String,
+}
+
+/// `Kafka.CatchUp` (ours): when the partition no longer holds the offset a
+/// channel needs next (retention or DeleteRecords pruned it), the chain
+/// pulls the missing blocks over Deliver from another OSN and verifies each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "PascalCase")]
+pub struct KafkaCatchUp {
+    /// OSN addresses (`host:port`) to pull from, tried in order; empty: the
+    /// channel config's orderer addresses (`OrdererAddresses`, and the
+    /// orderer organizations' `Endpoints`).
+    pub sources: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1006,3 +1006,32 @@ fn sasl_scram_is_checked_once_at_load() {
     .unwrap();
     assert_eq!(c.kafka.sasl_scram.mechanism, "SCRAM-SHA-256");
 }
+
+#[test]
+fn kafka_catch_up_sources_are_addresses_from_yaml_or_environment() {
+    let c = load_yaml("", &[]).unwrap();
+    assert!(c.kafka.catch_up.sources.is_empty(), "none by default");
+    let c = load_yaml(
+        "Kafka:\n  CatchUp:\n    Sources:\n      - osn1.example.com:7050\n      - 10.0.0.2:7050\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.kafka.catch_up.sources,
+        ["osn1.example.com:7050", "10.0.0.2:7050"]
+    );
+    let c = load_yaml(
+        "Kafka:\n  CatchUp:\n    Sources: [a:1]\n",
+        &[("ORDERER_KAFKA_CATCHUP_SOURCES", "[b:2, c:3]")],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.catch_up.sources, ["b:2", "c:3"]);
+    let e = err_of(load_yaml(
+        "Kafka:\n  CatchUp:\n    Sources: [osn1.example.com]\n",
+        &[],
+    ));
+    assert!(
+        e.contains("Kafka.CatchUp.Sources") && e.contains("host:port"),
+        "{e}"
+    );
+}

@@ -32,6 +32,13 @@ impl BlockWriter {
         }
     }
 
+    /// Continues after `last`, a block appended without this writer (pulled
+    /// from another OSN by catch-up).
+    pub fn restart_after(&mut self, last: &Block) {
+        self.last_header = last.header.clone();
+        self.last_config_index = block::last_config_index(last).unwrap_or(0);
+    }
+
     /// Number of the next block.
     pub fn next_number(&self) -> u64 {
         self.last_header.as_ref().map_or(0, |h| h.number + 1)

@@ -15,6 +15,7 @@
 //! | `deliver_blocks_sent` | counter | channel, filtered, data_type | `deliver` |
 //! | `blockcutter_block_fill_duration` | histogram | channel | solo and Kafka chains |
 //! | `consensus_kafka_last_offset_persisted` | gauge | channel | Kafka chain, per block |
+//! | `consensus_kafka_catchup_height` | gauge | channel | ours: Kafka chain catching up from other OSNs, per pulled block (0 when done) |
 //! | `ledger_blockchain_height` | gauge | channel | at scrape time, from the registrar |
 //! | `fabric_version` | gauge | version | at start |
 //! | `grpc_comm_conn_opened` / `grpc_comm_conn_closed` | counter | — | `net` (gRPC connections handed to the server, and closed) |
@@ -73,6 +74,7 @@ pub struct Metrics {
     deliver_blocks_sent: CounterVec,
     blockcutter_block_fill_duration: HistogramVec,
     consensus_kafka_last_offset_persisted: GaugeVec,
+    consensus_kafka_catchup_height: GaugeVec,
     ledger_blockchain_height: GaugeVec,
     fabric_version: GaugeVec,
     grpc_comm_conn_opened: IntCounter,
@@ -189,6 +191,12 @@ impl Metrics {
                 &r,
                 "consensus_kafka_last_offset_persisted",
                 "The offset specified in the block metadata of the most recently committed block.",
+                &["channel"],
+            ),
+            consensus_kafka_catchup_height: gauge(
+                &r,
+                "consensus_kafka_catchup_height",
+                "Ours: while a Kafka chain catches up from other OSNs, the height it has reached; 0 when not catching up.",
                 &["channel"],
             ),
             ledger_blockchain_height: gauge(
@@ -333,6 +341,17 @@ pub fn kafka_last_offset_persisted(channel: &str, offset: i64) {
         .consensus_kafka_last_offset_persisted
         .with_label_values(&[channel])
         .set(offset as f64);
+}
+
+/// A Kafka chain catching up from other OSNs reached `height` (0: done).
+pub fn kafka_catchup_height(channel: &str, height: u64) {
+    if !enabled() {
+        return;
+    }
+    METRICS
+        .consensus_kafka_catchup_height
+        .with_label_values(&[channel])
+        .set(height as f64);
 }
 
 /// A chain's pending batch holds an envelope: starts the fill clock unless running.

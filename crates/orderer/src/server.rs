@@ -69,6 +69,10 @@ pub struct TlsSettings {
     /// `General.TLS.ClientRootCAs` (PEM files) that client certificates must
     /// chain to, besides the TLS CAs of the channels' organizations.
     pub client_root_cas: Vec<PathBuf>,
+    /// `General.TLS.RootCAs` (PEM files): the servers this node connects to
+    /// as a client (catch-up from other OSNs) must chain to one of them or
+    /// to a TLS CA of the channel's organizations.
+    pub root_cas: Vec<PathBuf>,
 }
 
 /// The TLS root and intermediate CA certificates (PEM) of every
@@ -76,30 +80,35 @@ pub struct TlsSettings {
 /// the consortium orgs of a system channel), as Fabric adds them to the
 /// client root CAs of a mutual-TLS server.
 pub fn channel_tls_roots(registrar: &Registrar) -> Vec<Vec<u8>> {
-    use fabric_protos::msp::FabricMspConfig;
     let mut out: Vec<Vec<u8>> = Vec::new();
     for id in registrar.channel_ids() {
         let Some(support) = registrar.get(&id) else {
             continue;
         };
-        let config = support.config();
-        let Some(group) = config.config.channel_group.as_ref() else {
-            continue;
-        };
-        let Ok(msps) = fabric_msp::collect_msp_configs(group) else {
-            continue;
-        };
-        for m in msps.iter().filter(|m| m.r#type == 0) {
-            if let Ok(f) = FabricMspConfig::decode(m.config.as_slice()) {
-                for c in f.tls_root_certs.into_iter().chain(f.tls_intermediate_certs) {
-                    if !c.is_empty() && !out.contains(&c) {
-                        out.push(c);
-                    }
+        config_tls_roots(&support.config().config, &mut out);
+    }
+    out
+}
+
+/// Adds the TLS root and intermediate CA certificates (PEM) of the
+/// organizations in `config` to `out` (no repeats).
+pub fn config_tls_roots(config: &fabric_protos::common::Config, out: &mut Vec<Vec<u8>>) {
+    use fabric_protos::msp::FabricMspConfig;
+    let Some(group) = config.channel_group.as_ref() else {
+        return;
+    };
+    let Ok(msps) = fabric_msp::collect_msp_configs(group) else {
+        return;
+    };
+    for m in msps.iter().filter(|m| m.r#type == 0) {
+        if let Ok(f) = FabricMspConfig::decode(m.config.as_slice()) {
+            for c in f.tls_root_certs.into_iter().chain(f.tls_intermediate_certs) {
+                if !c.is_empty() && !out.contains(&c) {
+                    out.push(c);
                 }
             }
         }
     }
-    out
 }
 
 impl TlsSettings {
@@ -582,6 +591,7 @@ impl ChainStarter {
                     resubmission: config.resubmission(),
                     sink,
                     revalidate: self.revalidator(id),
+                    catch_up: Some(self.catch_up_hooks(&config.config)?),
                 };
                 kafka::start_with_hooks(
                     id.to_string(),
@@ -628,6 +638,51 @@ impl ChainStarter {
                   "created the ledger of a channel whose creation block was committed before the orderer stopped");
         }
         Ok(())
+    }
+
+    /// Catch-up from other OSNs for a Kafka channel of `config`: the
+    /// sources of `Kafka.CatchUp.Sources`, Deliver signed by this node's
+    /// identity, over TLS when `General.TLS.Enabled` (trusting
+    /// `General.TLS.RootCAs`, this channel's and the other channels' TLS
+    /// CAs; presenting this node's certificate for mutual TLS).
+    fn catch_up_hooks(
+        &self,
+        config: &fabric_protos::common::Config,
+    ) -> Result<kafka::CatchUpHooks> {
+        let s = &self.settings;
+        let tls = if s.tls.enabled {
+            let read = |key: &str, p: &Path| {
+                std::fs::read(p).with_context(|| format!("{key}: reading {}", p.display()))
+            };
+            let mut roots = Vec::new();
+            for p in &s.tls.root_cas {
+                roots.push(read("General.TLS.RootCAs", p)?);
+            }
+            config_tls_roots(config, &mut roots);
+            for r in channel_tls_roots(&self.registrar) {
+                if !roots.contains(&r) {
+                    roots.push(r);
+                }
+            }
+            let identity = (
+                read("General.TLS.Certificate", &s.tls.certificate)?,
+                read("General.TLS.PrivateKey", &s.tls.private_key)?,
+            );
+            Some(kafka::catchup::ClientTls {
+                roots,
+                identity: Some(identity),
+            })
+        } else {
+            None
+        };
+        Ok(kafka::CatchUpHooks {
+            sources: s.kafka.catch_up_sources.clone(),
+            source: Arc::new(kafka::catchup::GrpcBlockSource {
+                signer: Arc::clone(&self.signer),
+                tls,
+                max_message: s.max_recv_msg_size.max(1 << 20),
+            }),
+        })
     }
 
     /// Re-validation of `id`'s envelopes through its message processor.

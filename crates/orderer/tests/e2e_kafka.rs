@@ -730,10 +730,35 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     let a_chain = chain_of(&a, &net, &channel, 7).await;
     support::kafka::prune_partition(&channel);
 
-    // B restarts behind the log start: it must not serve a stale chain as
-    // current, nor cut blocks from what remains.
-    let b = start_osn(&net, &dir.join("b"));
+    // B restarts behind the log start, and its only catch-up source does
+    // not answer: it must not serve a stale chain as current, nor cut
+    // blocks from what remains, and it says what it is missing.
+    let nowhere = [(SOURCES, format!("127.0.0.1:{}", free_port()))];
+    let b = start_with(&net, &dir.join("b"), &nowhere);
     let needed = refuses_pruned_partition(&b, &net, &channel).await;
+    let log = wait_log(&b, "no catch-up source could provide the missing blocks").await;
+    assert!(
+        log.contains(&format!("and after (Kafka offset {needed} on was pruned")),
+        "{log}"
+    );
+    assert!(log.contains(&nowhere[0].1), "{log}");
+    // Clients are told why too (the state says so once the first round
+    // over the sources failed, just after the log line).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cl = b.client().await;
+        let r = broadcast(
+            &mut cl,
+            vec![tx(&net.client, &channel, b"while catching up".to_vec())],
+        )
+        .await;
+        assert_eq!(r[0].status, Status::ServiceUnavailable as i32);
+        if r[0].info.contains("catching up") && r[0].info.contains(&nowhere[0].1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r[0].info);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // B's chain is a prefix of A's: it needs the record after one of A's blocks.
     let lops: Vec<i64> = a_chain
         .iter()
@@ -747,8 +772,30 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     assert!(needed - 1 < *lops.last().unwrap(), "B was behind A");
     // A brand-new OSN needs offset 0, which is gone: it refuses too
     // (starting at the oldest remaining record would fork the chain).
-    let c = start_osn(&net, &dir.join("c"));
+    let ops = free_port();
+    let c = start_with(
+        &net,
+        &dir.join("c"),
+        &[
+            nowhere[0].clone(),
+            ("ORDERER_METRICS_PROVIDER", "prometheus".into()),
+            (
+                "ORDERER_OPERATIONS_LISTENADDRESS",
+                format!("127.0.0.1:{ops}"),
+            ),
+        ],
+    );
     assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
+    wait_log(&c, "blocks 1 and after").await;
+    // The metric shows how far it got: its genesis block only.
+    let (code, metrics) = http_get(ops, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("consensus_kafka_catchup_height{{channel=\"{channel}\"}} 1")),
+        "{metrics}"
+    );
     let (c_blocks, _) = {
         let mut cl = c.client().await;
         deliver(
@@ -769,4 +816,590 @@ async fn an_osn_never_cuts_blocks_from_a_pruned_partition_position() {
     order(&a, &net, &channel, "after", 10).await;
     let later = chain_of(&a, &net, &channel, a_chain.len() as u64 + 1).await;
     assert!(later.len() > a_chain.len());
+}
+
+/// `Kafka.CatchUp.Sources` as an environment override.
+const SOURCES: &str = "ORDERER_KAFKA_CATCHUP_SOURCES";
+
+/// An OSN with extra `ORDERER_*` settings.
+fn start_with(net: &Net, ledger: &Path, env: &[(&str, String)]) -> Node {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Node::start_env(net, ledger, free_port(), "SampleOrg", true, &env, true)
+}
+
+/// Waits (60 s at most) until the node's log holds `what`; returns the log.
+async fn wait_log(node: &Node, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what:?} in: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The blocks of `node` once it holds `height` of them (Deliver may answer
+/// SERVICE_UNAVAILABLE while it catches up).
+async fn chain_when(node: &Node, net: &Net, channel: &str, height: u64) -> Vec<Block> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = node.client().await;
+        let (blocks, s) = deliver(&mut c, &net.client, channel, all()).await;
+        if s == Some(Status::Success) && blocks.len() as u64 >= height {
+            return blocks;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {}: {s:?}, {} blocks: {}",
+            node.port,
+            blocks.len(),
+            std::fs::read_to_string(&node.log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every envelope's payload data once, in order, over blocks 1.. .
+fn payloads_of(chain: &[Block]) -> Vec<Vec<u8>> {
+    chain.iter().skip(1).flat_map(block_payloads).collect()
+}
+
+/// The height an OSN reached by catch-up, from its log line.
+fn caught_up_height(log: &str) -> u64 {
+    log.split("caught up from another OSN; consuming Kafka again")
+        .nth(1)
+        .and_then(|rest| rest.split(" height=").nth(1))
+        .and_then(|h| h.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("no caught-up height in: {log}"))
+}
+
+/// `n` payloads `tag-i`.
+fn named(tag: &str, n: u32) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kafka() {
+    let channel = unique_channel("catchup");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    let source = [(SOURCES, format!("127.0.0.1:{}", a.port))];
+    let mut b = start_with(&net, &dir.join("b"), &source);
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    chain_of(&b, &net, &channel, 4).await;
+    let b_height = {
+        let mut cl = b.client().await;
+        deliver(&mut cl, &net.client, &channel, all()).await.0.len()
+    };
+    b.kill9();
+    // B is down while A orders more; then the partition is pruned, and A
+    // orders again (blocks whose offsets lie past the new log start).
+    order(&a, &net, &channel, "late", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    let a_chain = chain_of(&a, &net, &channel, 8).await;
+
+    // (a) B restarts behind the log start: it pulls blocks 4..7 from A,
+    // verified, then follows Kafka.
+    let b = start_with(&net, &dir.join("b"), &source);
+    let log = wait_log(&b, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains("cannot resume the Kafka chain"), "{log}");
+    assert!(!log.contains("rejected a block"), "{log}");
+    let b_chain = chain_when(&b, &net, &channel, 8).await;
+    // The pulled blocks are A's, byte for byte (signatures included); the
+    // ones B cut itself, before it stopped and after it caught up, have the
+    // same header and data.
+    let pulled_to = caught_up_height(&log);
+    assert!(pulled_to > b_height as u64, "{log}");
+    assert_eq!(
+        b_chain[b_height..pulled_to as usize],
+        a_chain[b_height..pulled_to as usize]
+    );
+    for (x, y) in a_chain.iter().zip(&b_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+    // (b) A brand-new OSN after the pruning: from its genesis block only.
+    let c = start_with(&net, &dir.join("c"), &source);
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    let pulled_to = caught_up_height(&log) as usize;
+    let c_chain = chain_when(&c, &net, &channel, 8).await;
+    assert_eq!(c_chain[..pulled_to], a_chain[..pulled_to]);
+    for (x, y) in a_chain.iter().zip(&c_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+
+    // Both follow Kafka: envelopes sent through each are ordered, and all
+    // three OSNs cut the same blocks.
+    order(&b, &net, &channel, "via-b", 20).await;
+    order(&c, &net, &channel, "via-c", 20).await;
+    let want: Vec<Vec<u8>> = [
+        named("early", 30),
+        named("late", 30),
+        named("pruned", 10),
+        named("via-b", 20),
+        named("via-c", 20),
+    ]
+    .concat();
+    let mut chains = Vec::new();
+    for n in [&a, &b, &c] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, &net, &channel, 8).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verify_chain(&chain, net.org.ca_cert_pem());
+        assert_eq!(
+            payloads_of(&chain),
+            want,
+            "port {}: every acknowledged envelope once, in order",
+            n.port
+        );
+        chains.push(chain);
+    }
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        assert_eq!(chain.len(), chains[0].len());
+        for (x, y) in chains[0].iter().zip(chain) {
+            let n = x.header.as_ref().unwrap().number;
+            assert_eq!(x.header, y.header, "OSN {i}: header of block {n}");
+            assert_eq!(x.data, y.data, "OSN {i}: data of block {n}");
+        }
+    }
+}
+
+/// A catch-up source that serves a fixed list of blocks from the requested
+/// number on (what a hostile or broken OSN could send).
+#[derive(Clone)]
+struct FakeSource {
+    blocks: std::sync::Arc<Vec<Block>>,
+}
+
+#[tonic::async_trait]
+impl fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcast for FakeSource {
+    type BroadcastStream = futures::stream::BoxStream<
+        'static,
+        Result<fabric_protos::orderer::BroadcastResponse, tonic::Status>,
+    >;
+    type DeliverStream = futures::stream::BoxStream<
+        'static,
+        Result<fabric_protos::orderer::DeliverResponse, tonic::Status>,
+    >;
+
+    async fn broadcast(
+        &self,
+        _: tonic::Request<tonic::Streaming<fabric_protos::common::Envelope>>,
+    ) -> Result<tonic::Response<Self::BroadcastStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake source"))
+    }
+
+    async fn deliver(
+        &self,
+        request: tonic::Request<tonic::Streaming<fabric_protos::common::Envelope>>,
+    ) -> Result<tonic::Response<Self::DeliverStream>, tonic::Status> {
+        use fabric_protos::orderer::{deliver_response, seek_position, DeliverResponse};
+        use futures::StreamExt as _;
+        let env = request
+            .into_inner()
+            .message()
+            .await?
+            .ok_or_else(|| tonic::Status::invalid_argument("no seek"))?;
+        let parsed = fabric_common::envelope::parse_envelope(&env).unwrap();
+        let seek = SeekInfo::decode(parsed.payload.data.as_slice()).unwrap();
+        let start = match seek.start.and_then(|p| p.r#type) {
+            Some(seek_position::Type::Specified(s)) => s.number as usize,
+            _ => 0,
+        };
+        let mut out: Vec<Result<DeliverResponse, tonic::Status>> = self
+            .blocks
+            .iter()
+            .skip(start)
+            .map(|b| {
+                Ok(DeliverResponse {
+                    r#type: Some(deliver_response::Type::Block(b.clone())),
+                })
+            })
+            .collect();
+        out.push(Ok(DeliverResponse {
+            r#type: Some(deliver_response::Type::Status(Status::Success as i32)),
+        }));
+        Ok(tonic::Response::new(futures::stream::iter(out).boxed()))
+    }
+}
+
+/// Serves `blocks` as a fake source on a free port; returns its address.
+fn serve_fake_source(blocks: Vec<Block>) -> String {
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let svc =
+        fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer::new(FakeSource {
+            blocks: std::sync::Arc::new(blocks),
+        });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve(addr),
+    );
+    addr.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_source_serving_tampered_blocks_is_rejected_and_the_next_source_is_used() {
+    let channel = unique_channel("tamper");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    let a_chain = chain_of(&a, &net, &channel, 5).await;
+
+    // Three sources that each serve A's chain with one block broken, listed
+    // before A: a wrong data hash at block 2, a forged signature at block 3
+    // (changed data, header re-hashed: the signature no longer covers it),
+    // and a gap (block 1 left out: block 4 offered where 3 is next).
+    let mut bad_data = a_chain.clone();
+    bad_data[2].data.as_mut().unwrap().data[0][10] ^= 1;
+    let mut forged = a_chain.clone();
+    {
+        let b = &mut forged[3];
+        b.data.as_mut().unwrap().data.pop();
+        let h = fabric_common::block::data_hash(&b.data.as_ref().unwrap().data);
+        b.header.as_mut().unwrap().data_hash = h;
+    }
+    let mut gap = a_chain.clone();
+    gap.remove(1);
+    let fakes = [
+        serve_fake_source(bad_data),
+        serve_fake_source(forged),
+        serve_fake_source(gap),
+    ];
+    let sources = format!(
+        "[{}, {}, {}, 127.0.0.1:{}]",
+        fakes[0], fakes[1], fakes[2], a.port
+    );
+    let c = start_with(&net, &dir.join("c"), &[(SOURCES, sources)]);
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    for (fake, what) in [
+        (
+            &fakes[0],
+            "block 2 rejected: block 2: data_hash does not match",
+        ),
+        (
+            &fakes[1],
+            "block 3 rejected: block 3: orderer signatures do not satisfy",
+        ),
+        (
+            &fakes[2],
+            "block 4 rejected: block 4 is not the next block 3",
+        ),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("catch-up source failed")
+                && l.contains(fake.as_str())
+                && l.contains(what)),
+            "{fake}: {what}: {log}"
+        );
+    }
+    assert!(
+        log.contains("rejected a block pulled for catch-up"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("source=127.0.0.1:{}", a.port)),
+        "A served the rest: {log}"
+    );
+    let pulled_to = caught_up_height(&log) as usize;
+    let c_chain = chain_when(&c, &net, &channel, pulled_to as u64).await;
+    assert_eq!(c_chain[..pulled_to], a_chain[..pulled_to]);
+    // and it follows Kafka with A
+    order(&c, &net, &channel, "via-c", 10).await;
+    let want = [named("early", 30), named("pruned", 10), named("via-c", 10)].concat();
+    for n in [&a, &c] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let chain = chain_when(n, &net, &channel, 1).await;
+            let got = payloads_of(&chain);
+            if got == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {}: {} of {}",
+                n.port,
+                got.len(),
+                want.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Sends `sig` (`STOP`, `CONT`) to the node's process.
+fn signal(node: &Node, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_osn_whose_position_is_pruned_under_it_catches_up_and_goes_on() {
+    let channel = unique_channel("underit");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    let b = start_with(
+        &net,
+        &dir.join("b"),
+        &[(SOURCES, format!("127.0.0.1:{}", a.port))],
+    );
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    wait_ready(&b, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    chain_of(&b, &net, &channel, 4).await;
+    // B is frozen (its chain running) while A orders, the partition is
+    // pruned past B's position, and A orders again.
+    signal(&b, "STOP");
+    order(&a, &net, &channel, "late", 30).await;
+    // A fetch B had in flight may bring it the first of these (the answer
+    // waits in its socket); what follows it can only come from A.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    order(&a, &net, &channel, "later", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&a, &net, &channel, "pruned", 10).await;
+    signal(&b, "CONT");
+    let log = wait_log(&b, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains("cannot resume the Kafka chain"), "{log}");
+    assert!(
+        log.find("Start phase completed successfully") < log.find("cannot resume the Kafka chain"),
+        "B was running when its position was pruned: {log}"
+    );
+    order(&b, &net, &channel, "via-b", 10).await;
+    let want = [
+        named("early", 30),
+        named("late", 30),
+        named("later", 30),
+        named("pruned", 10),
+        named("via-b", 10),
+    ]
+    .concat();
+    let mut chains = Vec::new();
+    for n in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, &net, &channel, 1).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(payloads_of(&chain), want, "port {}", n.port);
+        chains.push(chain);
+    }
+    assert_eq!(chains[0].len(), chains[1].len());
+    for (x, y) in chains[0].iter().zip(&chains[1]) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+}
+
+/// A TLS CA for the catch-up TLS test, and PEM files of certificates it
+/// issues for 127.0.0.1 (server and client use, as Fabric's TLS certs).
+struct TestTlsCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestTlsCa {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "tlsca.example.com");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate file, key file, certificate PEM, key PEM, DER).
+    fn issue(&self, dir: &Path, name: &str) -> (String, String, String, String, Vec<u8>) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (
+            c.display().to_string(),
+            k.display().to_string(),
+            cert.pem(),
+            key.serialize_pem(),
+            cert.der().to_vec(),
+        )
+    }
+}
+
+/// A TLS client of the node on `port` (`identity`: certificate and key PEM).
+async fn tls_client_of(
+    port: u16,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient<tonic::transport::Channel>
+{
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((c, k)) = identity {
+        tls = tls.identity(Identity::from_pem(c, k));
+    }
+    let ch = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(ch)
+        .max_decoding_message_size(100 << 20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_osn_catches_up_over_mutual_tls_with_its_own_certificate() {
+    use sha2::Digest as _;
+    let channel = unique_channel("catchuptls");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let ca = TestTlsCa::new();
+    let ca_file = dir.join("tls/ca.crt");
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let roots = format!("[{}]", ca_file.display());
+    // A: the source, mutual TLS (a client without a certificate from the CA
+    // cannot connect).
+    let (a_cert, a_key, ..) = ca.issue(&dir.join("tls"), "a");
+    let a_port = free_port();
+    let a_env: Vec<(&str, &str)> = vec![
+        ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+        ("ORDERER_GENERAL_TLS_CERTIFICATE", &a_cert),
+        ("ORDERER_GENERAL_TLS_PRIVATEKEY", &a_key),
+        ("ORDERER_GENERAL_TLS_ROOTCAS", &roots),
+        ("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true"),
+        ("ORDERER_GENERAL_TLS_CLIENTROOTCAS", &roots),
+    ];
+    let _a = Node::start_env(
+        &net,
+        &dir.join("a"),
+        a_port,
+        "SampleOrg",
+        true,
+        &a_env,
+        true,
+    );
+    // D: plaintext, for the test's traffic.
+    let d = start_osn(&net, &dir.join("d"));
+    wait_ready(&d, &net, &channel, Duration::from_secs(60)).await;
+    order(&d, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    order(&d, &net, &channel, "pruned", 10).await;
+    let d_chain = chain_of(&d, &net, &channel, 5).await;
+    // A has them too (asked over mutual TLS, the seek bound to the cert).
+    let (_, _, me_cert, me_key, me_der) = ca.issue(&dir.join("tls"), "test-client");
+    let hash = sha2::Sha256::digest(&me_der).to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = tls_client_of(a_port, &ca.pem, Some((&me_cert, &me_key))).await;
+        let env = fabric_common::envelope::seek_envelope(
+            &channel,
+            Some(&net.client),
+            &all(),
+            hash.clone(),
+        );
+        let r = deliver_many(&mut c, vec![env]).await;
+        if r[0].1 == Some(Status::Success) && r[0].0.len() >= 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A: {:?}", r[0].1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // C: brand new, TLS on (trusting the CA through General.TLS.RootCAs),
+    // catches up from A presenting its own certificate.
+    let (c_cert, c_key, ..) = ca.issue(&dir.join("tls"), "c");
+    let source = format!("127.0.0.1:{a_port}");
+    let c_port = free_port();
+    let c_env: Vec<(&str, &str)> = vec![
+        ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+        ("ORDERER_GENERAL_TLS_CERTIFICATE", &c_cert),
+        ("ORDERER_GENERAL_TLS_PRIVATEKEY", &c_key),
+        ("ORDERER_GENERAL_TLS_ROOTCAS", &roots),
+        (SOURCES, &source),
+    ];
+    let c = Node::start_env(
+        &net,
+        &dir.join("c"),
+        c_port,
+        "SampleOrg",
+        true,
+        &c_env,
+        true,
+    );
+    let log = wait_log(&c, "caught up from another OSN; consuming Kafka again").await;
+    assert!(log.contains(&format!("source={source}")), "{log}");
+    let pulled_to = caught_up_height(&log) as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let c_chain = loop {
+        let mut cl = tls_client_of(c_port, &ca.pem, None).await;
+        let (blocks, s) = deliver(&mut cl, &net.client, &channel, all()).await;
+        if s == Some(Status::Success) && blocks.len() >= 5 {
+            break blocks;
+        }
+        assert!(std::time::Instant::now() < deadline, "C: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (x, y) in d_chain.iter().zip(&c_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+    assert!(pulled_to >= 4, "{log}");
 }

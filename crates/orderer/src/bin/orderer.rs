@@ -238,6 +238,7 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
             )
         }),
         sasl: sasl_settings(k),
+        catch_up_sources: k.catch_up.sources.clone(),
     }
 }
 
@@ -295,6 +296,7 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
             private_key: g.tls.private_key.clone(),
             client_auth_required: g.tls.client_auth_required,
             client_root_cas: g.tls.client_root_cas.clone(),
+            root_cas: g.tls.root_cas.clone(),
         },
         operations: Some(OperationsSettings {
             listen: config.operations.listen_address.clone(),

@@ -29,6 +29,11 @@ pub enum ChainState {
     /// SERVICE_UNAVAILABLE; Deliver keeps serving the persisted blocks.
     /// Back to `Ready` once the block is durable.
     Stalled(String),
+    /// Kafka: the partition no longer holds the offset the chain needs
+    /// next; the chain is pulling and verifying the missing blocks from
+    /// other OSNs (or waiting for one to answer). Broadcast and Deliver
+    /// answer SERVICE_UNAVAILABLE: the chain is not current.
+    CatchingUp(String),
 }
 
 /// Why a submission failed.
@@ -427,6 +432,7 @@ impl ChainHandle {
             ChainState::Stalled(why) => Err(ChainError::NotReady(format!(
                 "cannot write the ledger, retrying: {why}"
             ))),
+            ChainState::CatchingUp(why) => Err(ChainError::NotReady(why)),
         }
     }
 

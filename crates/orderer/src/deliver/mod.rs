@@ -328,7 +328,9 @@ impl Deliverer {
                             if r.is_err() {
                                 return Err(DeliverError::Unavailable("chain stopped".into()));
                             }
-                            if let ChainState::Halted(why) = state_rx.borrow_and_update().clone() {
+                            if let ChainState::Halted(why) | ChainState::CatchingUp(why) =
+                                state_rx.borrow_and_update().clone()
+                            {
                                 return Err(DeliverError::Unavailable(why));
                             }
                         }
@@ -400,6 +402,7 @@ fn state_reason(support: &ChannelSupport) -> ChainStateView {
         ChainState::Starting => {
             ChainStateView::Starting("consenter has not completed booting".into())
         }
-        ChainState::Halted(why) => ChainStateView::Halted(why),
+        // Catching up from other OSNs: what is persisted is not current.
+        ChainState::Halted(why) | ChainState::CatchingUp(why) => ChainStateView::Halted(why),
     }
 }

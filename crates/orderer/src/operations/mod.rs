@@ -219,6 +219,8 @@ pub async fn run_checks(registrar: &Registrar) -> Vec<FailedCheck> {
             ChainState::Starting => "consenter has not completed booting".to_string(),
             ChainState::Halted(why) => format!("consenter halted: {why}"),
             ChainState::Stalled(why) => format!("ledger write failing, retrying: {why}"),
+            // The reason starts with "catching up: ".
+            ChainState::CatchingUp(why) => why,
         };
         failed.push(FailedCheck { component, reason });
     }

@@ -1,7 +1,8 @@
 //! ④–⑥ The Kafka chain task: start-up (topic, producer, CONNECT,
 //! consumer), consumption through the pure [`super::decide::Decider`], the
-//! batch timer, consumer-error handling (Fabric's `errorChan`), and writing
-//! blocks.
+//! batch timer, consumer-error handling (Fabric's `errorChan`), writing
+//! blocks, and catch-up from other OSNs when the partition was pruned past
+//! the chain's position ([`super::catchup`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::catchup::{self, config_sources, Verifier, CATCH_UP_BACKOFF_MIN, CATCH_UP_LOG_EVERY};
 use super::decide::{position_check, resume_position, Action, Decider, Offsets, Resume};
 use super::health::health_probe;
 use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
@@ -101,12 +103,34 @@ impl ConsumeErrors {
     }
 }
 
+/// Why [`KafkaChain::consume`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsumeEnd {
+    /// Shutdown, or the chain stopped (its state says why).
+    Stop,
+    /// The partition was pruned past the chain's position: catch up.
+    Pruned { needed: i64, log_start: i64 },
+}
+
+/// How one catch-up source ended.
+#[derive(Debug)]
+enum PullEnd {
+    /// The chain reached a block after which the partition holds what
+    /// follows: consume Kafka again.
+    Caught,
+    /// Shutdown, or appending failed for good (the chain is halted).
+    Stop,
+    /// The source failed or served a block that failed verification: try
+    /// the next one.
+    Failed(String),
+}
+
 /// How often (in messages) the chain publishes its consumed offset.
 const CONSUMED_EVERY: i64 = 64;
 
 impl KafkaChain {
     async fn setup(
-        &self,
+        &mut self,
         shutdown: &CancellationToken,
     ) -> Option<Result<(ChainProducer, ChainConsumer), String>> {
         let s = &*self.settings;
@@ -169,46 +193,77 @@ impl KafkaChain {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        // 4. Consumer at the resume offset, if the partition still holds it.
-        let consumer = retry("set up consumer", s, shutdown, || async {
-            let c = s.consumer().map_err(|e| e.to_string())?;
-            let (log_start, _) = c
-                .fetch_watermarks(&topic, PARTITION, Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            let start = match resume_position(&self.offsets, log_start) {
-                Resume::From(o) => o,
-                Resume::Pruned { needed, log_start } => {
-                    return Ok::<_, String>(Err((needed, log_start)));
-                }
-            };
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, PARTITION, Offset::Offset(start))
-                .map_err(|e| e.to_string())?;
-            c.assign(&tpl).map_err(|e| e.to_string())?;
-            // Metadata round trip proves the brokers are reachable.
-            c.fetch_metadata(Some(&topic), Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            Ok(Ok(c))
-        })
-        .await?;
-        let consumer = match consumer {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err((needed, log_start))) => Err(self.pruned(needed, log_start)),
-            Err(e) => Err(e),
-        };
+        // 4. Consumer at the resume offset, if the partition still holds it
+        //    (else catch-up from other OSNs first).
+        let consumer = self.open_consumer(shutdown).await?;
         Some(consumer.map(|c| (producer, c)))
+    }
+
+    /// A consumer assigned at the chain's resume offset. When the partition
+    /// no longer holds it, the chain catches up from other OSNs
+    /// ([`Self::catch_up`]) and tries again; without catch-up it halts
+    /// (`Err`). `None`: shutdown, or the chain stopped (its state says why).
+    async fn open_consumer(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<ChainConsumer, String>> {
+        loop {
+            let offsets = self.offsets;
+            let topic = self.channel_id.clone();
+            let s = Arc::clone(&self.settings);
+            let opened = retry("set up consumer", &s, shutdown, || async {
+                let c = s.consumer().map_err(|e| e.to_string())?;
+                let (log_start, _) = c
+                    .fetch_watermarks(&topic, PARTITION, Duration::from_secs(5))
+                    .map_err(|e| e.to_string())?;
+                let start = match resume_position(&offsets, log_start) {
+                    Resume::From(o) => o,
+                    Resume::Pruned { needed, log_start } => {
+                        return Ok::<_, String>(Err((needed, log_start)));
+                    }
+                };
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&topic, PARTITION, Offset::Offset(start))
+                    .map_err(|e| e.to_string())?;
+                c.assign(&tpl).map_err(|e| e.to_string())?;
+                // Metadata round trip proves the brokers are reachable.
+                c.fetch_metadata(Some(&topic), Duration::from_secs(5))
+                    .map_err(|e| e.to_string())?;
+                Ok(Ok(c))
+            })
+            .await?;
+            match opened {
+                Ok(Ok(c)) => return Some(Ok(c)),
+                Ok(Err((needed, log_start))) => {
+                    let why = self.pruned(needed, log_start);
+                    if self.hooks.catch_up.is_none() {
+                        return Some(Err(why));
+                    }
+                    if !self.catch_up(needed, log_start, shutdown).await {
+                        return None;
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 
     /// The partition no longer holds the record this chain needs next: say
     /// so. Nothing is consumed: blocks cut from what remains could not be
-    /// tied to this chain (a fork). The chain halts: Broadcast and Deliver
-    /// answer SERVICE_UNAVAILABLE.
+    /// tied to this chain (a fork). With catch-up the chain then pulls the
+    /// missing blocks from other OSNs; without, it halts. Either way
+    /// Broadcast and Deliver answer SERVICE_UNAVAILABLE meanwhile.
     fn pruned(&self, needed: i64, log_start: i64) -> String {
+        let next = if self.hooks.catch_up.is_some() {
+            "catching up: pulling the missing blocks from other OSNs of the channel (Kafka.CatchUp.Sources, \
+             else the channel's orderer addresses)"
+        } else {
+            "restore this OSN's ledger from another OSN of the channel or keep retention off"
+        };
         let why = format!(
             "the Kafka partition {}/{PARTITION} starts at offset {log_start}, but this chain needs offset {needed} \
              (the records after its last block were pruned by retention or DeleteRecords): \
-             blocks cut from a later offset would fork the channel; restore this OSN's ledger from another OSN \
-             of the channel (catch-up is not implemented yet) or keep retention off",
+             blocks cut from a later offset would fork the channel; {next}",
             self.channel_id
         );
         error!(channel_id = %self.channel_id, needed, log_start, height = self.ledger.height(),
@@ -216,11 +271,223 @@ impl KafkaChain {
         why
     }
 
+    /// Catch-up ([`super::catchup`]): pulls blocks from the chain's height
+    /// on from the sources in turn, verifies each and appends it, until a
+    /// block whose `KafkaMetadata` reaches the partition's log start
+    /// (`true`: consume Kafka again). A failing source, or one serving a
+    /// block that fails verification, is logged and the next one is tried;
+    /// when none could help the chain waits (1 s doubling to 30 s) and tries
+    /// all again. Meanwhile the chain is `CatchingUp`: Broadcast and Deliver
+    /// answer SERVICE_UNAVAILABLE. `false`: shutdown, or the chain halted.
+    async fn catch_up(
+        &mut self,
+        needed: i64,
+        log_start: i64,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let Some(hooks) = self.hooks.catch_up.clone() else {
+            return false;
+        };
+        let ch = self.channel_id.clone();
+        let from = self.ledger.height();
+        let reason = format!(
+            "catching up: the Kafka partition {ch}/{PARTITION} starts at offset {log_start} and this chain needs \
+             offset {needed}; pulling blocks from {from} on from other OSNs"
+        );
+        self.state_tx
+            .send_replace(ChainState::CatchingUp(reason.clone()));
+        crate::metrics::kafka_catchup_height(&ch, from);
+        let reader = self.ledger.reader();
+        let start = tokio::task::block_in_place(|| -> Result<_, String> {
+            let last = reader
+                .last_block()
+                .map_err(|e| e.to_string())?
+                .ok_or("the ledger is empty")?;
+            let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
+            let config_block = reader.get(lc).map_err(|e| e.to_string())?;
+            let config = crate::channelconfig::ChannelConfig::from_block(&config_block)
+                .map_err(|e| format!("config block {lc}: {e}"))?;
+            Verifier::new(&last, config)
+        });
+        let mut verifier = match start {
+            Ok(v) => v,
+            Err(e) => {
+                let why = format!("cannot start catching up from this OSN's ledger: {e}");
+                error!(channel_id = %ch, error = %e, "cannot start catching up; chain halted");
+                self.state_tx.send_replace(ChainState::Halted(why));
+                return false;
+            }
+        };
+        info!(channel_id = %ch, height = from, needed, log_start, "catching up from other OSNs");
+        let mut wait = CATCH_UP_BACKOFF_MIN;
+        loop {
+            let sources = if hooks.sources.is_empty() {
+                config_sources(verifier.config())
+            } else {
+                hooks.sources.clone()
+            };
+            for addr in &sources {
+                match self
+                    .pull_from(
+                        &*hooks.source,
+                        addr,
+                        &mut verifier,
+                        log_start,
+                        &reason,
+                        shutdown,
+                    )
+                    .await
+                {
+                    PullEnd::Caught => {
+                        crate::metrics::kafka_catchup_height(&ch, 0);
+                        info!(channel_id = %ch, source = %addr, height = self.ledger.height(),
+                              pulled = self.ledger.height() - from,
+                              start_offset = self.offsets.start_offset(), log_start,
+                              "caught up from another OSN; consuming Kafka again");
+                        return true;
+                    }
+                    PullEnd::Stop => return false,
+                    PullEnd::Failed(why) => {
+                        warn!(channel_id = %ch, source = %addr, height = self.ledger.height(), error = %why,
+                              "catch-up source failed; trying the next one");
+                    }
+                }
+            }
+            let missing = format!(
+                "blocks {} and after (Kafka offset {} on was pruned; the partition starts at {log_start})",
+                verifier.next_number(),
+                self.offsets.start_offset()
+            );
+            if sources.is_empty() {
+                warn!(channel_id = %ch, %missing, retry_in_s = wait.as_secs(),
+                      "no catch-up source: set Kafka.CatchUp.Sources (ORDERER_KAFKA_CATCHUP_SOURCES) or the channel's OrdererAddresses; waiting");
+            } else {
+                warn!(channel_id = %ch, %missing, sources = ?sources, retry_in_s = wait.as_secs(),
+                      "no catch-up source could provide the missing blocks; waiting");
+            }
+            let tried = if sources.is_empty() {
+                "no catch-up source is configured (Kafka.CatchUp.Sources) and the channel config lists no orderer address".to_string()
+            } else {
+                format!(
+                    "no source could provide them yet (tried {})",
+                    sources.join(", ")
+                )
+            };
+            self.state_tx
+                .send_replace(ChainState::CatchingUp(format!("{reason}; {tried}")));
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = catchup::backoff(wait);
+        }
+    }
+
+    /// Pulls from one source (see [`Self::catch_up`]).
+    async fn pull_from(
+        &mut self,
+        source: &dyn catchup::BlockSource,
+        addr: &str,
+        verifier: &mut Verifier,
+        log_start: i64,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> PullEnd {
+        let ch = self.channel_id.clone();
+        let start = verifier.next_number();
+        let mut stream = tokio::select! {
+            _ = shutdown.cancelled() => return PullEnd::Stop,
+            r = source.open(addr, &ch, start) => match r {
+                Ok(s) => s,
+                Err(e) => return PullEnd::Failed(e),
+            },
+        };
+        let mut pulled: u64 = 0;
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => return PullEnd::Stop,
+                i = stream.next() => i,
+            };
+            let block = match item {
+                None => break,
+                Some(Err(e)) => {
+                    return PullEnd::Failed(format!("after {pulled} verified blocks: {e}"))
+                }
+                Some(Ok(b)) => b,
+            };
+            let number = block.header.as_ref().map_or(0, |h| h.number);
+            let verified = match verifier.verify(&block) {
+                Ok(v) => v,
+                Err(r) => {
+                    error!(channel_id = %ch, source = %addr, number, reason = %r,
+                           "rejected a block pulled for catch-up: not appended; trying another source");
+                    return PullEnd::Failed(format!("block {number} rejected: {r}"));
+                }
+            };
+            match crate::consensus::append_durably(
+                &mut self.ledger,
+                &block,
+                &ch,
+                &self.state_tx,
+                shutdown,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(_) => return PullEnd::Stop,
+            }
+            // A retried append sets Ready: the chain is still catching up.
+            if *self.state_tx.borrow() == ChainState::Ready {
+                self.state_tx
+                    .send_replace(ChainState::CatchingUp(reason.to_string()));
+            }
+            pulled += 1;
+            let lop = verified.kafka.last_offset_persisted;
+            self.committed_pulled(&block, verified);
+            if number % CATCH_UP_LOG_EVERY == 0 {
+                info!(channel_id = %ch, source = %addr, number, last_offset_persisted = lop, log_start,
+                      "catching up: verified and appended");
+            }
+            if lop + 1 >= log_start {
+                return PullEnd::Caught;
+            }
+        }
+        PullEnd::Failed(format!(
+            "served {pulled} blocks up to {} and ended, before a block whose Kafka offsets reach the partition's start {log_start}",
+            verifier.next_number() - 1
+        ))
+    }
+
+    /// The chain's state after a pulled block was appended, as after a
+    /// block it cut: writer, offsets, metrics, a config block applied.
+    fn committed_pulled(&mut self, block: &fabric_protos::common::Block, v: catchup::Verified) {
+        self.writer.restart_after(block);
+        self.offsets = Offsets::from_metadata(Some(&v.kafka));
+        self.consumed_tx.send_replace(v.kafka.last_offset_persisted);
+        crate::metrics::kafka_last_offset_persisted(
+            &self.channel_id,
+            v.kafka.last_offset_persisted,
+        );
+        crate::metrics::kafka_catchup_height(&self.channel_id, v.number + 1);
+        if let Some(cfg) = v.new_config {
+            info!(channel_id = %self.channel_id, number = v.number, sequence = cfg.sequence, "pulled a config block");
+            self.batch_size = cfg.batch_size;
+            self.batch_timeout = cfg.batch_timeout;
+            self.hooks.config_seq = cfg.sequence;
+            self.hooks.legacy_orderer_metadata = cfg.legacy_orderer_metadata();
+            self.hooks.exactly_once = cfg.exactly_once();
+            self.hooks.resubmission = cfg.resubmission();
+        }
+        if let Some(env) = v.config_envelope {
+            self.hooks.sink.config_committed(&self.channel_id, &env);
+        }
+    }
+
     /// librdkafka reported the consumer's position out of range. If the
     /// records from `next` on were pruned, the chain halts (`Err`); if they
     /// are still there (a broker came back behind its peers), consumption is
     /// pointed at `next` again and goes on.
-    fn out_of_range(&self, consumer: &ChainConsumer, next: i64) -> Result<(), ()> {
+    fn out_of_range(&self, consumer: &ChainConsumer, next: i64) -> Result<(), ConsumeEnd> {
         let watermarks = tokio::task::block_in_place(|| {
             consumer.fetch_watermarks(&self.channel_id, PARTITION, Duration::from_secs(5))
         });
@@ -234,8 +501,11 @@ impl KafkaChain {
         match position_check(next, log_start) {
             Resume::Pruned { needed, log_start } => {
                 let why = self.pruned(needed, log_start);
+                if self.hooks.catch_up.is_some() {
+                    return Err(ConsumeEnd::Pruned { needed, log_start });
+                }
                 self.state_tx.send_replace(ChainState::Halted(why));
-                Err(())
+                Err(ConsumeEnd::Stop)
             }
             Resume::From(at) => {
                 warn!(channel_id = %self.channel_id, offset = at, log_start, "consumer position reported out of range while the partition still holds it; consuming from it again");
@@ -258,7 +528,7 @@ impl KafkaChain {
     ) {
         info!(channel_id = %self.channel_id, last_offset_persisted = self.offsets.last_offset_persisted,
               height = self.ledger.height(), brokers = ?self.settings.brokers, "starting Kafka chain");
-        let (producer, consumer) = match self.setup(&shutdown).await {
+        let (producer, mut consumer) = match self.setup(&shutdown).await {
             None => return,
             Some(Ok(pc)) => pc,
             Some(Err(e)) => {
@@ -290,6 +560,37 @@ impl KafkaChain {
             self.settings.ack_timeout(),
             shutdown.clone(),
         ));
+        loop {
+            self.start_consuming();
+            match self.consume(consumer, &producer, shutdown.clone()).await {
+                ConsumeEnd::Stop => break,
+                // The partition was pruned under the running chain: pull
+                // what is missing, then consume again from the last pulled
+                // block's offsets (a pending batch is dropped: the pulled
+                // blocks hold it).
+                ConsumeEnd::Pruned { needed, log_start } => {
+                    self.decider = None;
+                    if !self.catch_up(needed, log_start, &shutdown).await {
+                        break;
+                    }
+                    consumer = match self.open_consumer(&shutdown).await {
+                        None => break,
+                        Some(Ok(c)) => c,
+                        Some(Err(e)) => {
+                            error!(channel_id = %self.channel_id, error = %e, "cannot consume Kafka again after catching up; chain halted");
+                            self.state_tx.send_replace(ChainState::Halted(e));
+                            break;
+                        }
+                    };
+                }
+            }
+        }
+        let _ = produce_task.await;
+        info!(channel_id = %self.channel_id, "Kafka chain stopped");
+    }
+
+    /// A new decider from the chain's last block, and the chain ready.
+    fn start_consuming(&mut self) {
         let reader = self.ledger.reader();
         let window = tokio::task::block_in_place(|| {
             crate::dedupe::EnvelopeWindow::seed_from_ledger(
@@ -307,15 +608,13 @@ impl KafkaChain {
         self.reprocessing_tx
             .send_replace(decider.reprocessing_pending());
         self.decider = Some(decider);
+        self.errored_tx.send_replace(None);
         self.state_tx.send_replace(ChainState::Ready);
         crate::metrics::kafka_last_offset_persisted(
             &self.channel_id,
             self.offsets.last_offset_persisted,
         );
         info!(channel_id = %self.channel_id, start_offset = self.offsets.start_offset(), "Start phase completed successfully");
-        self.consume(consumer, &producer, shutdown).await;
-        let _ = produce_task.await;
-        info!(channel_id = %self.channel_id, "Kafka chain stopped");
     }
 
     async fn consume(
@@ -323,7 +622,7 @@ impl KafkaChain {
         consumer: ChainConsumer,
         producer: &ChainProducer,
         shutdown: CancellationToken,
-    ) {
+    ) -> ConsumeEnd {
         let mut stream = consumer.stream();
         // The next offset to consume (after the last message consumed).
         let mut next = self
@@ -342,7 +641,7 @@ impl KafkaChain {
             let errors_timeout = errors.timeout();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return ConsumeEnd::Stop,
                 _ = errors_timeout => {
                     let why = errors.expire();
                     warn!(channel_id = %self.channel_id, reason = %why, "Closed the errorChan: consumption errors lasted Kafka.Retry.NetworkTimeouts.ReadTimeout; Deliver answers SERVICE_UNAVAILABLE until consumption resumes");
@@ -353,21 +652,23 @@ impl KafkaChain {
                 }
                 _ = timer => {
                     deadline = None;
-                    let Some(d) = self.decider.as_mut() else { return };
+                    let Some(d) = self.decider.as_mut() else { return ConsumeEnd::Stop };
                     if let Action::Produce(m) = d.on_timer() {
                         self.produce_side(producer, m);
                     }
                 }
                 item = stream.next() => {
-                    let Some(item) = item else { return };
+                    let Some(item) = item else { return ConsumeEnd::Stop };
                     let msg = match item {
                         Ok(m) => m,
                         Err(e) => {
                             warn!(channel_id = %self.channel_id, topic = %self.channel_id, partition = PARTITION, error = %e, "error during consumption");
                             if matches!(e, KafkaError::MessageConsumption(
                                 RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
-                            )) && self.out_of_range(&consumer, next).is_err() {
-                                return;
+                            )) {
+                                if let Err(end) = self.out_of_range(&consumer, next) {
+                                    return end;
+                                }
                             }
                             if errors.failed(&e, self.settings.read_timeout) {
                                 warn!(channel_id = %self.channel_id, "Deliver sessions will be dropped if consumption errors continue");
@@ -389,14 +690,14 @@ impl KafkaChain {
                             continue;
                         }
                     };
-                    let Some(d) = self.decider.as_mut() else { return };
+                    let Some(d) = self.decider.as_mut() else { return ConsumeEnd::Stop };
                     let seq = self.hooks.config_seq;
                     let actions = match d.on_message(offset, &km, seq, &self.batch_size, &*self.hooks.revalidate) {
                         Ok(a) => a,
                         Err(e) => {
                             error!(channel_id = %self.channel_id, offset, error = %e, "consenter stopped");
                             self.state_tx.send_replace(ChainState::Halted(e.to_string()));
-                            return;
+                            return ConsumeEnd::Stop;
                         }
                     };
                     let mut wrote = false;
@@ -412,7 +713,7 @@ impl KafkaChain {
                             Action::Produce(m) => self.produce_side(producer, m),
                             Action::WriteBlock { data, metadata, is_config } => {
                                 if !self.write(data, &metadata, is_config, &shutdown).await {
-                                    return;
+                                    return ConsumeEnd::Stop;
                                 }
                                 wrote = true;
                             }

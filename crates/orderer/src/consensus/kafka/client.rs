@@ -52,6 +52,8 @@ pub struct KafkaSettings {
     pub tls: Option<(String, String, Vec<String>)>,
     /// `Kafka.SASLPlain` or (ours) `Kafka.SASLSCRAM`.
     pub sasl: Option<SaslSettings>,
+    /// `Kafka.CatchUp.Sources` (ours): OSNs to pull pruned blocks from.
+    pub catch_up_sources: Vec<String>,
 }
 
 /// A SASL login to the brokers.

@@ -6,7 +6,9 @@
 //! * ③ produce ([`produce`]): Broadcast submissions become `Regular`
 //!   messages, produced pipelined and batched by librdkafka with
 //!   `acks=all` (idempotent); SUCCESS goes back only once Kafka acknowledged.
-//! * ④ consume: from `last_offset_persisted + 1`, in the chain task.
+//! * ④ consume: from `last_offset_persisted + 1`, in the chain task; when
+//!   the partition no longer holds it, the chain first pulls and verifies
+//!   the missing blocks from other OSNs ([`catchup`]).
 //! * ⑤ decide ([`decide`]): pure per-message decisions (cutter, time-to-cut).
 //! * ⑥ blocks are written by the chain task, which owns the ledger writer.
 //!
@@ -16,6 +18,7 @@
 //! for `LongTotal`. Until then the chain is `Starting` (Broadcast and
 //! Deliver answer SERVICE_UNAVAILABLE).
 
+pub mod catchup;
 pub mod chain;
 pub mod check;
 pub mod client;
@@ -88,6 +91,7 @@ pub fn start(
         resubmission: true,
         sink: Arc::new(NoConfigSink),
         revalidate: Arc::new(AlwaysValid),
+        catch_up: None,
     };
     start_with_hooks(
         channel_id,
@@ -120,6 +124,18 @@ pub struct ChainHooks {
     pub sink: Arc<dyn ConfigSink>,
     /// Re-checks messages validated against an older config.
     pub revalidate: Arc<dyn decide::Revalidate + Send + Sync>,
+    /// Where the blocks come from when the partition was pruned below the
+    /// chain's position (`None`: the chain halts then).
+    pub catch_up: Option<CatchUpHooks>,
+}
+
+/// Catch-up from other OSNs ([`catchup`]).
+#[derive(Debug, Clone)]
+pub struct CatchUpHooks {
+    /// `Kafka.CatchUp.Sources`; empty: the channel config's orderer addresses.
+    pub sources: Vec<String>,
+    /// The Deliver client.
+    pub source: Arc<dyn catchup::BlockSource>,
 }
 
 /// As [`start`], with the node's hooks.

@@ -128,10 +128,13 @@ pub async fn run(
         if backlog.wait(&shutdown).await {
             debug!(%channel_id, "waited for the chain to catch up before producing");
         }
-        if let ChainState::Halted(why) = &*state_rx.borrow() {
-            let _ = sub.ack.send(Err(ChainError::NotReady(format!(
-                "consenter halted: {why}"
-            ))));
+        let refused = match &*state_rx.borrow() {
+            ChainState::Halted(why) => Some(format!("consenter halted: {why}")),
+            ChainState::CatchingUp(why) => Some(why.clone()),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            let _ = sub.ack.send(Err(ChainError::NotReady(why)));
             continue;
         }
         let class = match sub.kind {
