@@ -1107,3 +1107,80 @@ async fn concurrent_large_messages_are_received_within_the_byte_budget() {
         Status::Success as i32
     );
 }
+
+/// `env` with its channel header's `tx_id` replaced, signed again by the client.
+fn with_tx_id(
+    net: &Net,
+    env: fabric_protos::common::Envelope,
+    tx_id: String,
+) -> fabric_protos::common::Envelope {
+    use fabric_protos::common::{ChannelHeader, Payload};
+    let mut payload = Payload::decode(&env.payload[..]).unwrap();
+    let header = payload.header.as_mut().unwrap();
+    let mut ch = ChannelHeader::decode(&header.channel_header[..]).unwrap();
+    ch.tx_id = tx_id;
+    header.channel_header = ch.encode_to_vec();
+    let payload = payload.encode_to_vec();
+    fabric_protos::common::Envelope {
+        signature: net.client.sign(&payload),
+        payload,
+    }
+}
+
+/// The attack: 60 envelopes whose `tx_id` is 4 MiB each (the
+/// tx-ID window kept them twice, and was rebuilt from the ledger: RSS
+/// 67 → 571 MiB, 533 MiB after a restart). All are ordered (as Fabric
+/// does), and neither the running node nor one restarted on that ledger
+/// keeps them in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn envelopes_with_4_mib_tx_ids_are_ordered_without_being_kept_in_memory() {
+    let net = net(100, 10, 8 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let node = Node::start(&net, &ledger, port);
+    let base = rss_mib(node.child.id());
+    let mut c = node.client().await;
+    for round in 0..6u8 {
+        let envs = (0..10u8)
+            .map(|i| {
+                let id = format!("{round}-{i}-{}", "x".repeat(4 << 20));
+                with_tx_id(&net, tx_env(&net, &[round, i]), id)
+            })
+            .collect();
+        let resps = broadcast(&mut c, envs).await;
+        assert_eq!(resps.len(), 10);
+        assert!(
+            resps.iter().all(|r| r.status == Status::Success as i32),
+            "{resps:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_mib(node.child.id());
+    drop(c);
+    drop(node);
+    let node = Node::start(&net, &ledger, port);
+    let mut c = node.client().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restarted = rss_mib(node.child.id());
+    let (blocks, status) = deliver(
+        &mut c,
+        &net.client,
+        CHANNEL,
+        SeekInfo {
+            start: Some(seek_oldest()),
+            stop: Some(seek_newest()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(status, Some(Status::Success));
+    let txs: usize = blocks
+        .iter()
+        .skip(1)
+        .map(|b| b.data.as_ref().map_or(0, |d| d.data.len()))
+        .sum();
+    assert_eq!(txs, 60);
+    println!("4 MiB tx_ids: RSS {base:.1} MiB at start, {after:.1} after 60, {restarted:.1} restarted on that ledger");
+    assert!(after - base < 160.0, "running: {base:.1} -> {after:.1} MiB");
+    assert!(restarted < base + 64.0, "restarted: {restarted:.1} MiB");
+}
