@@ -174,7 +174,8 @@ pub fn block_signed_data(block: &Block) -> Option<Vec<SignedData>> {
     md.signatures.iter().map(one).collect()
 }
 
-fn verify_signatures(
+/// Whether `block`'s orderer signatures satisfy `/Channel/Orderer/BlockValidation` of `policies`.
+pub(crate) fn verify_signatures(
     policies: &ChannelPolicies,
     block: &Block,
     number: u64,

@@ -28,7 +28,7 @@ use futures::stream::BoxStream;
 use prost::Message as _;
 
 use crate::channelconfig::ChannelConfig;
-use crate::ledgercheck::{block_signed_data, BlockCheckError, BLOCK_VALIDATION};
+use crate::ledgercheck::{verify_signatures, BlockCheckError};
 use crate::policy::ChannelPolicies;
 
 /// The first wait when no source could provide the missing blocks.
@@ -139,16 +139,7 @@ impl Verifier {
         if header.previous_hash != header_hash(&self.last) {
             return Err(Rejected::PreviousHash(number));
         }
-        let signed = block_signed_data(block)
-            .ok_or(Rejected::Signatures(BlockCheckError::NoSignatures(number)))?;
-        self.policies
-            .evaluate(BLOCK_VALIDATION, &signed)
-            .map_err(|e| {
-                Rejected::Signatures(BlockCheckError::PolicyNotMet {
-                    number,
-                    reason: e.to_string(),
-                })
-            })?;
+        verify_signatures(&self.policies, block, number).map_err(Rejected::Signatures)?;
         let kafka = consenter_metadata(block)
             .ok_or_else(|| "no consenter metadata".to_string())
             .and_then(|b| KafkaMetadata::decode(b.as_slice()).map_err(|e| e.to_string()))
