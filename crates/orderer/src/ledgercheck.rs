@@ -190,7 +190,7 @@ pub(crate) fn verify_signatures(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use fabric_common::devcrypto::{DevOrg, NodeOu};
@@ -200,14 +200,17 @@ mod tests {
     use crate::blockwriter::BlockWriter;
     use crate::devnet::DevNet;
 
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        genesis: Block,
-        writer: BlockWriter,
-        stranger: Arc<LocalSigner>,
+    /// A dev network's genesis block, its orderer's block writer, and a
+    /// signer of the same MSP ID under a CA the channel does not know
+    /// (shared with `consensus::kafka::catchup`'s tests).
+    pub(crate) struct Fixture {
+        pub(crate) _dir: tempfile::TempDir,
+        pub(crate) genesis: Block,
+        pub(crate) writer: BlockWriter,
+        pub(crate) stranger: Arc<LocalSigner>,
     }
 
-    fn fixture() -> Fixture {
+    pub(crate) fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let net = DevNet::ensure(&dir.path().join("net"), "127.0.0.1:7050").unwrap();
         let genesis = crate::server::read_block_file(&net.genesis_file).unwrap();

@@ -363,36 +363,13 @@ mod tests {
     use std::sync::Arc;
 
     use fabric_common::block::SIGNATURES;
-    use fabric_common::devcrypto::{DevOrg, NodeOu};
     use fabric_common::msp::LocalSigner;
 
     use super::*;
     use crate::blockwriter::BlockWriter;
     use crate::devnet::DevNet;
 
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        genesis: Block,
-        writer: BlockWriter,
-        stranger: Arc<LocalSigner>,
-    }
-
-    fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let net = DevNet::ensure(&dir.path().join("net"), "127.0.0.1:7050").unwrap();
-        let genesis = crate::server::read_block_file(&net.genesis_file).unwrap();
-        let signer = Arc::new(LocalSigner::load(&net.orderer_msp_dir, &net.mspid).unwrap());
-        let other = DevOrg::create(&dir.path().join("other"), &net.mspid, "other.com").unwrap();
-        let msp = other.issue("orderer.other.com", NodeOu::Orderer).unwrap();
-        let stranger = Arc::new(LocalSigner::load(&msp, &net.mspid).unwrap());
-        let writer = BlockWriter::new(signer, Some(&genesis));
-        Fixture {
-            _dir: dir,
-            genesis,
-            writer,
-            stranger,
-        }
-    }
+    use crate::ledgercheck::tests::{fixture, Fixture};
 
     fn md(last_offset_persisted: i64) -> Vec<u8> {
         KafkaMetadata {
