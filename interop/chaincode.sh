@@ -206,7 +206,7 @@ run_kind() {   # $1 solo|kafka, $2 configtxgen profile of the system channel
     if [[ $ok == "$N" && $failed == 0 && $valid_lines == "$N" ]]; then
         pass "$kind: $N invocations by $WORKERS clients in $secs s: every CLI run exited 0 and saw its txid committed VALID"
     else
-        fail "$kind: invocations: $ok successful, $failed failed, $valid_lines committed VALID of $N: $(grep -E 'Error|INVOKE FAILED|committed with status \([^V]' "${k}invoke.log" | head -3)"
+        fail "$kind: invocations: $ok successful, $failed failed, $valid_lines committed VALID of $N: $(grep -oE 'committed with status \([A-Z_]*\)' "${k}invoke.log" | sort | uniq -c | paste -sd,) $(grep -E 'Error|INVOKE FAILED' "${k}invoke.log" | head -2)"
     fi
 
     # the blocks, from our orderer and from the peer
