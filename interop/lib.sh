@@ -34,6 +34,32 @@ interop_configtx_brokers() {
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
+# interop_orderer_start OUR_BIN CFGDIR GENESIS LEDGER MSP PORT LOG [VAR=VALUE...]: our `orderer start` on
+# 127.0.0.1:PORT, bootstrapped from GENESIS, ledger in LEDGER, local MSP folder MSP (MSP ID SampleOrg),
+# FABRIC_CFG_PATH=CFGDIR, plus the given environment (e.g. ORDERER_KAFKA_*). Sets ORDERER_PID; returns 1
+# if it has not logged `Beginning to serve requests` within 10 s.
+interop_orderer_start() {
+    local bin=$1 cfg=$2 genesis=$3 ledger=$4 msp=$5 port=$6 log=$7 i
+    shift 7
+    env FABRIC_CFG_PATH="$cfg" ORDERER_GENERAL_BOOTSTRAPFILE="$genesis" ORDERER_FILELEDGER_LOCATION="$ledger" \
+        ORDERER_GENERAL_LOCALMSPDIR="$msp" ORDERER_GENERAL_LOCALMSPID=SampleOrg \
+        ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT="$port" "$@" \
+        "$bin/orderer" start >"$log" 2>&1 &
+    ORDERER_PID=$!
+    for i in $(seq 1 100); do
+        grep -q "Beginning to serve requests" "$log" 2>/dev/null && return 0
+        kill -0 "$ORDERER_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# interop_orderer_stop: stops the orderer interop_orderer_start started (if any).
+interop_orderer_stop() {
+    [[ -n ${ORDERER_PID:-} ]] && kill "$ORDERER_PID" 2>/dev/null && wait "$ORDERER_PID" 2>/dev/null
+    ORDERER_PID=""
+}
+
 # interop_peer_start FBIN CFG MSP FSDIR LOG [ARGS...]: a Fabric peer `peer node start ARGS` (e.g.
 # --peer-chaincodedev=true) with CFG's core.yaml (Fabric's sampleconfig), the local MSP folder MSP
 # (MSP ID SampleOrg), its ledger in FSDIR, no TLS, no container runtime (CORE_VM_ENDPOINT empty), gossip

@@ -87,19 +87,9 @@ peer_cli() {
 
 ORDERER_PID=""
 start_orderer() {   # $1 genesis block, $2 ledger dir, $3 log
-    FABRIC_CFG_PATH=$W/empty FABRIC_ORDERER_DEV_DIR=$W/devdir \
-    ORDERER_GENERAL_BOOTSTRAPFILE=$1 ORDERER_GENERAL_LOCALMSPDIR=$ORDERER_MSP ORDERER_GENERAL_LOCALMSPID=SampleOrg \
-    ORDERER_FILELEDGER_LOCATION=$2 ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT=$PORT \
-    "$OUR_BIN/orderer" start >"$3" 2>&1 &
-    ORDERER_PID=$!
-    for _ in $(seq 1 100); do
-        grep -q "Beginning to serve requests" "$3" 2>/dev/null && return 0
-        kill -0 "$ORDERER_PID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
+    interop_orderer_start "$OUR_BIN" "$W/empty" "$1" "$2" "$ORDERER_MSP" "$PORT" "$3" FABRIC_ORDERER_DEV_DIR="$W/devdir"
 }
-stop_orderer() { [[ -n $ORDERER_PID ]] && kill "$ORDERER_PID" 2>/dev/null && wait "$ORDERER_PID" 2>/dev/null; ORDERER_PID=""; }
+stop_orderer() { interop_orderer_stop; }
 trap stop_orderer EXIT
 
 # ---------- (a) Fabric genesis boots our orderer ----------
