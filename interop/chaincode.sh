@@ -107,8 +107,9 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# retry_unavailable LOG CMD...: CMD, again while the orderer answers SERVICE_UNAVAILABLE (a Kafka chain
-# that is still connecting refuses the envelope; nothing was ordered) for up to 60 s
+# retry_unavailable LOG CMD...: CMD, again while the orderer answers SERVICE_UNAVAILABLE, for up to 60 s (a
+# Kafka chain that is still connecting refuses envelopes; should one have been ordered all the same, the
+# duplicate shows up in the block checks below as an invalid transaction or a wrong count)
 retry_unavailable() {
     local log=$1 i; shift
     for i in $(seq 1 30); do
@@ -119,7 +120,7 @@ retry_unavailable() {
     return 1
 }
 
-invoke_worker() {   # $1 worker, $2 count: sequential `inc k<worker>`, each waiting for its commit
+invoke_worker() {   # $1 worker, $2 count, $3 log: sequential `inc k<worker>`, each waiting for its commit
     local i
     for i in $(seq 1 "$2"); do
         peer_cli chaincode invoke -o "$ORD" -C "$CH" -n $CC -c "{\"Args\":[\"inc\",\"k$1\"]}" --waitForEvent \
