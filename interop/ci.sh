@@ -26,6 +26,8 @@ done
 start=$(date +%s)
 echo "== interop: Fabric $FABRIC_VERSION tools (interop/fabric-tools.sh)"
 interop/fabric-tools.sh >/dev/null
+# chaincode.sh always uses v1.4.12's peer (dev mode and the v1.x chaincode lifecycle)
+[[ $FABRIC_VERSION == v1.4.12 ]] || FABRIC_VERSION=v1.4.12 interop/fabric-tools.sh >/dev/null
 W=$(mktemp -d /tmp/fabric-interop-ci.XXXXXX)
 rc=0
 echo "== interop: run.sh (workdir $W/run)"
