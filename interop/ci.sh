@@ -6,6 +6,8 @@
 #                     `peer node start`, and Fabric's v1.4.12 orderer as reference (solo)
 #   interop/mixed.sh  Fabric's v1.4.12 Kafka orderer and ours as OSNs of one ordering service
 #   interop/ledger-migration.sh  Fabric's v1.4.12 orderer and ours take turns on one ledger folder
+#   interop/chaincode.sh  a v1.4.12 peer in chaincode dev mode commits N endorsed transactions (our
+#                     interop/chaincode/counter) through our orderer, solo and Kafka; all VALID
 # It fails (never skips) when Go, the tools, Kafka or our binaries are missing.
 #
 #   KAFKA_BROKERS=... interop/ci.sh           OUR_BIN defaults to target/debug; FABRIC_VERSION to v1.4.12
@@ -24,6 +26,8 @@ done
 start=$(date +%s)
 echo "== interop: Fabric $FABRIC_VERSION tools (interop/fabric-tools.sh)"
 interop/fabric-tools.sh >/dev/null
+# chaincode.sh always uses v1.4.12's peer (dev mode and the v1.x chaincode lifecycle)
+[[ $FABRIC_VERSION == v1.4.12 ]] || FABRIC_VERSION=v1.4.12 interop/fabric-tools.sh >/dev/null
 W=$(mktemp -d /tmp/fabric-interop-ci.XXXXXX)
 rc=0
 echo "== interop: run.sh (workdir $W/run)"
@@ -32,6 +36,8 @@ echo "== interop: mixed.sh (workdir $W/mixed)"
 interop/mixed.sh "$W/mixed" || rc=1
 echo "== interop: ledger-migration.sh (workdir $W/ledger)"
 interop/ledger-migration.sh "$W/ledger" || rc=1
+echo "== interop: chaincode.sh (workdir $W/chaincode)"
+interop/chaincode.sh "$W/chaincode" || rc=1
 echo "== interop: $(( $(date +%s) - start )) s, $( ((rc == 0)) && echo 'all checks passed' || echo 'FAILED')"
 ((rc == 0)) && rm -rf "$W"
 exit $rc

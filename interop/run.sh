@@ -87,19 +87,9 @@ peer_cli() {
 
 ORDERER_PID=""
 start_orderer() {   # $1 genesis block, $2 ledger dir, $3 log
-    FABRIC_CFG_PATH=$W/empty FABRIC_ORDERER_DEV_DIR=$W/devdir \
-    ORDERER_GENERAL_BOOTSTRAPFILE=$1 ORDERER_GENERAL_LOCALMSPDIR=$ORDERER_MSP ORDERER_GENERAL_LOCALMSPID=SampleOrg \
-    ORDERER_FILELEDGER_LOCATION=$2 ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT=$PORT \
-    "$OUR_BIN/orderer" start >"$3" 2>&1 &
-    ORDERER_PID=$!
-    for _ in $(seq 1 100); do
-        grep -q "Beginning to serve requests" "$3" 2>/dev/null && return 0
-        kill -0 "$ORDERER_PID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
+    interop_orderer_start "$OUR_BIN" "$W/empty" "$1" "$2" "$ORDERER_MSP" "$PORT" "$3" FABRIC_ORDERER_DEV_DIR="$W/devdir"
 }
-stop_orderer() { [[ -n $ORDERER_PID ]] && kill "$ORDERER_PID" 2>/dev/null && wait "$ORDERER_PID" 2>/dev/null; ORDERER_PID=""; }
+stop_orderer() { interop_orderer_stop; }
 trap stop_orderer EXIT
 
 # ---------- (a) Fabric genesis boots our orderer ----------
@@ -218,23 +208,11 @@ else
 fi
 # ---------- (p) a real Fabric peer joins $APP and commits the blocks our orderer made ----------
 PEER_PID=""
-stop_peer() { [[ -n $PEER_PID ]] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null; PEER_PID=""; }
+stop_peer() { interop_peer_stop; }
 if [[ ${PEER:-1} == 1 ]]; then
-    PPORT=$(free_port); PCC=$(free_port); PEER_ADDR=127.0.0.1:$PPORT
     rm -rf "$W/peer-fs"
-    FABRIC_CFG_PATH=$CACHE/sampleconfig FABRIC_LOGGING_SPEC=info CORE_PEER_ID=peer0.example.com \
-    CORE_PEER_MSPCONFIGPATH=$ORG/orderers/peer0.example.com/msp CORE_PEER_LOCALMSPID=SampleOrg \
-    CORE_PEER_LISTENADDRESS=$PEER_ADDR CORE_PEER_ADDRESS=$PEER_ADDR \
-    CORE_PEER_CHAINCODELISTENADDRESS=127.0.0.1:$PCC CORE_PEER_CHAINCODEADDRESS=127.0.0.1:$PCC \
-    CORE_PEER_GOSSIP_BOOTSTRAP=$PEER_ADDR CORE_PEER_GOSSIP_EXTERNALENDPOINT=$PEER_ADDR \
-    CORE_PEER_GOSSIP_USELEADERELECTION=false CORE_PEER_GOSSIP_ORGLEADER=true \
-    CORE_PEER_FILESYSTEMPATH=$W/peer-fs CORE_LEDGER_SNAPSHOTS_ROOTDIR=$W/peer-fs/snapshots \
-    CORE_OPERATIONS_LISTENADDRESS=127.0.0.1:0 CORE_VM_ENDPOINT= CORE_PEER_TLS_ENABLED=false \
-    "$FBIN/peer" node start >p-peer.log 2>&1 &
-    PEER_PID=$!
-    for _ in $(seq 1 100); do grep -q 'Started peer with ID' p-peer.log && break; sleep 0.1; done
     trap 'stop_orderer; stop_peer' EXIT
-    if grep -q 'Started peer with ID' p-peer.log; then
+    if interop_peer_start "$FBIN" "$CACHE/sampleconfig" "$ORG/orderers/peer0.example.com/msp" "$W/peer-fs" "$W/p-peer.log"; then
         pass "p: Fabric peer node start (cryptogen identity, sampleconfig core.yaml + CORE_* overrides)"
     else
         fail "p: Fabric peer does not start: $(grep -E 'PANI|ERRO|FATA' p-peer.log | head -3)"

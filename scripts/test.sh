@@ -37,8 +37,9 @@ cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
 
 # Interop with Fabric's own tools (interop/ci.sh): Fabric v1.4.12 installed from the Go module proxy
-# into ~/.cache (about 3.5 min the first time), then interop/run.sh and interop/mixed.sh against the
-# debug binaries built above, on the Kafka cluster above. It fails, never skips, when the tools cannot
+# into ~/.cache (about 3.5 min the first time), then interop/run.sh, mixed.sh, ledger-migration.sh and
+# chaincode.sh (a v1.4.12 peer commits endorsed transactions through ours) against the debug binaries
+# built above, on the Kafka cluster above. It fails, never skips, when the tools cannot
 # be installed. INTEROP=0 leaves it out (local runs only).
 if [ "${INTEROP:-1}" != 0 ]; then
     interop/ci.sh
