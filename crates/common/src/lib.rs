@@ -14,5 +14,6 @@ pub mod envelope_wire;
 pub mod msp;
 pub mod p256_tables;
 pub mod pkcs11;
+pub mod softhsm;
 
 pub use fabric_protos;

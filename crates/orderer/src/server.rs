@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use fabric_common::msp::LocalSigner;
+use fabric_common::msp::{KeySource, LocalSigner};
 use fabric_ledger::Ledger;
 use fabric_protos::common::{Block, Envelope, HeaderType};
 use prost::Message;
@@ -140,6 +140,8 @@ pub struct NodeSettings {
     pub msp_dir: PathBuf,
     /// `General.LocalMSPID`.
     pub msp_id: String,
+    /// `General.BCCSP`: where the local MSP's private key is.
+    pub key_source: KeySource,
     /// Genesis block to bootstrap from when the ledger has no channel.
     pub bootstrap_file: Option<PathBuf>,
     /// `General.Authentication.TimeWindow`.
@@ -306,7 +308,8 @@ fn creation_in_block(block: &Block) -> Option<(String, Envelope)> {
 /// Starts the node: bootstraps if needed, starts chains, binds and serves.
 pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     let signer = Arc::new(
-        LocalSigner::load(&settings.msp_dir, &settings.msp_id).with_context(|| {
+        LocalSigner::load_with(&settings.msp_dir, &settings.msp_id, &settings.key_source)
+            .with_context(|| {
             format!(
                 "loading local MSP {} from {}",
                 settings.msp_id,
