@@ -28,7 +28,10 @@ pub enum KeySource {
 
 /// The private half of the identity.
 enum SigningKey {
-    Software { key: EcdsaKeyPair, rng: SystemRandom },
+    Software {
+        key: EcdsaKeyPair,
+        rng: SystemRandom,
+    },
     Token(TokenKey),
 }
 
@@ -133,7 +136,12 @@ impl LocalSigner {
             cka_id = %token.id_hex(),
             "local MSP signs with a PKCS#11 token key"
         );
-        Ok(Self::assemble(mspid, cert_pem, cert_der, SigningKey::Token(token)))
+        Ok(Self::assemble(
+            mspid,
+            cert_pem,
+            cert_der,
+            SigningKey::Token(token),
+        ))
     }
 
     fn assemble(mspid: &str, cert_pem: Vec<u8>, cert_der: Vec<u8>, key: SigningKey) -> Self {

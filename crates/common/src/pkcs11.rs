@@ -190,9 +190,8 @@ impl TokenKey {
             )) => {}
             Err(e) => return Err(lib_err(e)),
         }
-        let slot = find_slot(&ctx, &settings.label)?.ok_or_else(|| {
-            TokenError::NoToken(settings.label.clone())
-        })?;
+        let slot = find_slot(&ctx, &settings.label)?
+            .ok_or_else(|| TokenError::NoToken(settings.label.clone()))?;
         let ski = ski(public_point);
         let key = TokenKey {
             id: key_id_for(settings, &ski),
@@ -278,11 +277,13 @@ impl TokenKey {
 
 /// The first slot whose token has `label` (labels are blank-padded).
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, TokenError> {
-    let slots = ctx.get_slots_with_token().map_err(|e| TokenError::Session {
-        label: label.into(),
-        step: "list slots",
-        source: e,
-    })?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| TokenError::Session {
+            label: label.into(),
+            step: "list slots",
+            source: e,
+        })?;
     Ok(slots.into_iter().find(|s| {
         ctx.get_token_info(*s)
             .map(|i| i.label().trim_end() == label)

@@ -31,7 +31,9 @@ pub struct SoftHsm {
 #[derive(Debug, thiserror::Error)]
 pub enum SoftHsmError {
     /// softhsm2 is not installed.
-    #[error("SoftHSM2 is not installed (Debian package softhsm2: libsofthsm2.so and softhsm2-util)")]
+    #[error(
+        "SoftHSM2 is not installed (Debian package softhsm2: libsofthsm2.so and softhsm2-util)"
+    )]
     Missing,
     /// A command failed.
     #[error("{0}")]
@@ -76,7 +78,12 @@ impl SoftHsm {
 
     /// Imports a PKCS#8 PEM private key (and its public key) with `CKA_ID`
     /// = `id` and `CKA_LABEL` = `object_label`.
-    pub fn import_key(&self, key_pem: &Path, id: &[u8], object_label: &str) -> Result<(), SoftHsmError> {
+    pub fn import_key(
+        &self,
+        key_pem: &Path,
+        id: &[u8],
+        object_label: &str,
+    ) -> Result<(), SoftHsmError> {
         let key = key_pem.display().to_string();
         self.util(&[
             "--import",
@@ -140,7 +147,10 @@ pub fn token_or_skip(dir: &Path, label: &str, pin: &str) -> Option<SoftHsm> {
     match SoftHsm::create(dir, label, pin) {
         Ok(h) => Some(h),
         Err(SoftHsmError::Missing) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: {} (CI=true makes this a failure)", SoftHsmError::Missing);
+            eprintln!(
+                "SKIPPED: {} (CI=true makes this a failure)",
+                SoftHsmError::Missing
+            );
             None
         }
         Err(e) => panic!("SoftHSM2 token: {e}"),

@@ -83,7 +83,10 @@ fn local_signer_signs_in_softhsm_with_fabrics_key_lookup() {
     assert!(e.contains("does not match the signing certificate"), "{e}");
     // Wrong label, wrong PIN.
     let e = err(&by_ski, with(&|s| s.label = "NoSuchToken".into()));
-    assert!(e.contains("no PKCS#11 token with label \"NoSuchToken\""), "{e}");
+    assert!(
+        e.contains("no PKCS#11 token with label \"NoSuchToken\""),
+        "{e}"
+    );
     let e = err(&by_ski, with(&|s| s.pin = "0000".into()));
     assert!(e.contains("login"), "{e}");
     // The software path refuses the folder whose key went to the token.

@@ -330,9 +330,16 @@ impl Pkcs11Opts {
         let list = match &self.key_ids {
             serde_json::Value::Null => return Ok(vec![]),
             serde_json::Value::Array(list) => list,
-            other => return Err(format!("must be a list of {{SKI, ID}} mappings, got {other}")),
+            other => {
+                return Err(format!(
+                    "must be a list of {{SKI, ID}} mappings, got {other}"
+                ))
+            }
         };
-        list.iter().enumerate().map(|(i, entry)| key_id_mapping(i, entry)).collect()
+        list.iter()
+            .enumerate()
+            .map(|(i, entry)| key_id_mapping(i, entry))
+            .collect()
     }
 }
 

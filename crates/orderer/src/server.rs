@@ -310,12 +310,12 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     let signer = Arc::new(
         LocalSigner::load_with(&settings.msp_dir, &settings.msp_id, &settings.key_source)
             .with_context(|| {
-            format!(
-                "loading local MSP {} from {}",
-                settings.msp_id,
-                settings.msp_dir.display()
-            )
-        })?,
+                format!(
+                    "loading local MSP {} from {}",
+                    settings.msp_id,
+                    settings.msp_dir.display()
+                )
+            })?,
     );
     std::fs::create_dir_all(&settings.ledger_root).with_context(|| {
         format!(
