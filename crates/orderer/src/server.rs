@@ -142,6 +142,9 @@ pub struct NodeSettings {
     pub msp_id: String,
     /// `General.BCCSP`: where the local MSP's private key is.
     pub key_source: KeySource,
+    /// `General.Profile.Address` when `General.Profile.Enabled`: the pprof
+    /// endpoint ([`crate::operations::pprof`]).
+    pub profile: Option<String>,
     /// Genesis block to bootstrap from when the ledger has no channel.
     pub bootstrap_file: Option<PathBuf>,
     /// `General.Authentication.TimeWindow`.
@@ -337,6 +340,9 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     // Fail early on unreadable TLS files, before any chain starts.
     settings.tls.server_config(None)?;
     let shutdown = CancellationToken::new();
+    if let Some(address) = &settings.profile {
+        operations::pprof::start(address, shutdown.clone()).await?;
+    }
     let chains_stop = CancellationToken::new();
     let registrar = Arc::new(Registrar::new());
     let starter = Arc::new_cyclic(|me| ChainStarter {

@@ -307,6 +307,7 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
         msp_dir: g.local_msp_dir.clone(),
         msp_id: g.local_msp_id.clone(),
         key_source: key_source(&g.bccsp),
+        profile: g.profile.enabled.then(|| g.profile.address.clone()),
         bootstrap_file: match config.bootstrap() {
             Bootstrap::File(p) => Some(p),
             _ => None,

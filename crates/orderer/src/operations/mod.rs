@@ -26,6 +26,7 @@
 
 pub mod logformat;
 pub mod logspec;
+pub mod pprof;
 pub mod serve;
 pub mod tls;
 
