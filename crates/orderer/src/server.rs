@@ -142,6 +142,8 @@ pub struct NodeSettings {
     pub msp_id: String,
     /// `General.BCCSP`: where the local MSP's private key is.
     pub key_source: KeySource,
+    /// `Metrics.Statsd` when `Metrics.Provider` is `statsd`.
+    pub statsd: Option<crate::metrics::statsd::StatsdSettings>,
     /// `General.Profile.Address` when `General.Profile.Enabled`: the pprof
     /// endpoint ([`crate::operations::pprof`]).
     pub profile: Option<String>,
@@ -354,11 +356,18 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         tasks: std::sync::Mutex::new(Vec::new()),
         tls: std::sync::OnceLock::new(),
     });
-    if let Some(ops) = &settings.operations {
-        crate::metrics::set_enabled(ops.prometheus);
-        if ops.prometheus {
-            crate::metrics::set_version(&ops.version);
-        }
+    let prometheus = settings.operations.as_ref().is_some_and(|o| o.prometheus);
+    crate::metrics::set_enabled(prometheus || settings.statsd.is_some());
+    if prometheus || settings.statsd.is_some() {
+        crate::metrics::set_version(env!("CARGO_PKG_VERSION"));
+    }
+    if let Some(statsd) = &settings.statsd {
+        let registrar = Arc::clone(&registrar);
+        crate::metrics::statsd::start(
+            statsd.clone(),
+            Arc::new(move || crate::metrics::refresh(&registrar)),
+        )
+        .with_context(|| format!("Metrics.Statsd.Address {}", statsd.address))?;
     }
     let stop_chains_on_error = chains_stop.clone().drop_guard();
     // An empty ledger may belong to a channel whose creation was interrupted

@@ -18,6 +18,7 @@ use fabric_common::pkcs11::Pkcs11Settings;
 use orderer::consensus::kafka::client::SaslSettings;
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
+use orderer::metrics::statsd::{StatsdNetwork, StatsdSettings};
 use orderer::operations::logformat::{FabricLayout, LogCounter, LogFormat};
 use orderer::operations::{LogControl, LogSpec, OperationsSettings};
 use orderer::server::{self, NodeSettings, TlsSettings};
@@ -308,6 +309,19 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
         msp_id: g.local_msp_id.clone(),
         key_source: key_source(&g.bccsp),
         profile: g.profile.enabled.then(|| g.profile.address.clone()),
+        statsd: (config.metrics.provider == "statsd").then(|| {
+            let m = &config.metrics.statsd;
+            StatsdSettings {
+                network: if m.network == "tcp" {
+                    StatsdNetwork::Tcp
+                } else {
+                    StatsdNetwork::Udp
+                },
+                address: m.address.clone(),
+                write_interval: m.write_interval,
+                prefix: m.prefix.clone(),
+            }
+        }),
         bootstrap_file: match config.bootstrap() {
             Bootstrap::File(p) => Some(p),
             _ => None,
@@ -346,9 +360,6 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
         }),
         net: net_settings(g),
     };
-    if config.metrics.provider == "statsd" {
-        warn!("Metrics.Provider statsd is not supported by this orderer; metrics are disabled");
-    }
     let explicit_bootstrap =
         env_set("ORDERER_GENERAL_BOOTSTRAPFILE") || env_set("ORDERER_GENERAL_GENESISFILE");
     if matches!(config.source, ConfigSource::BuiltinDefaults) && !explicit_bootstrap {
