@@ -286,7 +286,7 @@ pub fn start(settings: StatsdSettings, refresh: Arc<dyn Fn() + Send + Sync>) -> 
                 for line in lines {
                     result = result.and(send(&client, &settings.prefix, line));
                 }
-                result = result.and(client.flush().map_err(Into::into));
+                result = result.and(client.flush());
                 match result {
                     Err(e) if !failing => {
                         warn!(error = %e, address = %settings.address, "writing metrics to statsd failed");
