@@ -100,6 +100,26 @@ async fn cpu_profile_under_load_reads_with_go_tool_pprof() {
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     assert!(body.len() > 100, "profile of {} bytes", body.len());
 
+    // A client that leaves during a profile does not block the next one.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", pport)).unwrap();
+        s.write_all(b"GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, _) = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        http_get_bytes(
+            pport,
+            "/debug/pprof/profile?seconds=1",
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "a profile after an abandoned one");
+
     let Some(go) = go() else {
         eprintln!("SKIPPED: go tool pprof (go not installed; CI=true makes this a failure)");
         return;

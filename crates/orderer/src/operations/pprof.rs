@@ -99,10 +99,14 @@ async fn cpu_profile(RawQuery(query): RawQuery) -> Response {
         )
             .into_response();
     }
-    // Sampling and symbolising are synchronous: a blocking thread.
-    let result =
-        tokio::task::spawn_blocking(move || take_cpu_profile(Duration::from_secs(seconds))).await;
-    RUNNING.store(false, Ordering::Release);
+    // Sampling and symbolising are synchronous: a blocking thread. The flag
+    // is cleared there, when the sampling really ends, even if the client
+    // went away and this handler was dropped meanwhile.
+    let result = tokio::task::spawn_blocking(move || {
+        let _running = ClearOnDrop;
+        take_cpu_profile(Duration::from_secs(seconds))
+    })
+    .await;
     match result {
         Ok(Ok(bytes)) => (
             [
@@ -117,6 +121,15 @@ async fn cpu_profile(RawQuery(query): RawQuery) -> Response {
             .into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Clears [`RUNNING`] when dropped (also on a panic).
+struct ClearOnDrop;
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        RUNNING.store(false, Ordering::Release);
     }
 }
 
