@@ -196,7 +196,8 @@ fn encode_int(out: &mut Vec<u8>, v: &[u8; 32]) {
     out.extend_from_slice(body);
 }
 
-pub(crate) fn encode_der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+/// `SEQUENCE { INTEGER r, INTEGER s }` (DER) of two 32-byte big-endian integers.
+pub fn encode_der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
     let mut body = Vec::with_capacity(70);
     encode_int(&mut body, r);
     encode_int(&mut body, s);

@@ -1,6 +1,7 @@
 //! The local MSP signing identity (`General.LocalMSPDir` / `LocalMSPID`):
 //! the certificate in `signcerts/` and its private key in `keystore/`
-//! (PKCS#8 PEM, as cryptogen and fabric-ca write it).
+//! (PKCS#8 PEM, as cryptogen and fabric-ca write it), or in a PKCS#11 token
+//! (`General.BCCSP.Default: PKCS11`, see [`crate::pkcs11`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,26 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 use crate::crypto;
 use crate::envelope::new_nonce;
+use crate::pkcs11::{Pkcs11Settings, TokenKey};
+
+/// Where the private key of the local MSP lives (`General.BCCSP.Default`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeySource {
+    /// `SW`: a PKCS#8 PEM file in `keystore/`.
+    #[default]
+    Software,
+    /// `PKCS11`: a token; `keystore/` is not read.
+    Pkcs11(Pkcs11Settings),
+}
+
+/// The private half of the identity.
+enum SigningKey {
+    Software {
+        key: EcdsaKeyPair,
+        rng: SystemRandom,
+    },
+    Token(TokenKey),
+}
 
 /// Why a local MSP could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +61,8 @@ pub struct LocalSigner {
     mspid: String,
     cert_pem: Vec<u8>,
     cert_der: Vec<u8>,
-    key: EcdsaKeyPair,
+    key: SigningKey,
     creator: Vec<u8>,
-    rng: SystemRandom,
 }
 
 impl fmt::Debug for LocalSigner {
@@ -51,6 +71,23 @@ impl fmt::Debug for LocalSigner {
             .field("mspid", &self.mspid)
             .finish_non_exhaustive()
     }
+}
+
+/// The first file of `signcerts/` and its bytes.
+fn read_signcert(msp_dir: &Path) -> Result<(PathBuf, Vec<u8>), MspError> {
+    let signcerts = msp_dir.join("signcerts");
+    let cert_file = read_dir_files(&signcerts)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| MspError::Invalid {
+            path: signcerts.clone(),
+            reason: "no certificate found".into(),
+        })?;
+    let cert_pem = std::fs::read(&cert_file).map_err(|e| MspError::Io {
+        path: cert_file.clone(),
+        source: e,
+    })?;
+    Ok((cert_file, cert_pem))
 }
 
 fn read_dir_files(dir: &Path) -> Result<Vec<PathBuf>, MspError> {
@@ -68,20 +105,63 @@ fn read_dir_files(dir: &Path) -> Result<Vec<PathBuf>, MspError> {
 }
 
 impl LocalSigner {
+    /// Loads the identity from an MSP folder, its key from `source`.
+    pub fn load_with(msp_dir: &Path, mspid: &str, source: &KeySource) -> Result<Self, MspError> {
+        match source {
+            KeySource::Software => Self::load(msp_dir, mspid),
+            KeySource::Pkcs11(settings) => Self::load_pkcs11(msp_dir, mspid, settings),
+        }
+    }
+
+    /// The certificate from `signcerts/`, the key from a PKCS#11 token.
+    fn load_pkcs11(
+        msp_dir: &Path,
+        mspid: &str,
+        settings: &Pkcs11Settings,
+    ) -> Result<Self, MspError> {
+        let (cert_file, cert_pem) = read_signcert(msp_dir)?;
+        let invalid = |reason: String| MspError::Invalid {
+            path: cert_file.clone(),
+            reason,
+        };
+        let cert = pem::parse(&cert_pem).map_err(|e| invalid(format!("certificate: {e}")))?;
+        let cert_der = cert.contents().to_vec();
+        let public = cert_public_key(&cert_der).map_err(invalid)?;
+        let token = TokenKey::open(settings, &public).map_err(|e| MspError::Invalid {
+            path: settings.library.clone(),
+            reason: e.to_string(),
+        })?;
+        tracing::info!(
+            label = %settings.label,
+            cka_id = %token.id_hex(),
+            "local MSP signs with a PKCS#11 token key"
+        );
+        Ok(Self::assemble(
+            mspid,
+            cert_pem,
+            cert_der,
+            SigningKey::Token(token),
+        ))
+    }
+
+    fn assemble(mspid: &str, cert_pem: Vec<u8>, cert_der: Vec<u8>, key: SigningKey) -> Self {
+        let creator = SerializedIdentity {
+            mspid: mspid.to_string(),
+            id_bytes: cert_pem.clone(),
+        }
+        .encode_to_vec();
+        Self {
+            mspid: mspid.into(),
+            cert_pem,
+            cert_der,
+            key,
+            creator,
+        }
+    }
+
     /// Loads the identity from an MSP folder in Fabric's layout.
     pub fn load(msp_dir: &Path, mspid: &str) -> Result<Self, MspError> {
-        let signcerts = msp_dir.join("signcerts");
-        let cert_file = read_dir_files(&signcerts)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| MspError::Invalid {
-                path: signcerts.clone(),
-                reason: "no certificate found".into(),
-            })?;
-        let cert_pem = std::fs::read(&cert_file).map_err(|e| MspError::Io {
-            path: cert_file.clone(),
-            source: e,
-        })?;
+        let (_, cert_pem) = read_signcert(msp_dir)?;
         let keystore = msp_dir.join("keystore");
         let mut keys = Vec::new();
         for f in read_dir_files(&keystore)? {
@@ -124,19 +204,12 @@ impl LocalSigner {
         if public != key.public_key().as_ref() {
             return Err(invalid("private key does not match the certificate".into()));
         }
-        let creator = SerializedIdentity {
-            mspid: mspid.to_string(),
-            id_bytes: cert_pem.to_vec(),
-        }
-        .encode_to_vec();
-        Ok(Self {
-            mspid: mspid.into(),
-            cert_pem: cert_pem.to_vec(),
+        Ok(Self::assemble(
+            mspid,
+            cert_pem.to_vec(),
             cert_der,
-            key,
-            creator,
-            rng,
-        })
+            SigningKey::Software { key, rng },
+        ))
     }
 
     /// The MSP ID.
@@ -168,10 +241,21 @@ impl LocalSigner {
     }
 
     /// ECDSA P-256 over SHA-256(msg), DER, low-S.
+    ///
+    /// Panics when the key cannot sign: an RNG failure, or a token that
+    /// still fails after its session was re-opened (as Fabric's block
+    /// writer, which signs "or panics").
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        // ring only fails on RNG failure, which is unrecoverable.
-        let sig = self.key.sign(&self.rng, msg).expect("system RNG failed");
-        crypto::to_low_s(sig.as_ref()).expect("ring produced a malformed signature")
+        match &self.key {
+            SigningKey::Software { key, rng } => {
+                // ring only fails on RNG failure, which is unrecoverable.
+                let sig = key.sign(rng, msg).expect("system RNG failed");
+                crypto::to_low_s(sig.as_ref()).expect("ring produced a malformed signature")
+            }
+            SigningKey::Token(token) => token
+                .sign(msg)
+                .unwrap_or_else(|e| panic!("local MSP signature failed: {e}")),
+        }
     }
 }
 

@@ -341,14 +341,7 @@ pub(crate) fn validate(c: &Config, method_from_genesis: bool) -> Vec<ConfigError
                 );
             }
         }
-        "PKCS11" => {
-            if g.bccsp.pkcs11.library.is_empty() {
-                bad(
-                    "General.BCCSP.PKCS11.Library",
-                    "must be set when BCCSP.Default is PKCS11".into(),
-                );
-            }
-        }
+        "PKCS11" => check_pkcs11(&mut bad, &g.bccsp.pkcs11),
         "PLUGIN" => {
             if g.bccsp.plugin.library.is_empty() {
                 bad(
@@ -538,6 +531,37 @@ fn check_tls_files(bad: &mut impl FnMut(&str, String), section: &str, tls: &crat
 
 /// Checks `host:port` syntax as Go's `net.SplitHostPort` would accept it,
 /// with a numeric port.
+/// `General.BCCSP.PKCS11` when it is the provider: what the orderer needs
+/// to find the token and the key (Fabric refuses the same values, at the
+/// first use of the provider).
+fn check_pkcs11(bad: &mut impl FnMut(&str, String), p: &crate::model::Pkcs11Opts) {
+    let need = "must be set when BCCSP.Default is PKCS11";
+    for (key, value) in [
+        ("General.BCCSP.PKCS11.Library", &p.library),
+        ("General.BCCSP.PKCS11.Label", &p.label),
+        ("General.BCCSP.PKCS11.Pin", &p.pin),
+    ] {
+        if value.is_empty() {
+            bad(key, need.into());
+        }
+    }
+    if !matches!(p.hash.as_str(), "SHA2" | "SHA3") {
+        bad(
+            "General.BCCSP.PKCS11.Hash",
+            format!("unknown value {:?} (expected SHA2 or SHA3)", p.hash),
+        );
+    }
+    if !matches!(p.security, 256 | 384) {
+        bad(
+            "General.BCCSP.PKCS11.Security",
+            format!("unsupported value {} (expected 256 or 384)", p.security),
+        );
+    }
+    if let Err(e) = p.key_id_mappings() {
+        bad("General.BCCSP.PKCS11.KeyIds", e);
+    }
+}
+
 fn check_host_port(bad: &mut impl FnMut(&str, String), key: &str, addr: &str) {
     let ok = (|| {
         let (host, port) = if let Some(rest) = addr.strip_prefix('[') {

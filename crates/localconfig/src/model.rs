@@ -304,12 +304,67 @@ pub struct Pkcs11Opts {
     pub immutable: bool,
     #[serde(rename = "AltID")]
     pub alt_id: String,
-    /// v2.4+: list of `{SKI, ID}` mappings, kept as given.
+    /// v2.4+: list of `{SKI, ID}` mappings, kept as given; read through
+    /// [`Pkcs11Opts::key_id_mappings`] (checked when the config loads).
     #[serde(rename = "KeyIDs")]
     pub key_ids: serde_json::Value,
     /// v1.4 only.
     pub temp_keys: bool,
     pub file_key_store: FileKeyStore,
+}
+
+/// One `BCCSP.PKCS11.KeyIds` entry: the key whose subject key identifier is
+/// `ski` (hex) has `CKA_ID` `id` in the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyIdMapping {
+    /// Lower-case hex SKI (SHA-256 of the uncompressed public point).
+    pub ski: String,
+    /// The `CKA_ID`, as the bytes of this string (as Fabric).
+    pub id: String,
+}
+
+impl Pkcs11Opts {
+    /// `KeyIds` as typed mappings: a list of `{SKI, ID}` (keys
+    /// case-insensitive, as Fabric reads them), SKI in hex.
+    pub fn key_id_mappings(&self) -> Result<Vec<KeyIdMapping>, String> {
+        let list = match &self.key_ids {
+            serde_json::Value::Null => return Ok(vec![]),
+            serde_json::Value::Array(list) => list,
+            other => {
+                return Err(format!(
+                    "must be a list of {{SKI, ID}} mappings, got {other}"
+                ))
+            }
+        };
+        list.iter()
+            .enumerate()
+            .map(|(i, entry)| key_id_mapping(i, entry))
+            .collect()
+    }
+}
+
+fn key_id_mapping(i: usize, entry: &serde_json::Value) -> Result<KeyIdMapping, String> {
+    let serde_json::Value::Object(m) = entry else {
+        return Err(format!("entry {i}: must be a mapping with SKI and ID"));
+    };
+    let field = |name: &str| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("entry {i}: {name} must be a string"))
+    };
+    let ski = field("SKI")?.to_ascii_lowercase();
+    let id = field("ID")?;
+    if ski.len() != 64 || !ski.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "entry {i}: SKI {ski:?} is not 64 hex digits (SHA-256 of the public key)"
+        ));
+    }
+    if id.is_empty() {
+        return Err(format!("entry {i}: ID must not be empty"));
+    }
+    Ok(KeyIdMapping { ski, id })
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -658,6 +658,38 @@ fn unknown_keys_are_rejected_with_their_path() {
 }
 
 #[test]
+fn pkcs11_settings_from_yaml_and_environment() {
+    let ski = "AB".repeat(32);
+    let yaml = format!(
+        "General:\n  BCCSP:\n    Default: SW\n    PKCS11:\n      Library: /usr/lib/x.so\n      Label: ForFabric\n      Pin: '98765432'\n      Hash: SHA2\n      Security: 256\n      SoftwareVerify: true\n      Immutable: true\n      AltID: alt\n      KeyIds:\n        - SKI: {ski}\n          ID: orderer-key\n"
+    );
+    // Fabric's ORDERER_GENERAL_BCCSP_* overrides switch the provider on.
+    let c = load_yaml(
+        &yaml,
+        &[
+            ("ORDERER_GENERAL_BCCSP_DEFAULT", "PKCS11"),
+            ("ORDERER_GENERAL_BCCSP_PKCS11_LABEL", "FromEnv"),
+            ("ORDERER_GENERAL_BCCSP_PKCS11_PIN", "1234"),
+        ],
+    )
+    .unwrap();
+    let p = &c.general.bccsp.pkcs11;
+    assert_eq!(c.general.bccsp.default, "PKCS11");
+    assert_eq!(p.library, "/usr/lib/x.so");
+    assert_eq!((p.label.as_str(), p.pin.as_str()), ("FromEnv", "1234"));
+    assert!(p.software_verify && p.immutable);
+    assert_eq!(p.alt_id, "alt");
+    assert_eq!(
+        p.key_id_mappings().unwrap(),
+        vec![KeyIdMapping {
+            ski: ski.to_ascii_lowercase(),
+            id: "orderer-key".into()
+        }]
+    );
+    assert!(!format!("{:?}", c.redacted()).contains("1234"));
+}
+
+#[test]
 fn invalid_values_are_rejected_with_their_key() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[
@@ -685,6 +717,10 @@ fn invalid_values_are_rejected_with_their_key() {
         ("General:\n  ListenAddress: 0.0.0.0:7050\n", &[], "General.ListenAddress: \"0.0.0.0:7050\" must be a host name"),
         ("General:\n  LedgerType: sql\n", &[], "General.LedgerType: unknown value \"sql\""),
         ("General:\n  BCCSP:\n    Default: HSM\n", &[], "General.BCCSP.Default: unknown value \"HSM\""),
+        ("", &[("ORDERER_GENERAL_BCCSP_DEFAULT", "PKCS11"), ("ORDERER_GENERAL_BCCSP_PKCS11_LABEL", "L"), ("ORDERER_GENERAL_BCCSP_PKCS11_PIN", "1"), ("ORDERER_GENERAL_BCCSP_PKCS11_HASH", "SHA2"), ("ORDERER_GENERAL_BCCSP_PKCS11_SECURITY", "256")], "General.BCCSP.PKCS11.Library: must be set when BCCSP.Default is PKCS11"),
+        ("General:\n  BCCSP:\n    Default: PKCS11\n    PKCS11:\n      Library: /l.so\n      Label: L\n      Pin: '1'\n      Hash: SHA2\n      Security: 521\n", &[], "General.BCCSP.PKCS11.Security: unsupported value 521"),
+        ("General:\n  BCCSP:\n    Default: PKCS11\n    PKCS11:\n      Library: /l.so\n      Label: L\n      Pin: '1'\n      Hash: MD5\n      Security: 256\n", &[], "General.BCCSP.PKCS11.Hash: unknown value \"MD5\""),
+        ("General:\n  BCCSP:\n    Default: PKCS11\n    PKCS11:\n      Library: /l.so\n      Label: L\n      Pin: '1'\n      Hash: SHA2\n      Security: 256\n      KeyIds:\n        - SKI: abc\n          ID: k\n", &[], "General.BCCSP.PKCS11.KeyIds: entry 0: SKI \"abc\" is not 64 hex digits"),
         ("General:\n  TLS: true\n", &[], "General.TLS: expected a mapping, got a boolean"),
         ("General:\n  LocalMSPID: [a, b]\n", &[], "General.LocalMSPID: expected a string, got a list"),
         ("", &[("ORDERER_GENERAL_LOCALMSPID", "[a]")], "General.LocalMSPID: expected a single value"),

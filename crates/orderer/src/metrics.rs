@@ -33,6 +33,7 @@
 //! passed validation.
 
 pub mod ops;
+pub mod statsd;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,6 +102,7 @@ fn int_gauge(r: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    statsd::declare(name, labels);
     let h = HistogramVec::new(HistogramOpts::new(name, help), labels).expect("metric definition");
     r.register(Box::new(h.clone()))
         .expect("metric registration");
@@ -108,6 +110,7 @@ fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogram
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    statsd::declare(name, labels);
     let c = CounterVec::new(Opts::new(name, help), labels).expect("metric definition");
     r.register(Box::new(c.clone()))
         .expect("metric registration");
@@ -122,6 +125,7 @@ fn int_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    statsd::declare(name, labels);
     let g = GaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
     r.register(Box::new(g.clone()))
         .expect("metric registration");
@@ -261,6 +265,25 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
+/// One histogram observation: the Prometheus histogram, and a statsd
+/// timing when that provider is on. `name` is the histogram's name.
+pub fn observe(h: &HistogramVec, name: &str, labels: &[&str], value: f64) {
+    h.with_label_values(labels).observe(value);
+    statsd::timing(name, labels, value);
+}
+
+/// Sets the gauges computed on demand (ledger heights, held buffers),
+/// before a scrape or a statsd write.
+pub fn refresh(registrar: &crate::channels::Registrar) {
+    for id in registrar.channel_ids() {
+        if let Some(s) = registrar.get(&id) {
+            set_ledger_height(&id, s.ledger.height());
+        }
+    }
+    set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
+    set_received_bytes_held(crate::net::ingress::bytes_held_total());
+}
+
 /// Everything in the Prometheus text exposition format (version 0.0.4).
 pub fn render_text() -> Result<String, String> {
     let families = METRICS.registry.gather();
@@ -377,10 +400,12 @@ pub fn block_fill_cut(channel: &str) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(channel);
     if let Some(start) = start {
-        METRICS
-            .blockcutter_block_fill_duration
-            .with_label_values(&[channel])
-            .observe(start.elapsed().as_secs_f64());
+        observe(
+            &METRICS.blockcutter_block_fill_duration,
+            "blockcutter_block_fill_duration",
+            &[channel],
+            start.elapsed().as_secs_f64(),
+        );
     }
 }
 
@@ -479,15 +504,19 @@ impl BroadcastTracker {
         ];
         let enqueue = *self.enqueue_start.lock().unwrap_or_else(|e| e.into_inner());
         let validated = enqueue.unwrap_or_else(Instant::now);
-        METRICS
-            .broadcast_validate_duration
-            .with_label_values(&labels)
-            .observe(validated.duration_since(self.start).as_secs_f64());
+        observe(
+            &METRICS.broadcast_validate_duration,
+            "broadcast_validate_duration",
+            &labels,
+            validated.duration_since(self.start).as_secs_f64(),
+        );
         if let Some(e) = enqueue {
-            METRICS
-                .broadcast_enqueue_duration
-                .with_label_values(&labels)
-                .observe(e.elapsed().as_secs_f64());
+            observe(
+                &METRICS.broadcast_enqueue_duration,
+                "broadcast_enqueue_duration",
+                &labels,
+                e.elapsed().as_secs_f64(),
+            );
         }
         METRICS
             .broadcast_processed_count

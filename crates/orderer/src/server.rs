@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use fabric_common::msp::LocalSigner;
+use fabric_common::msp::{KeySource, LocalSigner};
 use fabric_ledger::Ledger;
 use fabric_protos::common::{Block, Envelope, HeaderType};
 use prost::Message;
@@ -140,6 +140,13 @@ pub struct NodeSettings {
     pub msp_dir: PathBuf,
     /// `General.LocalMSPID`.
     pub msp_id: String,
+    /// `General.BCCSP`: where the local MSP's private key is.
+    pub key_source: KeySource,
+    /// `Metrics.Statsd` when `Metrics.Provider` is `statsd`.
+    pub statsd: Option<crate::metrics::statsd::StatsdSettings>,
+    /// `General.Profile.Address` when `General.Profile.Enabled`: the pprof
+    /// endpoint ([`crate::operations::pprof`]).
+    pub profile: Option<String>,
     /// Genesis block to bootstrap from when the ledger has no channel.
     pub bootstrap_file: Option<PathBuf>,
     /// `General.Authentication.TimeWindow`.
@@ -306,13 +313,14 @@ fn creation_in_block(block: &Block) -> Option<(String, Envelope)> {
 /// Starts the node: bootstraps if needed, starts chains, binds and serves.
 pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     let signer = Arc::new(
-        LocalSigner::load(&settings.msp_dir, &settings.msp_id).with_context(|| {
-            format!(
-                "loading local MSP {} from {}",
-                settings.msp_id,
-                settings.msp_dir.display()
-            )
-        })?,
+        LocalSigner::load_with(&settings.msp_dir, &settings.msp_id, &settings.key_source)
+            .with_context(|| {
+                format!(
+                    "loading local MSP {} from {}",
+                    settings.msp_id,
+                    settings.msp_dir.display()
+                )
+            })?,
     );
     std::fs::create_dir_all(&settings.ledger_root).with_context(|| {
         format!(
@@ -334,6 +342,9 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
     // Fail early on unreadable TLS files, before any chain starts.
     settings.tls.server_config(None)?;
     let shutdown = CancellationToken::new();
+    if let Some(address) = &settings.profile {
+        operations::pprof::start(address, shutdown.clone()).await?;
+    }
     let chains_stop = CancellationToken::new();
     let registrar = Arc::new(Registrar::new());
     let starter = Arc::new_cyclic(|me| ChainStarter {
@@ -345,11 +356,18 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         tasks: std::sync::Mutex::new(Vec::new()),
         tls: std::sync::OnceLock::new(),
     });
-    if let Some(ops) = &settings.operations {
-        crate::metrics::set_enabled(ops.prometheus);
-        if ops.prometheus {
-            crate::metrics::set_version(&ops.version);
-        }
+    let prometheus = settings.operations.as_ref().is_some_and(|o| o.prometheus);
+    crate::metrics::set_enabled(prometheus || settings.statsd.is_some());
+    if prometheus || settings.statsd.is_some() {
+        crate::metrics::set_version(env!("CARGO_PKG_VERSION"));
+    }
+    if let Some(statsd) = &settings.statsd {
+        let registrar = Arc::clone(&registrar);
+        crate::metrics::statsd::start(
+            statsd.clone(),
+            Arc::new(move || crate::metrics::refresh(&registrar)),
+        )
+        .with_context(|| format!("Metrics.Statsd.Address {}", statsd.address))?;
     }
     let stop_chains_on_error = chains_stop.clone().drop_guard();
     // An empty ledger may belong to a channel whose creation was interrupted

@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use fabric_common::msp::KeySource;
+use fabric_common::pkcs11::Pkcs11Settings;
 use orderer::consensus::kafka::client::SaslSettings;
 use orderer::consensus::kafka::KafkaSettings;
 use orderer::devnet::{self, DevNet};
+use orderer::metrics::statsd::{StatsdNetwork, StatsdSettings};
 use orderer::operations::logformat::{FabricLayout, LogCounter, LogFormat};
 use orderer::operations::{LogControl, LogSpec, OperationsSettings};
 use orderer::server::{self, NodeSettings, TlsSettings};
@@ -271,6 +274,29 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
     }
 }
 
+/// `General.BCCSP` (validated when the config loaded) as the signer's key
+/// source. `SoftwareVerify` and `Immutable` are accepted: verification is
+/// always in software and the orderer never creates keys on the token.
+fn key_source(b: &orderer_config::Bccsp) -> KeySource {
+    if b.default != "PKCS11" {
+        return KeySource::Software;
+    }
+    let p = &b.pkcs11;
+    let key_ids = p
+        .key_id_mappings()
+        .expect("BCCSP.PKCS11.KeyIds is checked when the config loads")
+        .into_iter()
+        .map(|m| (m.ski, m.id))
+        .collect();
+    KeySource::Pkcs11(Pkcs11Settings {
+        library: p.library.clone().into(),
+        label: p.label.clone(),
+        pin: p.pin.clone(),
+        alt_id: (!p.alt_id.is_empty()).then(|| p.alt_id.clone()),
+        key_ids,
+    })
+}
+
 fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<NodeSettings> {
     for w in &config.warnings {
         warn!("{w}");
@@ -281,6 +307,21 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
         ledger_root: config.file_ledger.location.clone(),
         msp_dir: g.local_msp_dir.clone(),
         msp_id: g.local_msp_id.clone(),
+        key_source: key_source(&g.bccsp),
+        profile: g.profile.enabled.then(|| g.profile.address.clone()),
+        statsd: (config.metrics.provider == "statsd").then(|| {
+            let m = &config.metrics.statsd;
+            StatsdSettings {
+                network: if m.network == "tcp" {
+                    StatsdNetwork::Tcp
+                } else {
+                    StatsdNetwork::Udp
+                },
+                address: m.address.clone(),
+                write_interval: m.write_interval,
+                prefix: m.prefix.clone(),
+            }
+        }),
         bootstrap_file: match config.bootstrap() {
             Bootstrap::File(p) => Some(p),
             _ => None,
@@ -319,9 +360,6 @@ fn settings(config: orderer_config::Config, log: Arc<LogControl>) -> Result<Node
         }),
         net: net_settings(g),
     };
-    if config.metrics.provider == "statsd" {
-        warn!("Metrics.Provider statsd is not supported by this orderer; metrics are disabled");
-    }
     let explicit_bootstrap =
         env_set("ORDERER_GENERAL_BOOTSTRAPFILE") || env_set("ORDERER_GENERAL_GENESISFILE");
     if matches!(config.source, ConfigSource::BuiltinDefaults) && !explicit_bootstrap {

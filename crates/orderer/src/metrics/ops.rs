@@ -42,6 +42,8 @@ const SERVICE_METHOD_CODE: &[&str] = &["service", "method", "code"];
 pub struct CallMetrics {
     /// `…_request_duration`.
     pub duration: HistogramVec,
+    /// The name of `duration`.
+    pub duration_name: String,
     /// `…_requests_received`.
     pub received: CounterVec,
     /// `…_requests_completed`.
@@ -52,6 +54,7 @@ impl CallMetrics {
     fn new(r: &Registry, kind: &str) -> Self {
         let name = |n: &str| format!("grpc_server_{kind}_{n}");
         Self {
+            duration_name: name("request_duration"),
             duration: histogram(
                 r,
                 &name("request_duration"),
@@ -234,9 +237,12 @@ pub fn ops() -> Option<&'static Ops> {
 /// `ledger_blockstorage_commit_time{channel}`.
 pub fn ledger_commit_time(channel: &str, took: Duration) {
     if let Some(o) = ops() {
-        o.commit_time
-            .with_label_values(&[channel])
-            .observe(took.as_secs_f64());
+        super::observe(
+            &o.commit_time,
+            "ledger_blockstorage_commit_time",
+            &[channel],
+            took.as_secs_f64(),
+        );
     }
 }
 

@@ -144,10 +144,12 @@ impl Completion {
             return;
         }
         let labels = [self.service.as_str(), self.method.as_str(), code];
-        self.kind
-            .duration
-            .with_label_values(&labels)
-            .observe(self.start.elapsed().as_secs_f64());
+        crate::metrics::observe(
+            &self.kind.duration,
+            &self.kind.duration_name,
+            &labels,
+            self.start.elapsed().as_secs_f64(),
+        );
         self.kind.completed.with_label_values(&labels).inc();
     }
 }

@@ -26,6 +26,7 @@
 
 pub mod logformat;
 pub mod logspec;
+pub mod pprof;
 pub mod serve;
 pub mod tls;
 
@@ -248,13 +249,7 @@ async fn metrics(State(ctx): State<Ctx>, method: Method) -> Response {
     if method != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    for id in ctx.registrar.channel_ids() {
-        if let Some(s) = ctx.registrar.get(&id) {
-            crate::metrics::set_ledger_height(&id, s.ledger.height());
-        }
-    }
-    crate::metrics::set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
-    crate::metrics::set_received_bytes_held(crate::net::ingress::bytes_held_total());
+    crate::metrics::refresh(&ctx.registrar);
     let Some(rendered) = off_workers(crate::metrics::render_text).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };

@@ -525,21 +525,31 @@ fn append(path: &Path) -> std::fs::File {
 
 /// `GET path` on 127.0.0.1:`port` (HTTP/1.1, no TLS): status code and body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (code, body) = http_get_bytes(port, path, Duration::from_secs(20));
+    (code, String::from_utf8_lossy(&body).to_string())
+}
+
+/// As [`http_get`], with the body as bytes (not chunked) and a read timeout.
+pub fn http_get_bytes(port: u16, path: &str, timeout: Duration) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (code, body.to_string())
+    (code, body)
 }
 
 /// Sends each of `messages` (raw bytes, not re-encoded) as one Broadcast
