@@ -55,6 +55,10 @@ pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// `General.Keepalive.ServerTimeout` default: close a connection whose ping
 /// is not answered within this.
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// `General.Keepalive.ServerMinInterval` default (Fabric's
+/// `comm.DefaultKeepaliveOptions`): a client that pings more often than
+/// this is disconnected (`crate::net::keepalive`, grpc-go's rule).
+pub const KEEPALIVE_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// `General.Limits.MaxConnections` default: gRPC connections open or
 /// handshaking at once (lowered at start to the descriptor limit less 256,
 /// `crate::net::effective_max_connections`); more are closed at once.
