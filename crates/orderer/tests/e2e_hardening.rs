@@ -1184,3 +1184,110 @@ async fn envelopes_with_4_mib_tx_ids_are_ordered_without_being_kept_in_memory() 
     assert!(after - base < 160.0, "running: {base:.1} -> {after:.1} MiB");
     assert!(restarted < base + 64.0, "restarted: {restarted:.1} MiB");
 }
+
+/// Raw HTTP/2 frames: a frame of `kind` on stream 0.
+fn raw_frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A raw HTTP/2 client connection: preface and an empty SETTINGS sent.
+fn raw_h2(port: u16) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&raw_frame(4, 0, &[])).unwrap();
+    s
+}
+
+/// The frames (type, flags, payload) of `raw`.
+fn raw_frames(raw: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        let end = (9 + len).min(rest.len());
+        out.push((rest[3], rest[4], rest[9..end].to_vec()));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// `General.Keepalive.ServerMinInterval` as grpc-go enforces it for
+/// Fabric: a client that pings four times in a row (the third strike) is
+/// sent GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and disconnected; one
+/// that pings at the allowed rate, and normal clients, are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_ping_too_often_get_goaway_enhance_your_calm() {
+    let net = net(100, 10, 1 << 20);
+    let ledger = net.dir.path().join("ledger");
+    let port = free_port();
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let node = Node::start_env(
+        &net,
+        &ledger,
+        port,
+        "SampleOrg",
+        true,
+        &[
+            ("ORDERER_GENERAL_KEEPALIVE_SERVERMININTERVAL", "1s"),
+            ("ORDERER_OPERATIONS_LISTENADDRESS", &ops_addr),
+            ("ORDERER_METRICS_PROVIDER", "prometheus"),
+        ],
+        true,
+    );
+    node.wait_port(ops, Duration::from_secs(10));
+    // A normal client, connected throughout.
+    let mut normal = node.client().await;
+    // Pings every 1.2 s: allowed.
+    let mut polite = raw_h2(port);
+    for i in 0..4u8 {
+        polite.write_all(&raw_frame(6, 0, &[i; 8])).unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    assert!(!closed_now(&polite), "a client pinging every 1.2 s was closed");
+    // Four pings at once: the first is free, the next three are strikes.
+    let mut flood = raw_h2(port);
+    let t = Instant::now();
+    for i in 0..4u8 {
+        flood.write_all(&raw_frame(6, 0, &[i; 8])).unwrap();
+    }
+    flood.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = Vec::new();
+    let _ = flood.read_to_end(&mut raw);
+    let took = t.elapsed();
+    let frames = raw_frames(&raw);
+    let goaway = frames
+        .iter()
+        .find(|(kind, _, _)| *kind == 7)
+        .unwrap_or_else(|| panic!("no GOAWAY in {frames:?}"));
+    let code = u32::from_be_bytes(goaway.2[4..8].try_into().unwrap());
+    eprintln!(
+        "4 pings at once: GOAWAY code {code:#x} {:?}, closed after {took:?}",
+        String::from_utf8_lossy(&goaway.2[8..])
+    );
+    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+    assert_eq!(&goaway.2[8..], b"too_many_pings");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // Nothing after the GOAWAY: the connection is closed.
+    assert_eq!(frames.last().map(|f| f.0), Some(7), "{frames:?}");
+    let (_, metrics) = http_get(ops, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("orderer_refused_total{reason=\"too_many_pings\"} 1")),
+        "{metrics}"
+    );
+    assert!(log_of(&node).contains("General.Keepalive.ServerMinInterval"));
+    // The others are still served.
+    assert!(!closed_now(&polite));
+    let (blocks, status) = deliver(&mut normal, &net.client, CHANNEL, seek(0, Some(0))).await;
+    assert_eq!(status, Some(Status::Success));
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        broadcast(&mut normal, vec![tx_env(&net, b"calm")]).await[0].status,
+        Status::Success as i32
+    );
+}
