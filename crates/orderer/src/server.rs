@@ -404,6 +404,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .layer(crate::net::streams::StreamLimitLayer::new(
             net.max_streams,
             crate::limits::DELIVER_STREAM_BLOCKS,
+            net.max_deliver_buffered_bytes,
         ))
         .layer(crate::net::ingress::ReceiveBudgetLayer::new(
             net.receive,

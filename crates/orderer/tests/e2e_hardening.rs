@@ -1247,14 +1247,19 @@ async fn clients_that_ping_too_often_get_goaway_enhance_your_calm() {
         polite.write_all(&raw_frame(6, 0, &[i; 8])).unwrap();
         std::thread::sleep(Duration::from_millis(1200));
     }
-    assert!(!closed_now(&polite), "a client pinging every 1.2 s was closed");
+    assert!(
+        !closed_now(&polite),
+        "a client pinging every 1.2 s was closed"
+    );
     // Four pings at once: the first is free, the next three are strikes.
     let mut flood = raw_h2(port);
     let t = Instant::now();
     for i in 0..4u8 {
         flood.write_all(&raw_frame(6, 0, &[i; 8])).unwrap();
     }
-    flood.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut raw = Vec::new();
     let _ = flood.read_to_end(&mut raw);
     let took = t.elapsed();

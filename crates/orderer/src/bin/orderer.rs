@@ -261,6 +261,10 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
             g.limits.max_concurrent_streams
         },
         max_streams: num(g.limits.max_streams, d.max_streams),
+        max_deliver_buffered_bytes: bytes(
+            g.limits.max_deliver_buffered_bytes,
+            d.max_deliver_buffered_bytes,
+        ),
         receive: orderer::net::ingress::ReceiveLimits {
             stream_bytes: bytes(g.limits.max_stream_bytes, d.receive.stream_bytes),
             connection_bytes: bytes(g.limits.max_connection_bytes, d.receive.connection_bytes),

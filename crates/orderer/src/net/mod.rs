@@ -11,8 +11,11 @@
 //! | streams in total (Broadcast + Deliver) | [`streams`] | `General.Limits.MaxStreams` (8192) | `RESOURCE_EXHAUSTED`, logged (rate-limited), `reason="stream_limit"` |
 //! | client bytes received and not yet answered (Broadcast envelopes until their answer, Deliver requests until decoded) | [`ingress`] | `General.Limits.MaxStreamBytes` (16 MiB) per stream, `MaxConnectionBytes` (64 MiB) per connection, `MaxReceivedBytes` (128 MiB) in all; a larger message takes a whole budget | the stream is not read (HTTP/2 flow control stops the client), logged (rate-limited), `orderer_receive_budget_waits_total{level}`; a message holding budget that does not arrive within 10 s + 1 s/MiB ends its stream with `RESOURCE_EXHAUSTED`, `reason="receive_timeout"` |
 //! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (8) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
+//! | Deliver blocks buffered per connection | [`streams`] (`ConnBudget`) | [`crate::limits::DELIVER_CONNECTION_BUFFER`] (16) blocks | that connection's streams wait |
+//! | Deliver block bytes buffered in total | [`streams`] (`DeliverTotal`) | `General.Limits.MaxDeliverBufferedBytes` (256 MiB), from each block's ledger read | every Deliver stream waits before its next ledger read; `orderer_deliver_bytes_buffered` |
 
 pub mod accept;
+pub mod connmap;
 pub mod grpcmetrics;
 pub mod ingress;
 pub mod keepalive;
@@ -45,6 +48,8 @@ pub struct NetSettings {
     pub max_concurrent_streams: u32,
     /// `General.Limits.MaxStreams` (all connections).
     pub max_streams: usize,
+    /// `General.Limits.MaxDeliverBufferedBytes` ([`streams::DeliverTotal`]).
+    pub max_deliver_buffered_bytes: u64,
     /// `General.Limits.MaxStreamBytes`, `MaxConnectionBytes`, `MaxReceivedBytes`.
     pub receive: ingress::ReceiveLimits,
 }
@@ -59,6 +64,7 @@ impl Default for NetSettings {
             max_connections: limits::MAX_CONNECTIONS,
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             max_streams: limits::MAX_STREAMS,
+            max_deliver_buffered_bytes: limits::DELIVER_TOTAL_BUFFER_BYTES,
             receive: ingress::ReceiveLimits::default(),
         }
     }

@@ -254,6 +254,7 @@ async fn metrics(State(ctx): State<Ctx>, method: Method) -> Response {
         }
     }
     crate::metrics::set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
+    crate::metrics::set_deliver_bytes_buffered(crate::net::streams::bytes_held_total());
     crate::metrics::set_received_bytes_held(crate::net::ingress::bytes_held_total());
     let Some(rendered) = off_workers(crate::metrics::render_text).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
