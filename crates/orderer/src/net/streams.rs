@@ -465,13 +465,11 @@ tokio::task_local! {
 }
 
 /// Runs `fut` (a Deliver stream's handler) with `flow` as its budget.
-pub fn scope<F: Future>(flow: Arc<DeliverFlow>, fut: F) -> impl Future<Output = F::Output> {
-    async move {
-        let out = FLOW.scope(Arc::clone(&flow), fut).await;
-        // A reservation whose read failed gives its read slot back.
-        flow.done_reading();
-        out
-    }
+pub async fn scope<F: Future>(flow: Arc<DeliverFlow>, fut: F) -> F::Output {
+    let out = FLOW.scope(Arc::clone(&flow), fut).await;
+    // A reservation whose read failed gives its read slot back.
+    flow.done_reading();
+    out
 }
 
 /// Waits for room for one more block in this Deliver stream's buffer
