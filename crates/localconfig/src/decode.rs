@@ -142,6 +142,7 @@ pub(crate) fn schema() -> Kind {
                         f("MaxStreamBytes", Size(u32_max)),
                         f("MaxConnectionBytes", Size(u32_max)),
                         f("MaxReceivedBytes", Size(u32_max)),
+                        f("MaxDeliverBufferedBytes", Size(u32_max)),
                     ]),
                 ),
                 f("GenesisMethod", Str),

@@ -215,6 +215,10 @@ pub struct Limits {
     pub max_connection_bytes: u64,
     /// The same for all streams of all connections (default 128 MiB).
     pub max_received_bytes: u64,
+    /// Bytes of Deliver blocks read from the ledger and not yet written to
+    /// the clients' connections, all streams together (default 256 MiB);
+    /// beyond it Deliver streams wait before their next ledger read.
+    pub max_deliver_buffered_bytes: u64,
 }
 
 /// gRPC server keepalive. Zero means "use the gRPC/Fabric comm default".

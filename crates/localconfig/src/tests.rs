@@ -975,6 +975,12 @@ fn general_limits_and_connection_timeout() {
     assert_eq!(c.general.limits.max_stream_bytes, 1 << 20);
     assert_eq!(c.general.limits.max_connection_bytes, 4 << 20);
     assert_eq!(c.general.limits.max_received_bytes, 32 << 20);
+    let c = load_yaml(
+        "General:\n  Limits:\n    MaxDeliverBufferedBytes: 64 MB\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.general.limits.max_deliver_buffered_bytes, 64 << 20);
     assert!(load_yaml("General:\n  Limits:\n    MaxReceivedBytes: 5 GB\n", &[]).is_err());
     assert!(load_yaml("General:\n  Limits:\n    MaxStreams: -1\n", &[]).is_err());
 }

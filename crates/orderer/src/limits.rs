@@ -42,6 +42,14 @@ pub const DELIVER_BUFFER_BYTES: u64 = 1 << 20;
 /// `DELIVER_CONNECTION_BUFFER` blocks, or `DELIVER_CONNECTION_BUFFER_BYTES`
 /// of small ones plus 2 of any size.
 pub const DELIVER_CONNECTION_BUFFER_BYTES: u64 = 4 << 20;
+/// `General.Limits.MaxDeliverBufferedBytes` default: bytes of Deliver
+/// blocks all streams of all connections hold between the ledger read and
+/// the socket (`net::streams::DeliverTotal`); beyond it every Deliver
+/// stream waits before its next ledger read. The per-connection bounds
+/// above leave `MaxConnections × 16` blocks to clients that open many
+/// connections and never read; this caps them in bytes (Fabric has no such
+/// bound). Raise it for many followers of large blocks.
+pub const DELIVER_TOTAL_BUFFER_BYTES: u64 = 256 << 20;
 /// Default gRPC message size limit (Fabric `General.MaxRecvMsgSize`).
 pub const GRPC_MAX_MSG: usize = 100 * 1024 * 1024;
 
@@ -55,6 +63,10 @@ pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// `General.Keepalive.ServerTimeout` default: close a connection whose ping
 /// is not answered within this.
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// `General.Keepalive.ServerMinInterval` default (Fabric's
+/// `comm.DefaultKeepaliveOptions`): a client that pings more often than
+/// this is disconnected (`crate::net::keepalive`, grpc-go's rule).
+pub const KEEPALIVE_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// `General.Limits.MaxConnections` default: gRPC connections open or
 /// handshaking at once (lowered at start to the descriptor limit less 256,
 /// `crate::net::effective_max_connections`); more are closed at once.

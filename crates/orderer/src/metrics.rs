@@ -20,6 +20,7 @@
 //! | `fabric_version` | gauge | version | at start |
 //! | `grpc_comm_conn_opened` / `grpc_comm_conn_closed` | counter | — | `net` (gRPC connections handed to the server, and closed) |
 //! | `orderer_deliver_blocks_buffered` | gauge | — | ours: at scrape time, Deliver blocks between the ledger read and the socket (`net::streams`) |
+//! | `orderer_deliver_bytes_buffered` | gauge | — | ours: at scrape time, the bytes of those blocks, against `General.Limits.MaxDeliverBufferedBytes` (`net::streams`) |
 //! | `orderer_received_bytes_held` | gauge | — | ours: at scrape time, client bytes received and not yet answered (`net::ingress`) |
 //! | `orderer_receive_budget_waits_total` | counter | level | ours: a message had to wait for the stream's, connection's or node's receive budget (`net::ingress`) |
 //! | `orderer_refused_total` | counter | reason | ours: `net` and `operations` (a limit or timeout refused or closed something; see `crate::net`) |
@@ -82,6 +83,7 @@ pub struct Metrics {
     grpc_comm_conn_closed: IntCounter,
     refused: CounterVec,
     deliver_blocks_buffered: prometheus::IntGauge,
+    deliver_bytes_buffered: prometheus::IntGauge,
     received_bytes_held: prometheus::IntGauge,
     receive_budget_waits: CounterVec,
     /// When each channel's pending batch received its first envelope.
@@ -236,6 +238,11 @@ impl Metrics {
                 "orderer_deliver_blocks_buffered",
                 "Deliver blocks read from the ledger and not yet written to a client's connection.",
             ),
+            deliver_bytes_buffered: int_gauge(
+                &r,
+                "orderer_deliver_bytes_buffered",
+                "Bytes of the Deliver blocks read from the ledger and not yet written to a client's connection.",
+            ),
             received_bytes_held: int_gauge(
                 &r,
                 "orderer_received_bytes_held",
@@ -281,6 +288,7 @@ pub fn refresh(registrar: &crate::channels::Registrar) {
         }
     }
     set_deliver_blocks_buffered(crate::net::streams::blocks_held_total());
+    set_deliver_bytes_buffered(crate::net::streams::bytes_held_total());
     set_received_bytes_held(crate::net::ingress::bytes_held_total());
 }
 
@@ -319,6 +327,13 @@ pub fn refused(reason: &str) {
 pub fn set_deliver_blocks_buffered(n: usize) {
     if enabled() {
         METRICS.deliver_blocks_buffered.set(n as i64);
+    }
+}
+
+/// `orderer_deliver_bytes_buffered`.
+pub fn set_deliver_bytes_buffered(n: u64) {
+    if enabled() {
+        METRICS.deliver_bytes_buffered.set(n as i64);
     }
 }
 

@@ -422,6 +422,7 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         .layer(crate::net::streams::StreamLimitLayer::new(
             net.max_streams,
             crate::limits::DELIVER_STREAM_BLOCKS,
+            net.max_deliver_buffered_bytes,
         ))
         .layer(crate::net::ingress::ReceiveBudgetLayer::new(
             net.receive,
@@ -444,14 +445,18 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
           connection_timeout = ?net.connection_timeout, "Beginning to serve requests");
     let stop = shutdown.clone();
     stop_chains_on_error.disarm();
-    let (timeout, accept_stop) = (net.connection_timeout, shutdown.clone());
+    let accept_limits = crate::net::accept::AcceptLimits {
+        connection_timeout: net.connection_timeout,
+        max_connections,
+        min_ping_interval: net.keepalive_min_interval,
+    };
+    let accept_stop = shutdown.clone();
     let router = builder.add_service(svc);
     let server = match tls {
         Some(tls) => {
             let hs = crate::net::accept::Tls(tls);
-            let incoming =
-                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
-                    .map(Ok::<_, std::io::Error>);
+            let incoming = crate::net::accept::incoming(listener, hs, accept_limits, accept_stop)
+                .map(Ok::<_, std::io::Error>);
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -460,9 +465,8 @@ pub async fn start(settings: NodeSettings) -> Result<RunningNode> {
         }
         None => {
             let hs = crate::net::accept::Plain;
-            let incoming =
-                crate::net::accept::incoming(listener, hs, timeout, max_connections, accept_stop)
-                    .map(Ok::<_, std::io::Error>);
+            let incoming = crate::net::accept::incoming(listener, hs, accept_limits, accept_stop)
+                .map(Ok::<_, std::io::Error>);
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())

@@ -252,13 +252,11 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
     let dur = |v: Duration, def: Duration| if v.is_zero() { def } else { v };
     let num = |v: u32, def: usize| if v == 0 { def } else { v as usize };
     let bytes = |v: u64, def: u64| if v == 0 { def } else { v };
-    if !g.keepalive.server_min_interval.is_zero() {
-        tracing::debug!("General.Keepalive.ServerMinInterval is accepted but not enforced: clients that ping more often are not disconnected");
-    }
     orderer::net::NetSettings {
         connection_timeout: dur(g.connection_timeout, d.connection_timeout),
         keepalive_interval: dur(g.keepalive.server_interval, d.keepalive_interval),
         keepalive_timeout: dur(g.keepalive.server_timeout, d.keepalive_timeout),
+        keepalive_min_interval: dur(g.keepalive.server_min_interval, d.keepalive_min_interval),
         max_connections: num(g.limits.max_connections, d.max_connections),
         max_concurrent_streams: if g.limits.max_concurrent_streams == 0 {
             d.max_concurrent_streams
@@ -266,6 +264,10 @@ fn net_settings(g: &orderer_config::model::General) -> orderer::net::NetSettings
             g.limits.max_concurrent_streams
         },
         max_streams: num(g.limits.max_streams, d.max_streams),
+        max_deliver_buffered_bytes: bytes(
+            g.limits.max_deliver_buffered_bytes,
+            d.max_deliver_buffered_bytes,
+        ),
         receive: orderer::net::ingress::ReceiveLimits {
             stream_bytes: bytes(g.limits.max_stream_bytes, d.receive.stream_bytes),
             connection_bytes: bytes(g.limits.max_connection_bytes, d.receive.connection_bytes),

@@ -353,6 +353,7 @@ impl Deliverer {
                 .ledger
                 .get(number)
                 .map_err(|e| DeliverError::Unavailable(format!("reading block {number}: {e}")))?;
+            crate::net::streams::block_read(block.encoded_len() as u64);
             // Re-checked before each block: expiry, and the readers policy
             // when the config changed since the last evaluation.
             acl.evaluate(&support.bundle())?;

@@ -25,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::keepalive::PingGuard;
 use super::ratelog::RateLog;
 
 /// What a client must send within the deadline: the HTTP/2 connection
@@ -77,7 +78,7 @@ impl Handshake for Tls {
 /// until dropped, and fails reads once the preface deadline passes with
 /// fewer than [`PREFACE_LEN`] bytes received.
 pub struct Conn<S> {
-    inner: S,
+    inner: PingGuard<S>,
     remote: SocketAddr,
     received: usize,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -90,7 +91,7 @@ impl<S> Drop for Conn<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -129,7 +130,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -158,7 +159,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
 impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for Conn<S> {
     type ConnectInfo = S::ConnectInfo;
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+        self.inner.get_ref().connect_info()
     }
 }
 
@@ -171,16 +172,32 @@ fn resource_exhausted(e: &io::Error) -> bool {
     )
 }
 
+/// What [`incoming`] enforces on each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptLimits {
+    /// `General.ConnectionTimeout`: TLS handshake and HTTP/2 preface.
+    pub connection_timeout: Duration,
+    /// `General.Limits.MaxConnections` (already fitted to the descriptor limit).
+    pub max_connections: usize,
+    /// `General.Keepalive.ServerMinInterval` ([`super::keepalive`]).
+    pub min_ping_interval: Duration,
+}
+
 /// Accepts on `listener` until `shutdown`, and yields connections whose
-/// handshake (`hs`) completed within `timeout`, at most `max_connections`
-/// open or handshaking at once.
+/// handshake (`hs`) completed within `limits.connection_timeout`, at most
+/// `limits.max_connections` open or handshaking at once, each with the
+/// ping policy of [`super::keepalive`].
 pub fn incoming<H: Handshake>(
     listener: TcpListener,
     hs: H,
-    timeout: Duration,
-    max_connections: usize,
+    limits: AcceptLimits,
     shutdown: CancellationToken,
 ) -> ReceiverStream<Conn<H::Io>> {
+    let AcceptLimits {
+        connection_timeout: timeout,
+        max_connections,
+        min_ping_interval,
+    } = limits;
     let (tx, rx) = mpsc::channel::<Conn<H::Io>>(64);
     let slots = Arc::new(Semaphore::new(max_connections));
     tokio::spawn(async move {
@@ -239,7 +256,7 @@ pub fn incoming<H: Handshake>(
                 };
                 crate::metrics::conn_opened();
                 let conn = Conn {
-                    inner: io,
+                    inner: PingGuard::new(io, remote, min_ping_interval),
                     remote,
                     received: 0,
                     deadline: Some(Box::pin(tokio::time::sleep_until(deadline))),

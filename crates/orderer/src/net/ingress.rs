@@ -27,13 +27,13 @@
 //! with `RESOURCE_EXHAUSTED`, so a client that announces a large message
 //! and stalls cannot keep others waiting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tracing::warn;
 
+use super::connmap::{PerConn, Registry};
 use super::ratelog::RateLog;
 use crate::limits::{MESSAGE_RECEIVE_MIN_RATE, MESSAGE_RECEIVE_TIMEOUT};
 
@@ -120,45 +121,12 @@ fn byte_semaphore(bytes: u64) -> Arc<Semaphore> {
 
 /// The budget shared by the streams of one connection (made by its first
 /// budgeted stream, gone with the last thing holding it).
-#[derive(Debug)]
-struct ConnBytes {
-    addr: Option<SocketAddr>,
-    sem: Arc<Semaphore>,
-}
+type ConnBytes = PerConn<Arc<Semaphore>>;
 
-static CONNS: LazyLock<Mutex<HashMap<SocketAddr, Weak<ConnBytes>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static CONNS: Registry<Arc<Semaphore>> = Registry::new();
 
-impl ConnBytes {
-    fn of(addr: Option<SocketAddr>, bytes: u64) -> Arc<Self> {
-        let Some(addr) = addr else {
-            return Arc::new(Self {
-                addr,
-                sem: byte_semaphore(bytes),
-            });
-        };
-        let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = conns.get(&addr).and_then(Weak::upgrade) {
-            return c;
-        }
-        let c = Arc::new(Self {
-            addr: Some(addr),
-            sem: byte_semaphore(bytes),
-        });
-        conns.insert(addr, Arc::downgrade(&c));
-        c
-    }
-}
-
-impl Drop for ConnBytes {
-    fn drop(&mut self) {
-        if let Some(addr) = self.addr {
-            let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
-            if conns.get(&addr).is_some_and(|w| w.strong_count() == 0) {
-                conns.remove(&addr);
-            }
-        }
-    }
+fn conn_bytes(addr: Option<SocketAddr>, bytes: u64) -> Arc<ConnBytes> {
+    CONNS.of(addr, || byte_semaphore(bytes))
 }
 
 /// One message's bytes, taken from the three budgets; given back when
@@ -234,7 +202,7 @@ impl StreamBudget {
     fn semaphore(&self, level: Level) -> (&Arc<Semaphore>, u64) {
         match level {
             Level::Stream => (&self.stream, self.limits.stream_bytes),
-            Level::Connection => (&self.conn.sem, self.limits.connection_bytes),
+            Level::Connection => (&**self.conn, self.limits.connection_bytes),
             Level::Total => (&self.total, self.limits.total_bytes),
         }
     }
@@ -543,7 +511,7 @@ where
         let budget = Arc::new(StreamBudget {
             limits: layer.limits,
             stream: byte_semaphore(layer.limits.stream_bytes),
-            conn: ConnBytes::of(remote, layer.limits.connection_bytes),
+            conn: conn_bytes(remote, layer.limits.connection_bytes),
             total: Arc::clone(&layer.total),
             remote,
         });
@@ -637,7 +605,7 @@ mod tests {
         Arc::new(StreamBudget {
             limits,
             stream: byte_semaphore(limits.stream_bytes),
-            conn: ConnBytes::of(None, limits.connection_bytes),
+            conn: conn_bytes(None, limits.connection_bytes),
             total: byte_semaphore(limits.total_bytes),
             remote: None,
         })
@@ -674,7 +642,7 @@ mod tests {
             total_bytes: 1000,
         };
         let total = byte_semaphore(limits.total_bytes);
-        let conn = ConnBytes::of(None, limits.connection_bytes);
+        let conn = conn_bytes(None, limits.connection_bytes);
         let stream = |total: &Arc<Semaphore>| StreamBudget {
             limits,
             stream: byte_semaphore(limits.stream_bytes),

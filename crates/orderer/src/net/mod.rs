@@ -6,14 +6,19 @@
 //! | connections on the gRPC port, handshaking or open | [`accept`] | `General.Limits.MaxConnections` (4096, lowered to fit the descriptor limit) | the connection is closed at once, logged (rate-limited), `orderer_refused_total{reason="connection_limit"}` |
 //! | TLS handshake and HTTP/2 preface | [`accept`] | `General.ConnectionTimeout` (Fabric's default 5 s) from accept | closed, logged with the remote address (rate-limited), `reason="handshake_failed"`, `"handshake_timeout"`, `"preface_timeout"` |
 //! | keepalive | tonic/h2 | `General.Keepalive.ServerInterval` (2 h) / `ServerTimeout` (20 s) | the connection is closed when a ping is not answered |
+//! | client pings | [`keepalive`] | `General.Keepalive.ServerMinInterval` (Fabric's default 1 min), grpc-go's rule: the third ping closer than that to the previous one, with no HEADERS or DATA sent by the server in between | GOAWAY `ENHANCE_YOUR_CALM` `too_many_pings`, closed, logged (rate-limited), `reason="too_many_pings"` |
 //! | streams per connection | h2 `SETTINGS_MAX_CONCURRENT_STREAMS` | `General.Limits.MaxConcurrentStreams` (1000) | h2 refuses the stream (`REFUSED_STREAM`); gRPC clients wait for a free stream |
 //! | streams in total (Broadcast + Deliver) | [`streams`] | `General.Limits.MaxStreams` (8192) | `RESOURCE_EXHAUSTED`, logged (rate-limited), `reason="stream_limit"` |
 //! | client bytes received and not yet answered (Broadcast envelopes until their answer, Deliver requests until decoded) | [`ingress`] | `General.Limits.MaxStreamBytes` (16 MiB) per stream, `MaxConnectionBytes` (64 MiB) per connection, `MaxReceivedBytes` (128 MiB) in all; a larger message takes a whole budget | the stream is not read (HTTP/2 flow control stops the client), logged (rate-limited), `orderer_receive_budget_waits_total{level}`; a message holding budget that does not arrive within 10 s + 1 s/MiB ends its stream with `RESOURCE_EXHAUSTED`, `reason="receive_timeout"` |
 //! | Deliver blocks buffered per stream | [`streams`] (`DeliverFlow`) | [`crate::limits::DELIVER_STREAM_BLOCKS`] (8) blocks, whatever their size, counted until h2 has written their last byte to the socket | the stream waits before reading the next block from the ledger |
+//! | Deliver blocks buffered per connection | [`streams`] (`ConnBudget`) | [`crate::limits::DELIVER_CONNECTION_BUFFER`] (16) blocks | that connection's streams wait |
+//! | Deliver block bytes buffered in total | [`streams`] (`DeliverTotal`) | `General.Limits.MaxDeliverBufferedBytes` (256 MiB), from each block's ledger read | every Deliver stream waits before its next ledger read; `orderer_deliver_bytes_buffered` |
 
 pub mod accept;
+pub mod connmap;
 pub mod grpcmetrics;
 pub mod ingress;
+pub mod keepalive;
 pub mod ratelog;
 pub mod streams;
 pub mod tls;
@@ -34,12 +39,17 @@ pub struct NetSettings {
     /// `General.Keepalive.ServerTimeout`: a ping not answered within this
     /// closes the connection.
     pub keepalive_timeout: Duration,
+    /// `General.Keepalive.ServerMinInterval`: clients must not ping more
+    /// often ([`keepalive`]).
+    pub keepalive_min_interval: Duration,
     /// `General.Limits.MaxConnections`.
     pub max_connections: usize,
     /// `General.Limits.MaxConcurrentStreams` (per connection).
     pub max_concurrent_streams: u32,
     /// `General.Limits.MaxStreams` (all connections).
     pub max_streams: usize,
+    /// `General.Limits.MaxDeliverBufferedBytes` ([`streams::DeliverTotal`]).
+    pub max_deliver_buffered_bytes: u64,
     /// `General.Limits.MaxStreamBytes`, `MaxConnectionBytes`, `MaxReceivedBytes`.
     pub receive: ingress::ReceiveLimits,
 }
@@ -50,9 +60,11 @@ impl Default for NetSettings {
             connection_timeout: limits::CONNECTION_TIMEOUT,
             keepalive_interval: limits::KEEPALIVE_INTERVAL,
             keepalive_timeout: limits::KEEPALIVE_TIMEOUT,
+            keepalive_min_interval: limits::KEEPALIVE_MIN_INTERVAL,
             max_connections: limits::MAX_CONNECTIONS,
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             max_streams: limits::MAX_STREAMS,
+            max_deliver_buffered_bytes: limits::DELIVER_TOTAL_BUFFER_BYTES,
             receive: ingress::ReceiveLimits::default(),
         }
     }

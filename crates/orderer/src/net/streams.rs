@@ -20,14 +20,13 @@
 //! never read pin at most that many blocks, not eight per stream. Beyond it
 //! the connection's streams wait; other connections are not affected.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::sync::{LazyLock, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -39,6 +38,7 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tracing::warn;
 
+use super::connmap::{PerConn, Registry};
 use super::ratelog::RateLog;
 use crate::limits::{
     DELIVER_BUFFER_BYTES, DELIVER_CONNECTION_BUFFER, DELIVER_CONNECTION_BUFFER_BYTES,
@@ -54,9 +54,16 @@ static STREAM_LIMIT_LOG: RateLog = RateLog::new();
 struct FlowState {
     /// Blocks reserved by the handler and not yet seen by the response stream.
     reserved: usize,
-    /// Messages handed to tonic and not yet released: (end offset, bytes
-    /// if it is a block).
-    queued: VecDeque<(u64, Option<u64>)>,
+    /// Messages handed to tonic and not yet released: (end offset, and if
+    /// it is a block: its bytes, and those charged to the node's budget).
+    queued: VecDeque<(u64, Option<(u64, u64)>)>,
+    /// Bytes charged to the node's budget for reserved blocks read from the
+    /// ledger and not yet handed to tonic, oldest first.
+    read: VecDeque<u64>,
+    /// Bytes charged to the node's budget for the blocks among `queued`.
+    charged_out: u64,
+    /// The node's read slot, from a reservation until its block is read.
+    reading: Option<OwnedSemaphorePermit>,
     /// Blocks among `queued`.
     blocks_out: usize,
     /// Their bytes.
@@ -87,7 +94,6 @@ struct ConnState {
 /// with at most two blocks of unknown size).
 #[derive(Debug)]
 pub struct ConnBudget {
-    addr: Option<SocketAddr>,
     max_blocks: usize,
     max_bytes: u64,
     state: Mutex<ConnState>,
@@ -103,35 +109,30 @@ pub fn blocks_held_total() -> usize {
     HELD_TOTAL.load(Ordering::Relaxed)
 }
 
-static CONNS: LazyLock<Mutex<HashMap<SocketAddr, Weak<ConnBudget>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static CONNS: Registry<ConnBudget> = Registry::new();
+
+/// A connection's [`ConnBudget`], shared by its Deliver streams.
+pub type SharedConnBudget = Arc<PerConn<ConnBudget>>;
 
 impl ConnBudget {
-    fn make(addr: Option<SocketAddr>, max_blocks: usize, max_bytes: u64) -> Arc<Self> {
-        Arc::new(Self {
-            addr,
+    fn make(max_blocks: usize, max_bytes: u64) -> Self {
+        Self {
             max_blocks: max_blocks.max(1),
             max_bytes,
             state: Mutex::new(ConnState::default()),
             changed: Notify::new(),
-        })
+        }
     }
 
     /// A budget not shared with anyone.
-    pub fn new(max_blocks: usize, max_bytes: u64) -> Arc<Self> {
-        Self::make(None, max_blocks, max_bytes)
+    pub fn new(max_blocks: usize, max_bytes: u64) -> SharedConnBudget {
+        PerConn::unshared(Self::make(max_blocks, max_bytes))
     }
 
     /// The budget of the connection from `addr` (made on first use, gone
     /// when its last stream is).
-    pub fn of_connection(addr: SocketAddr, max_blocks: usize, max_bytes: u64) -> Arc<Self> {
-        let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = conns.get(&addr).and_then(Weak::upgrade) {
-            return b;
-        }
-        let b = Self::make(Some(addr), max_blocks, max_bytes);
-        conns.insert(addr, Arc::downgrade(&b));
-        b
+    pub fn of_connection(addr: SocketAddr, max_blocks: usize, max_bytes: u64) -> SharedConnBudget {
+        CONNS.of(Some(addr), || Self::make(max_blocks, max_bytes))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
@@ -183,14 +184,73 @@ impl ConnBudget {
     }
 }
 
-impl Drop for ConnBudget {
-    fn drop(&mut self) {
-        if let Some(addr) = self.addr {
-            let mut conns = CONNS.lock().unwrap_or_else(|e| e.into_inner());
-            if conns.get(&addr).is_some_and(|w| w.strong_count() == 0) {
-                conns.remove(&addr);
-            }
+/// Deliver bytes held by all streams of all connections (a block counts
+/// from its ledger read until h2 has written its last byte).
+static BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Deliver block bytes held between the ledger and the socket, all
+/// streams (`orderer_deliver_bytes_buffered`).
+pub fn bytes_held_total() -> u64 {
+    BYTES_TOTAL.load(Ordering::Relaxed)
+}
+
+/// The node's budget of Deliver block bytes, all connections together
+/// (`General.Limits.MaxDeliverBufferedBytes`): a stream reads its next
+/// block from the ledger only while the bytes held by all streams are
+/// under it. Checked before each read, so it may be passed by the blocks
+/// being read at that moment ([`DELIVER_READ_SLOTS`] at most), never by
+/// blocks that clients do not take.
+#[derive(Debug)]
+pub struct DeliverTotal {
+    max_bytes: u64,
+    bytes: AtomicU64,
+    changed: Notify,
+    /// Ledger reads between a reservation and its block's size being
+    /// counted ([`DELIVER_READ_SLOTS`]).
+    reads: Arc<Semaphore>,
+}
+
+/// Deliver blocks being read from the ledger at once, their size not yet
+/// counted: the node's byte budget is passed by at most this many blocks.
+pub const DELIVER_READ_SLOTS: usize = 4;
+
+impl DeliverTotal {
+    /// A budget of `max_bytes`.
+    pub fn new(max_bytes: u64) -> Arc<Self> {
+        Arc::new(Self {
+            max_bytes,
+            bytes: AtomicU64::new(0),
+            changed: Notify::new(),
+            reads: Arc::new(Semaphore::new(DELIVER_READ_SLOTS)),
+        })
+    }
+
+    /// No limit.
+    pub fn unbounded() -> Arc<Self> {
+        Self::new(u64::MAX)
+    }
+
+    /// Bytes held under this budget.
+    pub fn held(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn has_room(&self) -> bool {
+        self.held() < self.max_bytes
+    }
+
+    fn add(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        BYTES_TOTAL.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: u64) {
+        if n == 0 {
+            return;
         }
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+        BYTES_TOTAL.fetch_sub(n, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 }
 
@@ -202,7 +262,8 @@ impl Drop for ConnBudget {
 pub struct DeliverFlow {
     max_blocks: usize,
     max_bytes: u64,
-    conn: Arc<ConnBudget>,
+    conn: SharedConnBudget,
+    total: Arc<DeliverTotal>,
     state: Mutex<FlowState>,
     changed: Notify,
     /// The response stream is gone (client left): nothing will be released
@@ -234,6 +295,7 @@ impl Drop for DeliverFlow {
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         self.conn
             .give_back(s.reserved + s.blocks_out, s.reserved, s.bytes_out);
+        self.total.sub(s.read.iter().sum::<u64>() + s.charged_out);
     }
 }
 
@@ -245,11 +307,22 @@ impl DeliverFlow {
     }
 
     /// As [`Self::new`], within its connection's budget.
-    pub fn on_connection(max_blocks: usize, max_bytes: u64, conn: Arc<ConnBudget>) -> Self {
+    pub fn on_connection(max_blocks: usize, max_bytes: u64, conn: SharedConnBudget) -> Self {
+        Self::within(max_blocks, max_bytes, conn, DeliverTotal::unbounded())
+    }
+
+    /// As [`Self::on_connection`], within the node's byte budget `total`.
+    pub fn within(
+        max_blocks: usize,
+        max_bytes: u64,
+        conn: SharedConnBudget,
+        total: Arc<DeliverTotal>,
+    ) -> Self {
         Self {
             max_blocks: max_blocks.max(1),
             max_bytes,
             conn,
+            total,
             state: Mutex::new(FlowState::default()),
             changed: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -274,24 +347,36 @@ impl DeliverFlow {
         loop {
             let mine = self.changed.notified();
             let conn = self.conn.changed.notified();
-            tokio::pin!(mine, conn);
+            let total = self.total.changed.notified();
+            tokio::pin!(mine, conn, total);
             mine.as_mut().enable();
             conn.as_mut().enable();
+            total.as_mut().enable();
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
-            {
-                let mut s = self.lock();
-                let mine_ok = s.reserved + s.blocks_out < self.max_blocks
-                    || (s.reserved < self.max_blocks && s.bytes_out < self.max_bytes);
-                if mine_ok && self.conn.try_take() {
+            let mine_ok = {
+                let s = self.lock();
+                s.reserved + s.blocks_out < self.max_blocks
+                    || (s.reserved < self.max_blocks && s.bytes_out < self.max_bytes)
+            };
+            if mine_ok && self.total.has_room() {
+                // The node's room is checked again holding a read slot,
+                // kept until the block read is counted (`block_read`):
+                // at most DELIVER_READ_SLOTS blocks are read past one check.
+                // (Only this stream's handler reserves: `mine_ok` holds.)
+                let slot = Arc::clone(&self.total.reads).acquire_owned().await.ok();
+                if self.total.has_room() && self.conn.try_take() {
+                    let mut s = self.lock();
                     s.reserved += 1;
+                    s.reading = slot;
                     return;
                 }
             }
             tokio::select! {
                 _ = mine => {}
                 _ = conn => {}
+                _ = total => {}
             }
         }
     }
@@ -303,8 +388,11 @@ impl DeliverFlow {
         let mut s = self.lock();
         s.encoded += len;
         let end = s.encoded;
-        s.queued.push_back((end, is_block.then_some(len)));
+        s.queued.push_back((end, is_block.then_some((len, 0))));
         if is_block && s.reserved > 0 {
+            let charged = s.read.pop_front().unwrap_or(0);
+            s.queued.back_mut().expect("just pushed").1 = Some((len, charged));
+            s.charged_out += charged;
             s.reserved -= 1;
             s.blocks_out += 1;
             s.bytes_out += len;
@@ -321,7 +409,7 @@ impl DeliverFlow {
 
     /// h2 dropped `n` bytes of the response body.
     pub fn released(&self, n: usize) {
-        let (mut freed, mut freed_bytes) = (0, 0);
+        let (mut freed, mut freed_bytes, mut freed_charged) = (0, 0, 0);
         {
             let mut s = self.lock();
             s.released += n as u64;
@@ -330,18 +418,39 @@ impl DeliverFlow {
                     break;
                 }
                 s.queued.pop_front();
-                if let Some(len) = block {
+                if let Some((len, charged)) = block {
                     s.blocks_out -= 1;
                     s.bytes_out -= len;
+                    s.charged_out -= charged;
                     freed += 1;
                     freed_bytes += len;
+                    freed_charged += charged;
                 }
             }
         }
+        self.total.sub(freed_charged);
         if freed > 0 {
             self.conn.give_back(freed, 0, freed_bytes);
             self.changed.notify_waiters();
         }
+    }
+
+    /// A reserved block of `bytes` was read from the ledger: it counts
+    /// against the node's budget from now on.
+    pub fn block_read(&self, bytes: u64) {
+        let slot = {
+            let mut s = self.lock();
+            s.read.push_back(bytes);
+            s.reading.take()
+        };
+        self.total.add(bytes);
+        drop(slot);
+    }
+
+    /// The stream's handler is done: no block is being read.
+    fn done_reading(&self) {
+        let slot = self.lock().reading.take();
+        drop(slot);
     }
 
     /// Records a response on its way to tonic (see [`Self::handed`]).
@@ -356,8 +465,11 @@ tokio::task_local! {
 }
 
 /// Runs `fut` (a Deliver stream's handler) with `flow` as its budget.
-pub fn scope<F: Future>(flow: Arc<DeliverFlow>, fut: F) -> impl Future<Output = F::Output> {
-    FLOW.scope(flow, fut)
+pub async fn scope<F: Future>(flow: Arc<DeliverFlow>, fut: F) -> F::Output {
+    let out = FLOW.scope(Arc::clone(&flow), fut).await;
+    // A reservation whose read failed gives its read slot back.
+    flow.done_reading();
+    out
 }
 
 /// Waits for room for one more block in this Deliver stream's buffer
@@ -366,6 +478,12 @@ pub async fn reserve_block() {
     if let Ok(flow) = FLOW.try_with(Arc::clone) {
         flow.reserve().await;
     }
+}
+
+/// This Deliver stream's reserved block, of `bytes`, was read from the
+/// ledger (outside a gRPC stream: nothing).
+pub fn block_read(bytes: u64) {
+    let _ = FLOW.try_with(|flow| flow.block_read(bytes));
 }
 
 /// The data of one response-body frame; tells its flow when h2 drops it.
@@ -434,16 +552,19 @@ pub struct StreamLimitLayer {
     slots: Arc<Semaphore>,
     max_streams: usize,
     deliver_blocks: usize,
+    deliver_total: Arc<DeliverTotal>,
 }
 
 impl StreamLimitLayer {
     /// At most `max_streams` streams open; Deliver streams hold at most
-    /// `deliver_blocks` blocks each.
-    pub fn new(max_streams: usize, deliver_blocks: usize) -> Self {
+    /// `deliver_blocks` blocks each, and all of them together read no more
+    /// blocks while they hold `deliver_total_bytes`.
+    pub fn new(max_streams: usize, deliver_blocks: usize, deliver_total_bytes: u64) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max_streams)),
             max_streams,
             deliver_blocks,
+            deliver_total: DeliverTotal::new(deliver_total_bytes),
         }
     }
 }
@@ -511,10 +632,11 @@ where
                 Some(addr) => ConnBudget::of_connection(addr, blocks, bytes),
                 None => ConnBudget::new(blocks, bytes),
             };
-            let flow = Arc::new(DeliverFlow::on_connection(
+            let flow = Arc::new(DeliverFlow::within(
                 self.limits.deliver_blocks,
                 DELIVER_BUFFER_BYTES,
                 conn,
+                Arc::clone(&self.limits.deliver_total),
             ));
             req.extensions_mut().insert(Arc::clone(&flow));
             flow
@@ -598,7 +720,7 @@ mod tests {
         drop(b);
         assert_eq!(conn.held(), 0);
         drop(conn);
-        assert!(CONNS.lock().unwrap().get(&addr).is_none());
+        assert!(!CONNS.contains(&addr));
     }
 
     #[tokio::test]
@@ -654,6 +776,45 @@ mod tests {
         let _ = waiting.await;
         drop(flow);
         assert_eq!(conn.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_of_all_connections_share_the_node_byte_budget() {
+        let total = DeliverTotal::new(1000);
+        let flow = |total: &Arc<DeliverTotal>| {
+            Arc::new(DeliverFlow::within(
+                8,
+                0,
+                ConnBudget::new(16, 0),
+                Arc::clone(total),
+            ))
+        };
+        let (a, b) = (flow(&total), flow(&total));
+        a.reserve().await;
+        a.block_read(600);
+        b.reserve().await;
+        b.block_read(500);
+        assert_eq!(total.held(), 1100);
+        // Over the budget: no stream reads another block.
+        let b2 = Arc::clone(&b);
+        let waiting = tokio::spawn(async move { b2.reserve().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        // a's block goes to tonic, then to the socket: room again.
+        a.handed(600, true);
+        assert_eq!(total.held(), 1100);
+        a.released(605);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(total.held(), 500);
+        // A stream that ends gives back what it read, handed or not.
+        b.handed(500, true);
+        drop(b);
+        assert_eq!(total.held(), 0);
+        drop(a);
+        assert_eq!(total.held(), 0);
     }
 
     #[tokio::test]
