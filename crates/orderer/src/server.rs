@@ -472,6 +472,7 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
     ks.brokers.clear();
     let mut topics = Vec::new();
     let mut absolute_max_bytes = 0u64;
+    let mut catch_up = std::collections::BTreeMap::new();
     for id in registrar.channel_ids() {
         let Some(support) = registrar.get(&id) else {
             continue;
@@ -487,6 +488,14 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
         }
         absolute_max_bytes =
             absolute_max_bytes.max(u64::from(config.batch_size.absolute_max_bytes));
+        catch_up.insert(
+            id.clone(),
+            kafka::catchup::other_sources(
+                &settings.kafka.catch_up_sources,
+                &config,
+                &settings.listen,
+            ),
+        );
         topics.push(id);
     }
     if !topics.is_empty() {
@@ -494,6 +503,7 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
             ks,
             topics,
             absolute_max_bytes,
+            catch_up,
             stop,
         ));
     }
