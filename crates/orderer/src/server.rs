@@ -687,6 +687,10 @@ impl ChainStarter {
         };
         Ok(kafka::CatchUpHooks {
             sources: s.kafka.catch_up_sources.clone(),
+            pull_threshold: match s.kafka.catch_up_pull_threshold {
+                0 => kafka::catchup::DEFAULT_PULL_THRESHOLD,
+                n => n,
+            },
             source: Arc::new(kafka::catchup::GrpcBlockSource {
                 signer: Arc::clone(&self.signer),
                 tls,

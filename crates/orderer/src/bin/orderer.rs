@@ -239,6 +239,7 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
         }),
         sasl: sasl_settings(k),
         catch_up_sources: k.catch_up.sources.clone(),
+        catch_up_pull_threshold: k.catch_up.pull_threshold,
     }
 }
 

@@ -35,6 +35,11 @@ use crate::policy::ChannelPolicies;
 pub const CATCH_UP_BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// The longest wait between rounds over all sources.
 pub const CATCH_UP_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// `Kafka.CatchUp.PullThreshold` when not set: a starting chain more than
+/// this many records behind the partition's end pulls from other OSNs first
+/// (measured: `scripts/bench-catchup.sh`, BENCHMARKS.md).
+pub const DEFAULT_PULL_THRESHOLD: u64 = 20_000;
+
 /// Progress is logged every this many pulled blocks.
 pub const CATCH_UP_LOG_EVERY: u64 = 100;
 
