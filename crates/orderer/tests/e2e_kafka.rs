@@ -1512,3 +1512,59 @@ async fn a_new_osn_far_behind_an_unpruned_partition_pulls_first_then_follows_kaf
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_any_catch_up_source_a_new_osn_past_the_pruning_refuses_and_says_what_is_missing() {
+    // A channel config without orderer addresses, and no Kafka.CatchUp.Sources.
+    let channel = unique_channel("nosource");
+    let net = support::net_with(&channel, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = brokers();
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(200);
+        dev.batch_size.max_message_count = 10;
+        dev.orderer_addresses.clear();
+    });
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    let c = start_osn(&net, &dir.join("c"));
+    assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
+    let log = wait_log(&c, "no catch-up source: set Kafka.CatchUp.Sources").await;
+    assert!(log.contains("blocks 1 and after (Kafka offset 0 on was pruned"), "{log}");
+    // Clients are told what is missing too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cl = c.client().await;
+        let r = broadcast(&mut cl, vec![tx(&net.client, &channel, b"x".to_vec())]).await;
+        assert_eq!(r[0].status, Status::ServiceUnavailable as i32);
+        if r[0].info.contains("no catch-up source is configured (Kafka.CatchUp.Sources)") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r[0].info);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        support::kafka::deliver_status(&c, &net, &channel).await,
+        Some(Status::ServiceUnavailable)
+    );
+    // The refusing OSN's ledger still holds only its genesis block.
+    let (blocks, _) = {
+        let mut cl = c.client().await;
+        deliver(
+            &mut cl,
+            &net.client,
+            &channel,
+            SeekInfo {
+                start: Some(seek_oldest()),
+                stop: Some(seek_newest()),
+                error_response: fabric_protos::orderer::seek_info::SeekErrorResponse::BestEffort
+                    as i32,
+                ..Default::default()
+            },
+        )
+        .await
+    };
+    assert_eq!(blocks.len(), 1, "BEST_EFFORT serves only the verified genesis block");
+}
