@@ -472,7 +472,7 @@ impl KafkaChain {
             let missing = format!(
                 "blocks {} and after (Kafka offset {} on was pruned; the partition starts at {log_start})",
                 verifier.next_number(),
-                self.offsets.start_offset()
+                self.offsets.start_offset().max(0)
             );
             if sources.is_empty() {
                 warn!(channel_id = %ch, %missing, retry_in_s = wait.as_secs(),
