@@ -1532,14 +1532,20 @@ async fn without_any_catch_up_source_a_new_osn_past_the_pruning_refuses_and_says
     let c = start_osn(&net, &dir.join("c"));
     assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
     let log = wait_log(&c, "no catch-up source: set Kafka.CatchUp.Sources").await;
-    assert!(log.contains("blocks 1 and after (Kafka offset 0 on was pruned"), "{log}");
+    assert!(
+        log.contains("blocks 1 and after (Kafka offset 0 on was pruned"),
+        "{log}"
+    );
     // Clients are told what is missing too.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let mut cl = c.client().await;
         let r = broadcast(&mut cl, vec![tx(&net.client, &channel, b"x".to_vec())]).await;
         assert_eq!(r[0].status, Status::ServiceUnavailable as i32);
-        if r[0].info.contains("no catch-up source is configured (Kafka.CatchUp.Sources)") {
+        if r[0]
+            .info
+            .contains("no catch-up source is configured (Kafka.CatchUp.Sources)")
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{}", r[0].info);
@@ -1566,5 +1572,9 @@ async fn without_any_catch_up_source_a_new_osn_past_the_pruning_refuses_and_says
         )
         .await
     };
-    assert_eq!(blocks.len(), 1, "BEST_EFFORT serves only the verified genesis block");
+    assert_eq!(
+        blocks.len(),
+        1,
+        "BEST_EFFORT serves only the verified genesis block"
+    );
 }
