@@ -13,6 +13,13 @@ after a failure) while injecting one randomly chosen fault:
   osn-kill      kill -9 a random OSN while blocks are being cut, restart it
   kafka-down    kill -9 every broker and ZooKeeper node for longer than
                 Kafka.Retry.ShortTotal, then start them again
+  osn-past-retention
+                kill -9 a random OSN, let the load go on without it, then
+                prune the channel's partition (Kafka DeleteRecords, what
+                retention does) up to the lowest position of the running
+                OSNs, past the stopped OSN's, and restart it: it cannot
+                replay the partition and must catch up from another OSN
+                (issue #15; not in the default --kinds)
 
 After each round: every node is back, the OSNs' heights agree, the new blocks
 are fetched from every OSN with Deliver (`orderer-client deliver --raw-out`),
@@ -45,7 +52,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 KAFKA_SH = os.path.join(ROOT, "scripts", "kafka", "kafka.sh")
 CHECKER = os.path.join(HERE, "check_chains.py")
-KINDS = ["broker-kill", "broker-pause", "zk-kill", "osn-kill", "kafka-down"]
+KINDS = ["broker-kill", "broker-pause", "zk-kill", "osn-kill", "kafka-down", "osn-past-retention"]
+DEFAULT_KINDS = KINDS[:5]
 
 
 def log(msg):
@@ -166,10 +174,11 @@ Profiles:
         for o in self.osns:
             self.wait_serving(o, 120)
 
-    def start_osn(self, i):
+    def start_osn(self, i, extra_env=None):
         o = self.osns[i]
         os.makedirs(o["ledger"], exist_ok=True)
-        env = dict(os.environ,
+        env = dict(os.environ)
+        env.update(
                    FABRIC_CFG_PATH=os.path.join(self.work, "no-config"),
                    ORDERER_GENERAL_BOOTSTRAPFILE=self.genesis,
                    ORDERER_GENERAL_LISTENADDRESS="127.0.0.1",
@@ -178,12 +187,14 @@ Profiles:
                    ORDERER_GENERAL_LOCALMSPID="SampleOrg",
                    ORDERER_FILELEDGER_LOCATION=o["ledger"],
                    ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:%d" % o["ops"],
+                   ORDERER_METRICS_PROVIDER="prometheus",
                    ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR="3",
                    ORDERER_KAFKA_RETRY_SHORTINTERVAL="1s",
                    ORDERER_KAFKA_RETRY_SHORTTOTAL=self.args.short_total,
                    ORDERER_KAFKA_RETRY_LONGINTERVAL="2s",
                    ORDERER_KAFKA_RETRY_LONGTOTAL="10m",
                    FABRIC_LOGGING_SPEC=self.args.log_spec)
+        env.update(extra_env or {})
         lf = open(o["log"], "a")
         lf.write("===== %s start\n" % time.strftime("%F %T"))
         lf.flush()
@@ -200,6 +211,30 @@ Profiles:
             return json.loads(r.stdout)["height"]
         except (ValueError, KeyError):
             return None
+
+    def next_offset(self, o):
+        """The offset the OSN's chain consumes next (last_offset_persisted + 1 of
+        its last block, from its /metrics), None if it does not answer."""
+        import urllib.request
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % o["ops"], timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        want = 'consensus_kafka_last_offset_persisted{channel="%s"}' % self.channel
+        for line in text.splitlines():
+            if line.startswith(want):
+                return int(float(line.split()[-1])) + 1
+        return None
+
+    def prune(self, brokers, offset):
+        """Deletes the channel partition's records below `offset` (DeleteRecords)."""
+        spec = os.path.join(self.work, "prune.json")
+        with open(spec, "w") as f:
+            json.dump({"partitions": [{"topic": self.channel, "partition": 0, "offset": offset}],
+                       "version": 1}, f)
+        kafka("run-class", "org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server",
+              ",".join(brokers), "--offset-json-file", spec, timeout=120)
 
     def wait_serving(self, o, within):
         deadline = time.time() + within
@@ -309,6 +344,39 @@ def inject(kind, net, rng, args):
         time.sleep(down)
         net.start_osn(i)
         return "kill -9 OSN %d, restarted after %.1fs" % (i, down), i
+    if kind == "osn-past-retention":
+        i = rng.randrange(len(net.osns))
+        down = rng.uniform(3, 8)
+        net.kill_osn(i)
+        # Its position: the last block it wrote (its chain file may lag; ask a
+        # running OSN only for theirs, and take ours from the ledger below).
+        time.sleep(down)
+        running = [o for o in net.osns if o["i"] != i]
+        positions = [net.next_offset(o) for o in running]
+        if None in positions:
+            net.start_osn(i)
+            return "kill -9 OSN %d; running OSNs' positions unknown (%s): not pruned, restarted after %.1fs" % (
+                i, positions, down), i
+        to = min(positions)
+        net.prune(args.brokers, to)
+        net.start_osn(i)
+        # It must come back by catching up (its next offset is gone).
+        deadline = time.time() + 120
+        log_path = net.osns[i]["log"]
+        tail = ""
+        while time.time() < deadline:
+            with open(log_path, errors="replace") as f:
+                tail = f.read().rsplit("===== ", 1)[-1]
+            if "caught up from another OSN" in tail:
+                break
+            if "Start phase completed successfully" in tail and "cannot resume the Kafka chain" not in tail:
+                break
+            time.sleep(0.5)
+        how = ("caught up from another OSN" if "caught up from another OSN" in tail else
+               "resumed from Kafka (its position was not pruned)" if "Start phase completed" in tail else
+               "NOT back within 120s")
+        return "kill -9 OSN %d, partition pruned below offset %d (running OSNs at %s) after %.1fs, restarted: %s" % (
+            i, to, positions, down, how), i
     if kind == "kafka-down":
         down = args.short_total_s + rng.uniform(3, 10)
         for b in range(1, 5):
@@ -327,7 +395,8 @@ def main():
     ap.add_argument("rounds", type=int)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--osns", type=int, default=3)
-    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds to draw from")
+    ap.add_argument("--kinds", default=",".join(DEFAULT_KINDS),
+                    help="comma-separated fault kinds to draw from (known: %s)" % ", ".join(KINDS))
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     ap.add_argument("--work", default=None, help="work folder (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -370,6 +439,7 @@ def main():
         kafka("start", "--wait", timeout=600)
         started_kafka = True
     brokers = kafka("brokers").stdout.strip().split(",")
+    a.brokers = brokers
     work = a.work or tempfile.mkdtemp(prefix="faults-")
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(work, "acks"), exist_ok=True)
@@ -388,7 +458,7 @@ def main():
             t0 = time.time()
             # Duration of new load: the fault's longest possible length plus margins.
             longest = {"broker-kill": 10, "broker-pause": a.pause_max, "zk-kill": 10, "osn-kill": 5,
-                       "kafka-down": a.short_total_s + 10 + 30}[kind]
+                       "kafka-down": a.short_total_s + 10 + 30, "osn-past-retention": 15}[kind]
             duration = a.pre + longest + a.post
             loads = []
             for i, o in enumerate(net.osns):

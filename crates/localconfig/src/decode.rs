@@ -271,8 +271,15 @@ pub(crate) fn schema() -> Kind {
                     ]),
                 ),
                 f("Version", KafkaVersion),
-                // Ours: catch-up from other OSNs when the partition was pruned.
-                f("CatchUp", sec(vec![f("Sources", StrList)])),
+                // Ours: catch-up from other OSNs when the partition was pruned,
+                // or when it is much cheaper than replaying it.
+                f(
+                    "CatchUp",
+                    sec(vec![
+                        f("Sources", StrList),
+                        f("PullThreshold", UInt(i64::MAX as u64)),
+                    ]),
+                ),
             ]),
         ),
         f(

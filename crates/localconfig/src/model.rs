@@ -505,6 +505,12 @@ pub struct KafkaCatchUp {
     /// channel config's orderer addresses (`OrdererAddresses`, and the
     /// orderer organizations' `Endpoints`).
     pub sources: Vec<String>,
+    /// A starting chain with more than this many records (Kafka offsets)
+    /// between its resume offset and the partition's end first pulls the
+    /// blocks the sources already have, and replays only the rest. 0: the
+    /// built-in default (`orderer::consensus::kafka::catchup::DEFAULT_PULL_THRESHOLD`);
+    /// 9223372036854775807 always replays (pulls only what was pruned).
+    pub pull_threshold: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1068,6 +1068,18 @@ fn kafka_catch_up_sources_are_addresses_from_yaml_or_environment() {
     )
     .unwrap();
     assert_eq!(c.kafka.catch_up.sources, ["b:2", "c:3"]);
+    assert_eq!(c.kafka.catch_up.pull_threshold, 0, "the built-in default");
+    let c = load_yaml(
+        "Kafka:\n  CatchUp:\n    PullThreshold: 5000\n",
+        &[("ORDERER_KAFKA_CATCHUP_PULLTHRESHOLD", "20000")],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.catch_up.pull_threshold, 20000);
+    let e = err_of(load_yaml(
+        "Kafka:\n  CatchUp:\n    PullThreshold: -1\n",
+        &[],
+    ));
+    assert!(e.contains("Kafka.CatchUp.PullThreshold"), "{e}");
     let e = err_of(load_yaml(
         "Kafka:\n  CatchUp:\n    Sources: [osn1.example.com]\n",
         &[],

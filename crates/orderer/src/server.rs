@@ -494,6 +494,7 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
     ks.brokers.clear();
     let mut topics = Vec::new();
     let mut absolute_max_bytes = 0u64;
+    let mut catch_up = std::collections::BTreeMap::new();
     for id in registrar.channel_ids() {
         let Some(support) = registrar.get(&id) else {
             continue;
@@ -509,6 +510,14 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
         }
         absolute_max_bytes =
             absolute_max_bytes.max(u64::from(config.batch_size.absolute_max_bytes));
+        catch_up.insert(
+            id.clone(),
+            kafka::catchup::other_sources(
+                &settings.kafka.catch_up_sources,
+                &config,
+                &settings.listen,
+            ),
+        );
         topics.push(id);
     }
     if !topics.is_empty() {
@@ -516,6 +525,7 @@ fn spawn_kafka_check(settings: &NodeSettings, registrar: &Registrar, stop: Cance
             ks,
             topics,
             absolute_max_bytes,
+            catch_up,
             stop,
         ));
     }
@@ -699,6 +709,10 @@ impl ChainStarter {
         };
         Ok(kafka::CatchUpHooks {
             sources: s.kafka.catch_up_sources.clone(),
+            pull_threshold: match s.kafka.catch_up_pull_threshold {
+                0 => kafka::catchup::DEFAULT_PULL_THRESHOLD,
+                n => n,
+            },
             source: Arc::new(kafka::catchup::GrpcBlockSource {
                 signer: Arc::clone(&self.signer),
                 tls,

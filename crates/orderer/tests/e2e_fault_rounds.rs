@@ -8,7 +8,8 @@
 //! any lost, duplicated or divergent transaction or block, or an OSN that
 //! died without being killed. Three rounds on a channel with the exactly-once
 //! window on (no tx ID twice), then two on a channel as Fabric's (window off:
-//! a tx ID twice only where its client re-sent it, byte-identical).
+//! a tx ID twice only where its client re-sent it, byte-identical), then one
+//! where an OSN is stopped while the partition is pruned past its position.
 //!
 //! This is the only test in its binary (cargo runs test binaries one after
 //! another), so stopping brokers cannot disturb other Kafka tests; the script
@@ -106,4 +107,8 @@ fn three_fault_rounds_lose_and_duplicate_nothing() {
     // As Fabric's (window off): a tx ID twice only where a client re-sent it.
     let off = fault_rounds(2, "osn-kill,broker-kill", &["--no-exactly-once"]);
     assert!(off.contains("exactly-once off,"), "{off}");
+    // An OSN stopped while the partition is pruned past its position
+    // (issue #15): it catches up from another OSN.
+    let pruned = fault_rounds(1, "osn-past-retention", &[]);
+    assert!(pruned.contains("rounds 1,"), "{pruned}");
 }

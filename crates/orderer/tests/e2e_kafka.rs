@@ -1403,3 +1403,178 @@ async fn a_new_osn_catches_up_over_mutual_tls_with_its_own_certificate() {
     }
     assert!(pulled_to >= 4, "{log}");
 }
+
+/// `Kafka.CatchUp.PullThreshold` as an environment override.
+const PULL_THRESHOLD: &str = "ORDERER_KAFKA_CATCHUP_PULLTHRESHOLD";
+
+/// The number of blocks a node pulled ahead, from its log line.
+fn pulled_ahead(log: &str) -> u64 {
+    log.lines()
+        .find(|l| l.contains("pulled ahead from other OSNs"))
+        .and_then(|l| l.split(" pulled=").nth(1))
+        .and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pulled-ahead count in: {log}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_osn_far_behind_an_unpruned_partition_pulls_first_then_follows_kafka() {
+    let channel = unique_channel("pullahead");
+    let net = kafka_net(&channel, 200, 10);
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 60).await;
+    let a_chain = chain_of(&a, &net, &channel, 7).await;
+    let source = (SOURCES, format!("127.0.0.1:{}", a.port));
+
+    // (a) Far behind (more than 10 records): C pulls what A has, verified,
+    // then consumes Kafka from the last pulled block's offsets. Nothing is
+    // pruned: Kafka would have served it all.
+    let c = start_with(
+        &net,
+        &dir.join("c"),
+        &[source.clone(), (PULL_THRESHOLD, "10".into())],
+    );
+    let log = wait_log(&c, "pulled ahead from other OSNs").await;
+    assert!(
+        log.contains("far behind the partition's end: pulling blocks from other OSNs"),
+        "{log}"
+    );
+    assert!(!log.contains("cannot resume the Kafka chain"), "{log}");
+    let pulled = pulled_ahead(&log) as usize;
+    assert!(
+        pulled >= a_chain.len() - 1,
+        "{pulled} of {}: {log}",
+        a_chain.len()
+    );
+    let c_chain = chain_when(&c, &net, &channel, a_chain.len() as u64).await;
+    assert_eq!(
+        c_chain[..a_chain.len()],
+        a_chain[..],
+        "A's blocks, byte for byte"
+    );
+
+    // (b) The source is itself behind (it has blocks 0..3 only): D pulls
+    // those, and the rest comes from Kafka, from block 3's offsets on.
+    let behind = serve_fake_source(a_chain[..4].to_vec());
+    let d = start_with(
+        &net,
+        &dir.join("d"),
+        &[(SOURCES, behind), (PULL_THRESHOLD, "10".into())],
+    );
+    let log = wait_log(&d, "pulled ahead from other OSNs").await;
+    assert_eq!(pulled_ahead(&log), 3, "{log}");
+    let lop3 = kafka_md(&a_chain[3]).last_offset_persisted;
+    assert!(
+        log.contains(&format!("start_offset={}", lop3 + 1)),
+        "Kafka resumes after block 3's last offset {lop3}: {log}"
+    );
+    let d_chain = chain_when(&d, &net, &channel, a_chain.len() as u64).await;
+    assert_eq!(d_chain[..4], a_chain[..4]);
+    for (x, y) in a_chain.iter().zip(&d_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+
+    // (c) Within the threshold (the default): E replays the partition.
+    let e = start_with(&net, &dir.join("e"), &[source]);
+    wait_ready(&e, &net, &channel, Duration::from_secs(60)).await;
+    let e_chain = chain_when(&e, &net, &channel, a_chain.len() as u64).await;
+    let log = std::fs::read_to_string(&e.log).unwrap();
+    assert!(!log.contains("pulling blocks from other OSNs"), "{log}");
+    for (x, y) in a_chain.iter().zip(&e_chain) {
+        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+    }
+
+    // All follow Kafka: envelopes through C and D are ordered, and every
+    // OSN holds every envelope once, in the same blocks.
+    order(&c, &net, &channel, "via-c", 20).await;
+    order(&d, &net, &channel, "via-d", 20).await;
+    let want = [named("early", 60), named("via-c", 20), named("via-d", 20)].concat();
+    let mut chains = Vec::new();
+    for n in [&a, &c, &d, &e] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, &net, &channel, 1).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verify_chain(&chain, net.org.ca_cert_pem());
+        assert_eq!(payloads_of(&chain), want, "port {}", n.port);
+        chains.push(chain);
+    }
+    for chain in &chains[1..] {
+        assert_eq!(chain.len(), chains[0].len());
+        for (x, y) in chains[0].iter().zip(chain) {
+            assert_eq!((&x.header, &x.data), (&y.header, &y.data));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_any_catch_up_source_a_new_osn_past_the_pruning_refuses_and_says_what_is_missing() {
+    // A channel config without orderer addresses, and no Kafka.CatchUp.Sources.
+    let channel = unique_channel("nosource");
+    let net = support::net_with(&channel, |dev| {
+        dev.orderer_type = "kafka".into();
+        dev.kafka_brokers = brokers();
+        dev.batch_timeout = fabric_configtx::units::GoDuration::from_millis(200);
+        dev.batch_size.max_message_count = 10;
+        dev.orderer_addresses.clear();
+    });
+    let dir = net.dir.path();
+    let a = start_osn(&net, &dir.join("a"));
+    wait_ready(&a, &net, &channel, Duration::from_secs(60)).await;
+    order(&a, &net, &channel, "early", 30).await;
+    support::kafka::prune_partition(&channel);
+    let c = start_osn(&net, &dir.join("c"));
+    assert_eq!(refuses_pruned_partition(&c, &net, &channel).await, 0);
+    let log = wait_log(&c, "no catch-up source: set Kafka.CatchUp.Sources").await;
+    assert!(
+        log.contains("blocks 1 and after (Kafka offset 0 on was pruned"),
+        "{log}"
+    );
+    // Clients are told what is missing too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cl = c.client().await;
+        let r = broadcast(&mut cl, vec![tx(&net.client, &channel, b"x".to_vec())]).await;
+        assert_eq!(r[0].status, Status::ServiceUnavailable as i32);
+        if r[0]
+            .info
+            .contains("no catch-up source is configured (Kafka.CatchUp.Sources)")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r[0].info);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        support::kafka::deliver_status(&c, &net, &channel).await,
+        Some(Status::ServiceUnavailable)
+    );
+    // The refusing OSN's ledger still holds only its genesis block.
+    let (blocks, _) = {
+        let mut cl = c.client().await;
+        deliver(
+            &mut cl,
+            &net.client,
+            &channel,
+            SeekInfo {
+                start: Some(seek_oldest()),
+                stop: Some(seek_newest()),
+                error_response: fabric_protos::orderer::seek_info::SeekErrorResponse::BestEffort
+                    as i32,
+                ..Default::default()
+            },
+        )
+        .await
+    };
+    assert_eq!(
+        blocks.len(),
+        1,
+        "BEST_EFFORT serves only the verified genesis block"
+    );
+}

@@ -511,7 +511,7 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
         ],
         Duration::from_secs(30),
     );
-    assert!(!log.contains("time-based retention disabled"), "{log}");
+    assert!(!log.contains("retention off (log.retention.ms=-1"), "{log}");
     wait_ready(&node, &net, &bad, Duration::from_secs(60)).await;
 
     // Brokers that cannot be reached: exit status 2 and the reason.
@@ -525,6 +525,114 @@ async fn check_kafka_passes_on_the_guide_settings_and_names_unclean_leader_elect
         out.text.contains("cannot read the cluster metadata"),
         "{}",
         out.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_kafka_accepts_finite_retention_only_when_catch_up_is_configured() {
+    let _shared = CLUSTER.read().await;
+    // A channel topic pruned by time and by size (the brokers keep -1).
+    let topic = unique_channel("checkretention");
+    create_topic(
+        &topic,
+        &[
+            ("retention.ms", "3600000"),
+            ("retention.bytes", "1073741824"),
+        ],
+    )
+    .await;
+    let net = kafka_net_on(&topic, brokers());
+
+    // No source but this OSN itself (the config's only address is
+    // 127.0.0.1:7050, the default listen address): retention must be off.
+    let out = check_kafka(&net, &[]);
+    assert_eq!(out.code, 1, "{}", out.text);
+    assert!(
+        out.text
+            .contains("catch-up: no source other than this OSN (127.0.0.1:7050)"),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("FAIL  retention"), "{}", out.text);
+    assert!(
+        out.text.contains(&format!(
+            "topic {topic}: retention.ms=3600000, retention.bytes=1073741824"
+        )),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("Kafka.CatchUp.Sources"), "{}", out.text);
+    assert!(
+        out.text.contains("1 of 6 rules fail: retention"),
+        "{}",
+        out.text
+    );
+
+    // With a catch-up source: accepted, and the report says the trade-off.
+    let sources = vec![(
+        "ORDERER_KAFKA_CATCHUP_SOURCES".to_string(),
+        "[osn1.example.com:7050]".to_string(),
+    )];
+    let out = check_kafka(&net, &sources);
+    assert_eq!(out.code, 0, "{}", out.text);
+    assert!(
+        out.text.contains("catch-up sources: osn1.example.com:7050"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.contains("retention")),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains(&format!("note (topic {topic})")),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .contains("must pull the pruned blocks from one of them"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("check-kafka: all 6 rules pass"),
+        "{}",
+        out.text
+    );
+    // The same source, when it is this OSN's own address, does not count.
+    let mut own = sources.clone();
+    own[0].1 = "[127.0.0.1:7050]".into();
+    assert_eq!(check_kafka(&net, &own).code, 1);
+
+    // The other rules stay: with a source, compaction still fails.
+    let compacted = unique_channel("checkcompact");
+    create_topic(&compacted, &[("cleanup.policy", "compact")]).await;
+    let out = check_kafka(&kafka_net_on(&compacted, brokers()), &sources);
+    assert_eq!(out.code, 1, "{}", out.text);
+    assert!(
+        out.text
+            .contains(&format!("topic {compacted}: cleanup.policy=compact")),
+        "{}",
+        out.text
+    );
+
+    // At start-up: a node whose channel config names another OSN (it
+    // listens on another port) accepts the finite retention, logs the
+    // trade-off, warns about nothing, and serves.
+    let (node, _l) = start_node(&net, &[]);
+    let log = wait_log(
+        &node,
+        &["accepted because catch-up is configured (sources: 127.0.0.1:7050)"],
+        Duration::from_secs(30),
+    );
+    wait_ready(&node, &net, &topic, Duration::from_secs(60)).await;
+    assert!(
+        !log.contains("does not follow Fabric's Kafka guide"),
+        "{log}"
     );
 }
 

@@ -242,6 +242,7 @@ fn kafka_settings(k: &orderer_config::Kafka) -> KafkaSettings {
         }),
         sasl: sasl_settings(k),
         catch_up_sources: k.catch_up.sources.clone(),
+        catch_up_pull_threshold: k.catch_up.pull_threshold,
     }
 }
 
@@ -450,9 +451,29 @@ fn check_kafka(timeout: Duration) -> Result<bool> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let observed = rt
+    let mut observed = rt
         .block_on(inspect::observe(&ks, &topics, amb, timeout))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Catch-up (finite retention is accepted with it): Kafka.CatchUp.Sources,
+    // else the bootstrap channel's orderer addresses (channels created later
+    // take their Orderer group and addresses from it), without this OSN.
+    let own = format!(
+        "{}:{}",
+        config.general.listen_address, config.general.listen_port
+    );
+    let sources = orderer::consensus::kafka::catchup::other_sources(
+        &config.kafka.catch_up.sources,
+        &cc,
+        &own,
+    );
+    if sources.is_empty() {
+        println!("catch-up: no source other than this OSN ({own}): retention must be off");
+    } else {
+        println!("catch-up sources: {}", sources.join(", "));
+    }
+    for t in &topics {
+        observed.catch_up.insert(t.clone(), sources.clone());
+    }
     for t in &observed.topics {
         match t.replicas {
             Some(n) => println!("topic {}: {n} replica(s)", t.name),

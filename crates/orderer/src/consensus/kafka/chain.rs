@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::catchup::{self, config_sources, Verifier, CATCH_UP_BACKOFF_MIN, CATCH_UP_LOG_EVERY};
-use super::decide::{position_check, resume_position, Action, Decider, Offsets, Resume};
+use super::decide::{
+    position_check, pull_first, resume_position, Action, Decider, Offsets, Resume,
+};
 use super::health::health_probe;
 use super::{connect_message, produce, retry, ChainHooks, KafkaSettings, PARTITION};
 use crate::blockcutter::BatchSize;
@@ -125,6 +127,26 @@ enum PullEnd {
     Failed(String),
 }
 
+/// What [`KafkaChain::open_consumer`] found in the partition.
+enum Opened {
+    /// Assigned at the resume offset.
+    Consumer(ChainConsumer),
+    /// The resume offset was pruned.
+    Pruned { needed: i64, log_start: i64 },
+    /// Far behind the partition's end: pull from other OSNs first.
+    Behind { start: i64, high: i64 },
+}
+
+/// Where pulling from one source stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PullUntil {
+    /// At the first block whose offsets reach the partition's log start
+    /// (catch-up after pruning); a source that ends before fails.
+    LogStart(i64),
+    /// At the source's newest block (pulling ahead at start-up).
+    SourceEnd,
+}
+
 /// How often (in messages) the chain publishes its consumed offset.
 const CONSUMED_EVERY: i64 = 64;
 
@@ -202,26 +224,35 @@ impl KafkaChain {
     /// A consumer assigned at the chain's resume offset. When the partition
     /// no longer holds it, the chain catches up from other OSNs
     /// ([`Self::catch_up`]) and tries again; without catch-up it halts
-    /// (`Err`). `None`: shutdown, or the chain stopped (its state says why).
+    /// (`Err`). When it does hold it but more than
+    /// `Kafka.CatchUp.PullThreshold` records lie between it and the
+    /// partition's end, the chain first pulls what other OSNs already have
+    /// ([`Self::pull_ahead`], once) and then consumes from the last pulled
+    /// block's offsets. `None`: shutdown, or the chain stopped (its state
+    /// says why).
     async fn open_consumer(
         &mut self,
         shutdown: &CancellationToken,
     ) -> Option<Result<ChainConsumer, String>> {
+        let mut threshold = self.hooks.catch_up.as_ref().map(|h| h.pull_threshold);
         loop {
             let offsets = self.offsets;
             let topic = self.channel_id.clone();
             let s = Arc::clone(&self.settings);
             let opened = retry("set up consumer", &s, shutdown, || async {
                 let c = s.consumer().map_err(|e| e.to_string())?;
-                let (log_start, _) = c
+                let (log_start, high) = c
                     .fetch_watermarks(&topic, PARTITION, Duration::from_secs(5))
                     .map_err(|e| e.to_string())?;
                 let start = match resume_position(&offsets, log_start) {
                     Resume::From(o) => o,
                     Resume::Pruned { needed, log_start } => {
-                        return Ok::<_, String>(Err((needed, log_start)));
+                        return Ok::<_, String>(Opened::Pruned { needed, log_start });
                     }
                 };
+                if threshold.is_some_and(|t| pull_first(start, high, t)) {
+                    return Ok(Opened::Behind { start, high });
+                }
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition_offset(&topic, PARTITION, Offset::Offset(start))
                     .map_err(|e| e.to_string())?;
@@ -229,12 +260,19 @@ impl KafkaChain {
                 // Metadata round trip proves the brokers are reachable.
                 c.fetch_metadata(Some(&topic), Duration::from_secs(5))
                     .map_err(|e| e.to_string())?;
-                Ok(Ok(c))
+                Ok(Opened::Consumer(c))
             })
             .await?;
             match opened {
-                Ok(Ok(c)) => return Some(Ok(c)),
-                Ok(Err((needed, log_start))) => {
+                Ok(Opened::Consumer(c)) => return Some(Ok(c)),
+                Ok(Opened::Behind { start, high }) => {
+                    threshold = None;
+                    if !self.pull_ahead(start, high, shutdown).await {
+                        return None;
+                    }
+                }
+                Ok(Opened::Pruned { needed, log_start }) => {
+                    threshold = None;
                     let why = self.pruned(needed, log_start);
                     if self.hooks.catch_up.is_none() {
                         return Some(Err(why));
@@ -246,6 +284,96 @@ impl KafkaChain {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+
+    /// The start-up shortcut (issue #15, part 2): the partition still holds
+    /// the chain's resume offset `start`, but `high - start` records are
+    /// more than `Kafka.CatchUp.PullThreshold`, so the chain pulls, verifies
+    /// and appends the blocks the sources have (each source once, from the
+    /// height reached; no waiting), and then consumes Kafka from the last
+    /// pulled block's `last_offset_persisted + 1` — the rest, if a source is
+    /// itself behind, comes from Kafka. A source failing or serving a bad
+    /// block is logged and the next one is tried; none answering only means
+    /// replaying the partition, as without the shortcut. `false`: shutdown,
+    /// or the chain halted.
+    async fn pull_ahead(&mut self, start: i64, high: i64, shutdown: &CancellationToken) -> bool {
+        let Some(hooks) = self.hooks.catch_up.clone() else {
+            return true;
+        };
+        let ch = self.channel_id.clone();
+        let from = self.ledger.height();
+        let mut verifier = match self.tip_verifier() {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(channel_id = %ch, error = %e, "cannot verify blocks from other OSNs; replaying the partition instead");
+                return true;
+            }
+        };
+        let sources = if hooks.sources.is_empty() {
+            config_sources(verifier.config())
+        } else {
+            hooks.sources.clone()
+        };
+        if sources.is_empty() {
+            info!(channel_id = %ch, start, high, "far behind the partition's end but no catch-up source; replaying it");
+            return true;
+        }
+        let reason = format!(
+            "starting: {} records between offset {start} and the end of the Kafka partition {ch}/{PARTITION} \
+             (more than Kafka.CatchUp.PullThreshold {}); pulling blocks from {from} on from other OSNs first",
+            high - start,
+            hooks.pull_threshold
+        );
+        info!(channel_id = %ch, height = from, start, high, threshold = hooks.pull_threshold, sources = ?sources,
+              "far behind the partition's end: pulling blocks from other OSNs before consuming Kafka");
+        self.state_tx
+            .send_replace(ChainState::CatchingUp(reason.clone()));
+        crate::metrics::kafka_catchup_height(&ch, from);
+        let began = std::time::Instant::now();
+        for addr in &sources {
+            let end = self
+                .pull_from(
+                    &*hooks.source,
+                    addr,
+                    &mut verifier,
+                    PullUntil::SourceEnd,
+                    &reason,
+                    shutdown,
+                )
+                .await;
+            match end {
+                PullEnd::Caught => break,
+                PullEnd::Stop => return false,
+                PullEnd::Failed(why) => {
+                    warn!(channel_id = %ch, source = %addr, height = self.ledger.height(), error = %why,
+                          "pulling ahead: source failed; trying the next one");
+                }
+            }
+        }
+        crate::metrics::kafka_catchup_height(&ch, 0);
+        let pulled = self.ledger.height() - from;
+        let secs = began.elapsed().as_secs_f64();
+        info!(channel_id = %ch, pulled, height = self.ledger.height(), seconds = secs,
+              blocks_per_second = pulled as f64 / secs.max(1e-9),
+              start_offset = self.offsets.start_offset(), high,
+              "pulled ahead from other OSNs; consuming Kafka from the last pulled block's offsets");
+        true
+    }
+
+    /// A verifier after the ledger's last block, under the config in force.
+    fn tip_verifier(&self) -> Result<Verifier, String> {
+        let reader = self.ledger.reader();
+        tokio::task::block_in_place(|| -> Result<_, String> {
+            let last = reader
+                .last_block()
+                .map_err(|e| e.to_string())?
+                .ok_or("the ledger is empty")?;
+            let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
+            let config_block = reader.get(lc).map_err(|e| e.to_string())?;
+            let config = crate::channelconfig::ChannelConfig::from_block(&config_block)
+                .map_err(|e| format!("config block {lc}: {e}"))?;
+            Verifier::new(&last, config)
+        })
     }
 
     /// The partition no longer holds the record this chain needs next: say
@@ -297,19 +425,7 @@ impl KafkaChain {
         self.state_tx
             .send_replace(ChainState::CatchingUp(reason.clone()));
         crate::metrics::kafka_catchup_height(&ch, from);
-        let reader = self.ledger.reader();
-        let start = tokio::task::block_in_place(|| -> Result<_, String> {
-            let last = reader
-                .last_block()
-                .map_err(|e| e.to_string())?
-                .ok_or("the ledger is empty")?;
-            let lc = fabric_common::block::last_config_index(&last).unwrap_or(0);
-            let config_block = reader.get(lc).map_err(|e| e.to_string())?;
-            let config = crate::channelconfig::ChannelConfig::from_block(&config_block)
-                .map_err(|e| format!("config block {lc}: {e}"))?;
-            Verifier::new(&last, config)
-        });
-        let mut verifier = match start {
+        let mut verifier = match self.tip_verifier() {
             Ok(v) => v,
             Err(e) => {
                 let why = format!("cannot start catching up from this OSN's ledger: {e}");
@@ -332,7 +448,7 @@ impl KafkaChain {
                         &*hooks.source,
                         addr,
                         &mut verifier,
-                        log_start,
+                        PullUntil::LogStart(log_start),
                         &reason,
                         shutdown,
                     )
@@ -356,7 +472,7 @@ impl KafkaChain {
             let missing = format!(
                 "blocks {} and after (Kafka offset {} on was pruned; the partition starts at {log_start})",
                 verifier.next_number(),
-                self.offsets.start_offset()
+                self.offsets.start_offset().max(0)
             );
             if sources.is_empty() {
                 warn!(channel_id = %ch, %missing, retry_in_s = wait.as_secs(),
@@ -389,7 +505,7 @@ impl KafkaChain {
         source: &dyn catchup::BlockSource,
         addr: &str,
         verifier: &mut Verifier,
-        log_start: i64,
+        until: PullUntil,
         reason: &str,
         shutdown: &CancellationToken,
     ) -> PullEnd {
@@ -409,6 +525,7 @@ impl KafkaChain {
                 i = stream.next() => i,
             };
             let block = match item {
+                None if until == PullUntil::SourceEnd => return PullEnd::Caught,
                 None => break,
                 Some(Err(e)) => {
                     return PullEnd::Failed(format!("after {pulled} verified blocks: {e}"))
@@ -445,15 +562,17 @@ impl KafkaChain {
             let lop = verified.kafka.last_offset_persisted;
             self.committed_pulled(&block, verified);
             if number % CATCH_UP_LOG_EVERY == 0 {
-                info!(channel_id = %ch, source = %addr, number, last_offset_persisted = lop, log_start,
+                info!(channel_id = %ch, source = %addr, number, last_offset_persisted = lop, ?until,
                       "catching up: verified and appended");
             }
-            if lop + 1 >= log_start {
-                return PullEnd::Caught;
+            if let PullUntil::LogStart(log_start) = until {
+                if lop + 1 >= log_start {
+                    return PullEnd::Caught;
+                }
             }
         }
         PullEnd::Failed(format!(
-            "served {pulled} blocks up to {} and ended, before a block whose Kafka offsets reach the partition's start {log_start}",
+            "served {pulled} blocks up to {} and ended, before a block whose Kafka offsets reach the partition's start ({until:?})",
             verifier.next_number() - 1
         ))
     }

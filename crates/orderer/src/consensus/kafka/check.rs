@@ -11,7 +11,18 @@
 //! | [`Rule::MinInsyncReplicas`] | 1 < M = `min.insync.replicas` < N |
 //! | [`Rule::UncleanLeaderElection`] | `unclean.leader.election.enable=false` (else offsets, and so blocks, can be rewritten) |
 //! | [`Rule::MessageSize`] | `AbsoluteMaxBytes` < `replica.fetch.max.bytes`, `message.max.bytes` (and each topic's `max.message.bytes`) < `socket.request.max.bytes` |
-//! | [`Rule::Retention`] | time-based retention off: `log.retention.ms=-1`, topic `retention.ms=-1` (an OSN replays its partition) |
+//! | [`Rule::Retention`] | retention off: `log.retention.ms=-1`, `log.retention.bytes=-1`, topic `retention.ms=-1`, `retention.bytes=-1` (an OSN replays its partition), **unless catch-up is configured** (ours, issue #15: [`Observed::catch_up`]); never compaction (`cleanup.policy=delete`) |
+//!
+//! Finite retention is accepted for a topic whose channel has a catch-up
+//! source: `Kafka.CatchUp.Sources`, else an orderer address of the channel
+//! config other than this OSN's own listen address
+//! ([`super::catchup::other_sources`]); a broker's finite default only when
+//! every channel topic has one. The report says the trade-off (a
+//! [`RuleResult::note`]): an OSN down for longer than the retention, or a new
+//! one, must pull the pruned blocks from another OSN, and its channel is
+//! unavailable until one answers. Compaction is refused in every case: the
+//! key of every record is `"0"`, so compaction keeps only the newest record
+//! and destroys the channel's history.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +57,25 @@ pub struct Observed {
     pub topics: Vec<TopicObserved>,
     /// The largest `Orderer/BatchSize.AbsoluteMaxBytes` of the channels.
     pub absolute_max_bytes: u64,
+    /// Channel topic → the catch-up sources an OSN of that channel pulls
+    /// pruned blocks from (empty or absent: none, so retention must be off).
+    pub catch_up: BTreeMap<String, Vec<String>>,
+}
+
+impl Observed {
+    /// The catch-up sources of `topic` (empty: none).
+    pub fn sources_of(&self, topic: &str) -> &[String] {
+        self.catch_up.get(topic).map_or(&[], Vec::as_slice)
+    }
+
+    /// Catch-up is configured for every channel topic (and there is one).
+    pub fn catch_up_everywhere(&self) -> bool {
+        !self.topics.is_empty()
+            && self
+                .topics
+                .iter()
+                .all(|t| !self.sources_of(&t.name).is_empty())
+    }
 }
 
 /// A rule of the guide.
@@ -61,7 +91,7 @@ pub enum Rule {
     UncleanLeaderElection,
     /// Message sizes above `AbsoluteMaxBytes`, below `socket.request.max.bytes`.
     MessageSize,
-    /// Time-based retention disabled.
+    /// Retention disabled unless catch-up is configured; no compaction.
     Retention,
 }
 
@@ -98,7 +128,10 @@ impl Rule {
             Rule::MessageSize => {
                 "AbsoluteMaxBytes < replica.fetch.max.bytes, message.max.bytes < socket.request.max.bytes"
             }
-            Rule::Retention => "time-based retention disabled (log.retention.ms=-1, topic retention.ms=-1)",
+            Rule::Retention => {
+                "retention off (log.retention.ms=-1, log.retention.bytes=-1, topic retention.ms/retention.bytes=-1) \
+                 unless catch-up is configured; cleanup.policy=delete"
+            }
         }
     }
 }
@@ -122,6 +155,9 @@ pub struct RuleResult {
     pub observed: String,
     /// How to fix it (empty when passed).
     pub fix: String,
+    /// Passed on a condition the operator should know (finite retention
+    /// accepted because of catch-up: the trade-off); empty otherwise.
+    pub note: String,
 }
 
 fn int(configs: &BTreeMap<String, Option<String>>, key: &str) -> Option<i64> {
@@ -166,8 +202,50 @@ impl Acc {
             } else {
                 fix.to_string()
             },
+            note: String::new(),
         });
     }
+
+    /// As [`Self::push`], with a note when it passed.
+    fn push_noted(
+        &mut self,
+        rule: Rule,
+        subject: &str,
+        passed: bool,
+        observed: String,
+        fix: &str,
+        note: String,
+    ) {
+        self.push(rule, subject, passed, observed, fix);
+        if passed {
+            if let Some(r) = self.0.last_mut() {
+                r.note = note;
+            }
+        }
+    }
+}
+
+/// The trade-off of finite retention with catch-up, for a report note.
+fn retention_note(what: &str, sources: &[String]) -> String {
+    format!(
+        "{what} is finite; accepted because catch-up is configured (sources: {}): an OSN stopped for longer \
+         than the topic keeps records (or a new OSN) cannot replay the partition and must pull the pruned \
+         blocks from one of them over Deliver, and its channel answers SERVICE_UNAVAILABLE until one is reachable; \
+         size retention for the longest stop you expect (README: Kafka retention and catch-up)",
+        sources.join(", ")
+    )
+}
+
+/// Kafka's `cleanup.policy` (topic) or `log.cleanup.policy` (broker) holds
+/// `compact`.
+fn compacts(configs: &BTreeMap<String, Option<String>>, key: &str) -> bool {
+    configs
+        .get(key)
+        .and_then(|v| v.as_deref())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("compact"))
+        })
 }
 
 /// Evaluates every rule; one result per rule and subject, in rule order.
@@ -320,35 +398,98 @@ pub fn evaluate(o: &Observed) -> Vec<RuleResult> {
         );
     }
 
-    // Time-based retention off.
+    // Retention off, unless catch-up is configured; never compaction.
+    retention_rules(o, &mut acc);
+    acc.0
+}
+
+/// [`Rule::Retention`] over the brokers and the topics.
+fn retention_rules(o: &Observed, acc: &mut Acc) {
+    const COMPACT_FIX: &str = "set cleanup.policy=delete (log.cleanup.policy on the brokers): every record's key is \"0\", so compaction keeps only the newest record and destroys the channel's history";
+    let everywhere = o.catch_up_everywhere();
+    let all_sources: Vec<String> = {
+        let mut v: Vec<String> = o.catch_up.values().flatten().cloned().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
     for b in &o.brokers {
-        let r = broker_retention_ms(&b.configs);
-        acc.push(
+        let subject = format!("broker {}", b.id);
+        let ms = broker_retention_ms(&b.configs);
+        let bytes = int(&b.configs, "log.retention.bytes").unwrap_or(-1);
+        let observed = format!(
+            "effective retention {ms} ms (log.retention.ms={}, log.retention.hours={}), log.retention.bytes={}",
+            text(&b.configs, "log.retention.ms"),
+            text(&b.configs, "log.retention.hours"),
+            text(&b.configs, "log.retention.bytes")
+        );
+        if compacts(&b.configs, "log.cleanup.policy") {
+            acc.push(
+                Rule::Retention,
+                &subject,
+                false,
+                format!(
+                    "log.cleanup.policy={}",
+                    text(&b.configs, "log.cleanup.policy")
+                ),
+                COMPACT_FIX,
+            );
+            continue;
+        }
+        let off = ms < 0 && bytes < 0;
+        acc.push_noted(
             Rule::Retention,
-            &format!("broker {}", b.id),
-            r < 0,
-            format!(
-                "effective retention {r} ms (log.retention.ms={}, log.retention.hours={})",
-                text(&b.configs, "log.retention.ms"),
-                text(&b.configs, "log.retention.hours")
-            ),
-            "set log.retention.ms=-1 on every broker: an OSN that restarts replays its channel's partition from its last block's offset",
+            &subject,
+            off || everywhere,
+            observed,
+            "set log.retention.ms=-1 and log.retention.bytes=-1 on every broker (an OSN that restarts replays its channel's partition from its last block's offset), \
+             or configure catch-up for every channel (Kafka.CatchUp.Sources, or the other OSNs' addresses in the channel config)",
+            if off { String::new() } else { retention_note("the brokers' default retention", &all_sources) },
         );
     }
     for t in &o.topics {
         if t.replicas.is_none() {
             continue;
         }
-        let r = int(&t.configs, "retention.ms");
-        acc.push(
+        let subject = format!("topic {}", t.name);
+        if compacts(&t.configs, "cleanup.policy") {
+            acc.push(
+                Rule::Retention,
+                &subject,
+                false,
+                format!("cleanup.policy={}", text(&t.configs, "cleanup.policy")),
+                COMPACT_FIX,
+            );
+            continue;
+        }
+        let ms = int(&t.configs, "retention.ms");
+        // retention.bytes: Kafka's default is -1; not reported counts as off.
+        let bytes = int(&t.configs, "retention.bytes").unwrap_or(-1);
+        let off = matches!(ms, Some(ms) if ms < 0) && bytes < 0;
+        let sources = o.sources_of(&t.name);
+        acc.push_noted(
             Rule::Retention,
-            &format!("topic {}", t.name),
-            matches!(r, Some(r) if r < 0),
-            format!("retention.ms={}", text(&t.configs, "retention.ms")),
-            "set the topic's retention.ms=-1 (kafka-configs --alter --entity-type topics --add-config retention.ms=-1)",
+            &subject,
+            off || !sources.is_empty(),
+            format!(
+                "retention.ms={}, retention.bytes={}",
+                text(&t.configs, "retention.ms"),
+                text(&t.configs, "retention.bytes")
+            ),
+            "set the topic's retention.ms=-1 and retention.bytes=-1 (kafka-configs --alter --entity-type topics --add-config retention.ms=-1,retention.bytes=-1), \
+             or configure catch-up for its channel (Kafka.CatchUp.Sources, or the other OSNs' addresses in the channel config)",
+            if off { String::new() } else { retention_note(&format!("topic {}'s retention", t.name), sources) },
         );
     }
-    acc.0
+}
+
+/// The passed results that carry a note (finite retention accepted because
+/// of catch-up), for the operator.
+pub fn notes(results: &[RuleResult]) -> Vec<&RuleResult> {
+    results
+        .iter()
+        .filter(|r| r.passed && !r.note.is_empty())
+        .collect()
 }
 
 /// The rules with at least one failing subject.
@@ -388,6 +529,11 @@ pub fn report(results: &[RuleResult]) -> String {
                 rule.requirement(),
                 of_rule[0].observed
             );
+            let noted: Vec<&&RuleResult> = of_rule.iter().filter(|r| !r.note.is_empty()).collect();
+            if let Some(first) = noted.first() {
+                let subjects: Vec<&str> = noted.iter().map(|r| r.subject.as_str()).collect();
+                let _ = writeln!(s, "        note ({}): {}", subjects.join(", "), first.note);
+            }
         } else {
             let _ = writeln!(s, "FAIL  {:<24} {}", rule.name(), rule.requirement());
             for r in &failed {
@@ -461,7 +607,28 @@ mod tests {
             brokers: (1..=4).map(guide_broker).collect(),
             topics: vec![guide_topic("sys"), guide_topic("app")],
             absolute_max_bytes: 10 * 1024 * 1024,
+            catch_up: BTreeMap::new(),
         }
+    }
+
+    /// Catch-up from `sources` for every topic of `o`.
+    fn with_catch_up(mut o: Observed, sources: &[&str]) -> Observed {
+        for t in &o.topics {
+            o.catch_up.insert(
+                t.name.clone(),
+                sources.iter().map(|s| s.to_string()).collect(),
+            );
+        }
+        o
+    }
+
+    /// Finite retention of both kinds on the brokers and the topics.
+    fn finite_retention(mut o: Observed) -> Observed {
+        set_broker(&mut o, "log.retention.ms", Some("3600000"));
+        set_broker(&mut o, "log.retention.bytes", Some("1073741824"));
+        set_topic(&mut o, "retention.ms", "3600000");
+        set_topic(&mut o, "retention.bytes", "1073741824");
+        o
     }
 
     fn set_broker(o: &mut Observed, key: &str, value: Option<&str>) {
@@ -615,6 +782,126 @@ mod tests {
             .configs
             .insert("retention.ms".into(), Some("604800000".into()));
         assert_eq!(failed_rules(&evaluate(&o)), vec![Rule::Retention]);
+    }
+
+    #[test]
+    fn size_based_retention_must_be_off_without_catch_up() {
+        let mut o = guide();
+        set_broker(&mut o, "log.retention.bytes", Some("1073741824"));
+        let r = evaluate(&o);
+        assert_eq!(failed_rules(&r), vec![Rule::Retention]);
+        assert!(
+            report(&r).contains("log.retention.bytes=1073741824"),
+            "{}",
+            report(&r)
+        );
+        let mut o = guide();
+        o.topics[1]
+            .configs
+            .insert("retention.bytes".into(), Some("1000000".into()));
+        let r = evaluate(&o);
+        let bad: Vec<_> = r.iter().filter(|x| !x.passed).collect();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].subject, "topic app");
+        assert!(
+            bad[0].fix.contains("Kafka.CatchUp.Sources"),
+            "{}",
+            bad[0].fix
+        );
+    }
+
+    #[test]
+    fn finite_retention_passes_with_catch_up_and_says_the_trade_off() {
+        let o = with_catch_up(finite_retention(guide()), &["osn1:7050", "osn2:7050"]);
+        let r = evaluate(&o);
+        assert!(failed_rules(&r).is_empty(), "{}", report(&r));
+        // Every retention result is noted, none of the other rules.
+        let noted = notes(&r);
+        assert_eq!(noted.len(), 4 + 2, "4 brokers, 2 topics");
+        assert!(noted.iter().all(|x| x.rule == Rule::Retention));
+        let text = report(&r);
+        assert!(text.contains("check-kafka: all 6 rules pass"), "{text}");
+        assert!(
+            text.contains("note (broker 1, broker 2, broker 3, broker 4, topic sys, topic app)"),
+            "{text}"
+        );
+        assert!(text.contains("osn1:7050, osn2:7050"), "{text}");
+        assert!(text.contains("must pull the pruned blocks"), "{text}");
+        assert!(
+            text.contains("SERVICE_UNAVAILABLE until one is reachable"),
+            "{text}"
+        );
+        // Retention off needs no note.
+        assert!(notes(&evaluate(&with_catch_up(guide(), &["osn1:7050"]))).is_empty());
+    }
+
+    #[test]
+    fn catch_up_must_cover_every_channel_for_a_finite_broker_default() {
+        // Only "sys" has a source: its topic passes, "app" fails, and so do
+        // the brokers' defaults (they apply to "app" and to later topics).
+        let mut o = finite_retention(guide());
+        o.catch_up.insert("sys".into(), vec!["osn1:7050".into()]);
+        o.catch_up.insert("app".into(), vec![]);
+        let r = evaluate(&o);
+        let bad: Vec<&str> = r
+            .iter()
+            .filter(|x| !x.passed)
+            .map(|x| x.subject.as_str())
+            .collect();
+        assert_eq!(
+            bad,
+            ["broker 1", "broker 2", "broker 3", "broker 4", "topic app"]
+        );
+        // Finite only on the "sys" topic (brokers off): passes.
+        let mut o = guide();
+        o.topics[0]
+            .configs
+            .insert("retention.ms".into(), Some("60000".into()));
+        o.catch_up.insert("sys".into(), vec!["osn1:7050".into()]);
+        let r = evaluate(&o);
+        assert!(failed_rules(&r).is_empty(), "{}", report(&r));
+        assert_eq!(notes(&r).len(), 1);
+    }
+
+    #[test]
+    fn the_other_rules_stay_enforced_with_catch_up() {
+        let mut o = with_catch_up(finite_retention(guide()), &["osn1:7050"]);
+        set_broker(&mut o, "unclean.leader.election.enable", Some("true"));
+        set_broker(&mut o, "min.insync.replicas", Some("1"));
+        set_topic(&mut o, "min.insync.replicas", "1");
+        o.brokers.pop();
+        assert_eq!(
+            failed_rules(&evaluate(&o)),
+            vec![
+                Rule::Brokers,
+                Rule::ReplicationFactor,
+                Rule::MinInsyncReplicas,
+                Rule::UncleanLeaderElection
+            ]
+        );
+    }
+
+    #[test]
+    fn compaction_fails_with_or_without_catch_up() {
+        for sources in [&[][..], &["osn1:7050"][..]] {
+            let mut o = with_catch_up(guide(), sources);
+            o.topics[0]
+                .configs
+                .insert("cleanup.policy".into(), Some("compact,delete".into()));
+            let r = evaluate(&o);
+            assert_eq!(failed_rules(&r), vec![Rule::Retention]);
+            assert!(
+                report(&r).contains("destroys the channel's history"),
+                "{}",
+                report(&r)
+            );
+            let mut o = with_catch_up(guide(), sources);
+            set_broker(&mut o, "log.cleanup.policy", Some("compact"));
+            assert_eq!(failed_rules(&evaluate(&o)), vec![Rule::Retention]);
+        }
+        let mut o = guide();
+        set_topic(&mut o, "cleanup.policy", "delete");
+        assert!(failed_rules(&evaluate(&o)).is_empty());
     }
 
     #[test]

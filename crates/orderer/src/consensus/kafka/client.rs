@@ -54,6 +54,8 @@ pub struct KafkaSettings {
     pub sasl: Option<SaslSettings>,
     /// `Kafka.CatchUp.Sources` (ours): OSNs to pull pruned blocks from.
     pub catch_up_sources: Vec<String>,
+    /// `Kafka.CatchUp.PullThreshold` (ours; 0: the default).
+    pub catch_up_pull_threshold: u64,
 }
 
 /// A SASL login to the brokers.

@@ -97,6 +97,17 @@ pub fn position_check(needed: i64, log_start: i64) -> Resume {
     }
 }
 
+/// Whether a chain about to consume from `start` should first pull blocks
+/// from other OSNs ([`super::catchup`]): more than `threshold` records lie
+/// between `start` and the partition's end `high` (its high watermark), so
+/// replaying them would take longer than pulling the blocks that hold them.
+/// Pulling never replaces what is pruned-checked: the chain still consumes
+/// Kafka from the last pulled block's `last_offset_persisted + 1`.
+pub fn pull_first(start: i64, high: i64, threshold: u64) -> bool {
+    let lag = high.saturating_sub(start.max(0));
+    lag > 0 && (lag as u64) > threshold
+}
+
 /// What the chain task must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -545,6 +556,17 @@ mod tests {
         };
         // A fresh chain needs offset 0, never "the oldest remaining".
         assert_eq!(resume_position(&Offsets::FRESH, 0), Resume::From(0));
+        // Pull first only strictly beyond the threshold, never when caught up.
+        assert!(pull_first(0, 10_001, 10_000));
+        assert!(!pull_first(0, 10_000, 10_000));
+        assert!(!pull_first(502, 502, 0));
+        assert!(pull_first(502, 503, 0));
+        assert!(!pull_first(-1, 5, 5), "a fresh chain starts at 0");
+        assert!(!pull_first(0, i64::MAX, u64::MAX));
+        assert!(
+            !pull_first(900, 100, 0),
+            "a high watermark behind the chain"
+        );
         assert_eq!(
             resume_position(&Offsets::FRESH, 412),
             Resume::Pruned {

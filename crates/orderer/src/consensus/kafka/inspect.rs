@@ -100,39 +100,48 @@ pub async fn observe(
         brokers,
         topics,
         absolute_max_bytes,
+        catch_up: BTreeMap::new(),
     })
 }
 
-/// Reads the cluster and evaluates every rule.
+/// Reads the cluster and evaluates every rule; `catch_up` is each channel
+/// topic's catch-up sources ([`Observed::catch_up`]).
 pub async fn check(
     settings: &KafkaSettings,
     topics: &[String],
     absolute_max_bytes: u64,
+    catch_up: BTreeMap<String, Vec<String>>,
     timeout: Duration,
 ) -> Result<Vec<RuleResult>, String> {
-    let o = observe(settings, topics, absolute_max_bytes, timeout).await?;
+    let mut o = observe(settings, topics, absolute_max_bytes, timeout).await?;
+    o.catch_up = catch_up;
     Ok(check::evaluate(&o))
 }
 
 /// The start-up check: logs a WARNING for every rule the cluster fails (or
-/// when it cannot be read), an INFO line when every rule passes. Never
-/// stops the node.
+/// when it cannot be read), an INFO line when every rule passes, and an
+/// INFO line with the trade-off when finite retention is accepted because
+/// catch-up is configured. Never stops the node.
 pub async fn warn_at_start(
     settings: KafkaSettings,
     topics: Vec<String>,
     absolute_max_bytes: u64,
+    catch_up: BTreeMap<String, Vec<String>>,
     shutdown: CancellationToken,
 ) {
     let timeout = Duration::from_secs(15);
     let res = tokio::select! {
         _ = shutdown.cancelled() => return,
-        r = check(&settings, &topics, absolute_max_bytes, timeout) => r,
+        r = check(&settings, &topics, absolute_max_bytes, catch_up, timeout) => r,
     };
     match res {
         Err(e) => {
             warn!(error = %e, "WARNING: could not check the Kafka cluster's settings against Fabric's guide (run `orderer check-kafka` for a report)")
         }
         Ok(results) => {
+            for r in check::notes(&results) {
+                info!(rule = %r.rule, subject = %r.subject, observed = %r.observed, "Kafka cluster check: {}", r.note);
+            }
             let failed = check::failed_rules(&results);
             if failed.is_empty() {
                 info!(

@@ -134,6 +134,9 @@ pub struct ChainHooks {
 pub struct CatchUpHooks {
     /// `Kafka.CatchUp.Sources`; empty: the channel config's orderer addresses.
     pub sources: Vec<String>,
+    /// `Kafka.CatchUp.PullThreshold` (0 already replaced by the default):
+    /// a starting chain more records behind than this pulls first.
+    pub pull_threshold: u64,
     /// The Deliver client.
     pub source: Arc<dyn catchup::BlockSource>,
 }
