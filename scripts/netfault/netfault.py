@@ -212,6 +212,16 @@ class Net:
         p = run(["ip", "netns", "pids", self.ns(name)], check=False)
         return [int(x) for x in p.stdout.split() if x.isdigit()]
 
+    def remove(self, *names):
+        """Delete these nodes' namespaces (the hub and the other nodes stay)."""
+        reg = self._load()
+        for name in names:
+            if name in reg["nodes"]:
+                run(["ip", "netns", "del", self.ns(name)], check=False)
+                run(["ip", "-n", self.hub, "link", "del", "v-" + name], check=False)
+                del reg["nodes"][name]
+                self._save(reg)
+
     def down(self, kill=False):
         """Delete every namespace this registry lists; refuses while processes run inside
         unless kill is set."""
