@@ -40,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -317,6 +318,42 @@ def count_blocks(path):
             n += 1
 
 
+class AckWatch:
+    """Samples the round's ack logs every 0.25 s in a thread: the longest time in which one
+    client (one load generator, which re-sends to the other OSNs after a failure) got no
+    acknowledgement is how long the worst-off client was stalled."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.stop = threading.Event()
+        self.longest = 0.0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def size(path):
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+
+    def run(self):
+        last = {p: (0, time.time()) for p in self.paths}
+        while not self.stop.wait(0.25):
+            t = time.time()
+            for p in self.paths:
+                n = self.size(p)
+                if n != last[p][0]:
+                    last[p] = (n, t)
+                elif n > 0:  # stalls count once the client had its first acknowledgement
+                    self.longest = max(self.longest, t - last[p][1])
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.longest
+
+
 def partition_leader(net, rng):
     """The broker that leads the channel's partition (a random one if Kafka cannot say)."""
     r = kafka("run-class", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", ",".join(net.brokers),
@@ -515,6 +552,7 @@ def main():
     log("work folder %s; brokers %s" % (work, ",".join(brokers)))
     net = Net(a, work)
     net.brokers = brokers
+    stalls = {}  # kind -> longest time in which no client got an acknowledgement
     catch_up = {}  # kind -> worst seconds until every OSN had what any OSN had at the heal
     totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "duplicated": 0, "divergent": 0,
               "osn_deaths": 0, "check_failures": 0, "given_up": 0, "resent": 0, "resent_copies": 0}
@@ -550,6 +588,7 @@ def main():
                     "--streams", str(a.streams), "--window", str(a.batch), "--size", str(a.size),
                     "--rate", str(a.rate), "--response-timeout", "8", "--resend-for", "90", "--json"]
                 loads.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out))
+            watch = AckWatch([os.path.join(work, "acks", "r%03d-c%d.log" % (r, i)) for i in range(len(net.osns))])
             time.sleep(a.pre)
             desc, killed = inject(kind, net, rng, a)
             caught = catch_up_seconds(net, a.converge_timeout)  # from the heal (or restart) on
@@ -572,6 +611,9 @@ def main():
                     p.kill()
                     p.wait()
                 out.close()
+            stall = watch.finish()
+            desc += "; longest a client went without an acknowledgement %.1fs" % stall
+            stalls[kind] = max(stalls.get(kind, 0.0), stall)
             load = {"acknowledged": 0, "resent": 0, "given_up": 0, "refused": {}}
             for i in range(len(net.osns)):
                 path = os.path.join(work, "acks", "r%03d-c%d.out" % (r, i))
@@ -656,7 +698,8 @@ def main():
         if started_kafka:
             kafka("down", check=False)
     for kind, worst in sorted(catch_up.items()):
-        log("worst catch-up after %-16s %s" % (kind, "%.1fs" % worst if worst != float("inf") else "never"))
+        log("%-16s worst catch-up after the heal %s, longest stall of acknowledgements %.1fs" % (
+            kind, "%.1fs" % worst if worst != float("inf") else "never", stalls.get(kind, 0.0)))
     # Before the summary, which stays the last line (e2e_fault_rounds reads it).
     for o in net.osns:
         series = o.get("rss") or []
