@@ -529,7 +529,8 @@ def main():
     if a.netns:  # kafka.sh puts its nodes in the same namespaces; its own run dir by default
         os.environ["KAFKA_NETNS"] = a.netns
         os.environ["KAFKA_NETNS_NET"] = a.netns_net
-        os.environ.setdefault("KAFKA_RUN_DIR", "/tmp/fabric-kafka-%s" % a.netns)
+        # never the cluster of the environment (its nodes are not in namespaces)
+        os.environ["KAFKA_RUN_DIR"] = os.environ.get("FAULTS_NETNS_KAFKA_RUN_DIR", "/tmp/fabric-kafka-%s" % a.netns)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)
     log("seed %d (rerun with --seed %d), rounds %d, kinds %s" % (seed, seed, a.rounds, ",".join(kinds)))
@@ -537,7 +538,7 @@ def main():
     kafka("fetch")
     started_kafka = False
     if kafka("wait", "--timeout", "10", check=False).returncode != 0:
-        if os.environ.get("KAFKA_BROKERS"):
+        if os.environ.get("KAFKA_BROKERS") and not a.netns:
             raise SystemExit("KAFKA_BROKERS is set but kafka.sh finds no running cluster: "
                              "set the KAFKA_RUN_DIR/KAFKA_*_PORT_BASE of that cluster")
         log("no running Kafka cluster: starting one")
