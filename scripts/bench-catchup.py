@@ -57,7 +57,7 @@ def ledger_bytes(ledger, channel):
 
 def timed_start(net, name, env, want, timeout):
     """Starts a new OSN with env; returns (seconds until it serves height want, its dict)."""
-    o = {"i": len(net.osns), "port": faults.free_port(), "ops": faults.free_port(),
+    o = {"i": len(net.osns), "host": "127.0.0.1", "port": faults.free_port(), "ops": faults.free_port(),
          "ledger": os.path.join(net.work, name, "ledger"), "log": os.path.join(net.work, name + ".log"),
          "proc": None, "chain": os.path.join(net.work, name + ".chain"), "have": 0}
     net.osns.append(o)
@@ -86,13 +86,13 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-catchup-")
     args = types.SimpleNamespace(bin_dir=os.path.abspath(a.bin_dir), osns=1, exactly_once=False,
                                  batch_timeout="1s", max_message_count=a.batch, short_total="30s",
-                                 log_spec="info")
+                                 log_spec="info", netns=None, netns_net="10.213.0", kind_list=[])
     net = faults.Net(args, work)
     try:
         net.setup(brokers)
         src = net.osns[0]
         t = time.time()
-        r = subprocess.run(net.client_base(src["port"]) + [
+        r = subprocess.run(net.client_base(src) + [
             "broadcast", "--count", str(a.tx), "--size", str(a.size), "--streams", str(a.streams),
             "--no-follow", "--json"], capture_output=True, text=True, timeout=3600)
         if r.returncode != 0:

@@ -40,12 +40,14 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +56,10 @@ KAFKA_SH = os.path.join(ROOT, "scripts", "kafka", "kafka.sh")
 CHECKER = os.path.join(HERE, "check_chains.py")
 KINDS = ["broker-kill", "broker-pause", "zk-kill", "osn-kill", "kafka-down", "osn-past-retention"]
 DEFAULT_KINDS = KINDS[:5]
+# Need --netns: every node in its own network namespace (scripts/netfault), links cut by nftables.
+NET_KINDS = ["leader-isolated", "osn-leader-cut", "osn-brokers-cut", "brokers-split", "link-flap", "clock-step"]
+sys.path.insert(0, os.path.join(ROOT, "scripts", "netfault"))
+import netfault  # noqa: E402
 
 
 def log(msg):
@@ -88,12 +94,20 @@ class Net:
         self.args = args
         self.work = work
         self.bin = args.bin_dir
-        self.osns = []  # dicts: port, ops, ledger, log, proc
+        self.osns = []  # dicts: host, port, ops, ledger, log, proc
         self.channel = "faults-%d" % int(time.time())
+        # --netns: OSN i in namespace <prefix>-osn<i> on <net>.(31+i); clients in <prefix>-ctl
+        self.ns = netfault.Net(args.netns, args.netns_net + ".0/24") if args.netns else None
 
-    def client_base(self, server):
-        return [os.path.join(self.bin, "orderer-client"), "--server", "127.0.0.1:%d" % server,
-                "--channel", self.channel, "--mspdir", self.user_msp, "--mspid", "SampleOrg"]
+    def osn_address(self, o):
+        return "%s:%d" % (o["host"], o["port"])
+
+    def in_ns(self, name, argv):
+        return self.ns.exec_argv(name, argv) if self.ns else argv
+
+    def client_base(self, o):
+        return self.in_ns("ctl", [os.path.join(self.bin, "orderer-client"), "--server", self.osn_address(o),
+                                  "--channel", self.channel, "--mspdir", self.user_msp, "--mspid", "SampleOrg"])
 
     def setup(self, brokers):
         dev = os.path.join(self.work, "dev")
@@ -120,9 +134,19 @@ class Net:
             dn = json.load(f)
         um = dn["client_msp_dir"]
         self.user_msp = um if os.path.isabs(um) else os.path.join(dev, um)
-        self.osn_ports = [free_port() for _ in range(self.args.osns)]
+        for i in range(self.args.osns):
+            if self.ns:
+                host, port, ops = "%s.%d" % (self.args.netns_net, 31 + i), 7050, 9443
+                self.ns.up({"osn%d" % i: host})
+            else:
+                host, port, ops = "127.0.0.1", free_port(), free_port()
+            self.osns.append({"i": i, "host": host, "port": port, "ops": ops,
+                              "ledger": os.path.join(self.work, "osn%d" % i, "ledger"),
+                              "log": os.path.join(self.work, "osn%d.log" % i), "proc": None,
+                              "chain": os.path.join(self.work, "osn%d.chain" % i), "have": 0,
+                              "clock": os.path.join(self.work, "osn%d.clock" % i)})
         blist = "\n".join("                    - %s" % b for b in brokers)
-        addrs = ", ".join("127.0.0.1:%d" % p for p in self.osn_ports)
+        addrs = ", ".join(self.osn_address(o) for o in self.osns)
         orderer_caps = "V1_4_2: true" + (", RS_EXACTLY_ONCE: true" if self.args.exactly_once else "")
         yaml = f"""Organizations:
     - &SampleOrg
@@ -165,11 +189,8 @@ Profiles:
         subprocess.run([os.path.join(self.bin, "configtxgen"), "-configPath", self.work, "-profile", "Faults",
                         "-channelID", self.channel, "-outputBlock", self.genesis],
                        check=True, capture_output=True)
-        for i, p in enumerate(self.osn_ports):
-            self.osns.append({"i": i, "port": p, "ops": free_port(),
-                              "ledger": os.path.join(self.work, "osn%d" % i, "ledger"),
-                              "log": os.path.join(self.work, "osn%d.log" % i), "proc": None,
-                              "chain": os.path.join(self.work, "osn%d.chain" % i), "have": 0})
+        self.skewclock = self.build_skewclock() if "clock-step" in self.args.kind_list else None
+        for i in range(len(self.osns)):
             self.start_osn(i)
         for o in self.osns:
             self.wait_serving(o, 120)
@@ -181,12 +202,12 @@ Profiles:
         env.update(
                    FABRIC_CFG_PATH=os.path.join(self.work, "no-config"),
                    ORDERER_GENERAL_BOOTSTRAPFILE=self.genesis,
-                   ORDERER_GENERAL_LISTENADDRESS="127.0.0.1",
+                   ORDERER_GENERAL_LISTENADDRESS=o["host"],
                    ORDERER_GENERAL_LISTENPORT=str(o["port"]),
                    ORDERER_GENERAL_LOCALMSPDIR=self.orderer_msp,
                    ORDERER_GENERAL_LOCALMSPID="SampleOrg",
                    ORDERER_FILELEDGER_LOCATION=o["ledger"],
-                   ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:%d" % o["ops"],
+                   ORDERER_OPERATIONS_LISTENADDRESS="%s:%d" % (o["host"], o["ops"]),
                    ORDERER_METRICS_PROVIDER="prometheus",
                    ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR="3",
                    ORDERER_KAFKA_RETRY_SHORTINTERVAL="1s",
@@ -195,15 +216,17 @@ Profiles:
                    ORDERER_KAFKA_RETRY_LONGTOTAL="10m",
                    FABRIC_LOGGING_SPEC=self.args.log_spec)
         env.update(extra_env or {})
+        if self.skewclock:  # the wall clock of this OSN follows o["clock"] (seconds of offset)
+            env.update(LD_PRELOAD=self.skewclock, SKEWCLOCK_FILE=o["clock"])
         lf = open(o["log"], "a")
         lf.write("===== %s start\n" % time.strftime("%F %T"))
         lf.flush()
-        o["proc"] = subprocess.Popen([os.path.join(self.bin, "orderer"), "start"], env=env,
+        o["proc"] = subprocess.Popen(self.in_ns("osn%d" % i, [os.path.join(self.bin, "orderer"), "start"]), env=env,
                                      cwd=os.path.join(self.work, "no-config"), stdout=lf, stderr=subprocess.STDOUT)
         lf.close()
 
     def height(self, o):
-        r = subprocess.run(self.client_base(o["port"]) + ["channel-info"], capture_output=True, text=True,
+        r = subprocess.run(self.client_base(o) + ["channel-info"], capture_output=True, text=True,
                            timeout=30)
         if r.returncode != 0:
             return None
@@ -215,12 +238,13 @@ Profiles:
     def next_offset(self, o):
         """The offset the OSN's chain consumes next (last_offset_persisted + 1 of
         its last block, from its /metrics), None if it does not answer."""
-        import urllib.request
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % o["ops"], timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
+        url = "http://%s:%d/metrics" % (o["host"], o["ops"])
+        get = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        r = subprocess.run(self.in_ns("ctl", [sys.executable, "-c", get, url]), capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
             return None
+        text = r.stdout
         want = 'consensus_kafka_last_offset_persisted{channel="%s"}' % self.channel
         for line in text.splitlines():
             if line.startswith(want):
@@ -245,6 +269,17 @@ Profiles:
                 return
             time.sleep(0.5)
         raise RuntimeError("OSN %d not serving within %ds" % (o["i"], within))
+
+    def build_skewclock(self):
+        out = os.path.join(self.work, "skewclock.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", out, os.path.join(HERE, "skewclock.c"), "-ldl"],
+                       check=True, capture_output=True)
+        for o in self.osns:
+            set_clock(o, 0)
+        return out
+
+    def heights(self):
+        return [self.height(o) for o in self.osns]
 
     def rss_mib(self, o):
         """The OSN process's resident set size in MiB (/proc), None if gone."""
@@ -285,7 +320,7 @@ Profiles:
         if h <= o["have"]:
             return True
         part = o["chain"] + ".part"
-        r = subprocess.run(self.client_base(o["port"]) + ["deliver", "--start", str(o["have"]), "--stop",
+        r = subprocess.run(self.client_base(o) + ["deliver", "--start", str(o["have"]), "--stop",
                                                           str(h - 1), "--raw-out", part],
                            capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
@@ -301,6 +336,13 @@ Profiles:
         return True
 
 
+def set_clock(o, offset_s):
+    tmp = o["clock"] + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % offset_s)
+    os.replace(tmp, o["clock"])
+
+
 def count_blocks(path):
     n = 0
     with open(path, "rb") as f:
@@ -312,8 +354,128 @@ def count_blocks(path):
             n += 1
 
 
+class AckWatch:
+    """Samples the round's ack logs every 0.25 s in a thread: the longest time in which one
+    client (one load generator, which re-sends to the other OSNs after a failure) got no
+    acknowledgement is how long the worst-off client was stalled."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.stop = threading.Event()
+        self.longest = 0.0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def size(path):
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+
+    def run(self):
+        last = {p: (0, time.time()) for p in self.paths}
+        while not self.stop.wait(0.25):
+            t = time.time()
+            for p in self.paths:
+                n = self.size(p)
+                if n != last[p][0]:
+                    last[p] = (n, t)
+                elif n > 0:  # stalls count once the client had its first acknowledgement
+                    self.longest = max(self.longest, t - last[p][1])
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.longest
+
+
+def partition_leader(net, rng):
+    """The broker that leads the channel's partition (a random one if Kafka cannot say)."""
+    r = kafka("run-class", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", ",".join(net.brokers),
+              "--describe", "--topic", net.channel, check=False, timeout=60)
+    m = re.search(r"Leader: (\d+)", r.stdout)
+    return int(m.group(1)) if m and 1 <= int(m.group(1)) <= 4 else rng.randint(1, 4)
+
+
+def hold(seconds, heal):
+    try:
+        time.sleep(seconds)
+    finally:
+        heal()
+
+
+def inject_net(kind, net, rng, args):
+    """The network and clock kinds (--netns); each ends healed. Returns (description, None)."""
+    ns = net.ns
+    brokers = ["broker%d" % b for b in range(1, 5)]
+    zks = ["zk%d" % z for z in range(1, 4)]
+    i = rng.randrange(len(net.osns))
+    osn = "osn%d" % i
+    if kind == "leader-isolated":
+        lead = "broker%d" % partition_leader(net, rng)
+        down = rng.uniform(10, 25)
+        ns.split([lead], [n for n in zks + brokers if n != lead])
+        hold(down, ns.heal)
+        return "partition leader %s cut from ZooKeeper and the other brokers (OSNs still reach it) for %.1fs" % (
+            lead, down), None
+    if kind == "osn-leader-cut":
+        lead = "broker%d" % partition_leader(net, rng)
+        down = rng.uniform(5, 20)
+        ns.split([osn], [lead])
+        hold(down, ns.heal)
+        return "OSN %d cut from the partition leader %s only for %.1fs" % (i, lead, down), None
+    if kind == "osn-brokers-cut":
+        down = args.short_total_s + rng.uniform(3, 10)
+        ns.split([osn], brokers)
+        hold(down, ns.heal)
+        return "OSN %d cut from every broker for %.1fs (> ShortTotal %s)" % (i, down, args.short_total), None
+    if kind == "brokers-split":
+        order = brokers[:]
+        rng.shuffle(order)
+        down = rng.uniform(10, 25)
+        ns.split(order[:2], order[2:])
+        hold(down, ns.heal)
+        return "brokers split %s | %s for %.1fs" % (",".join(sorted(order[:2])), ",".join(sorted(order[2:])),
+                                                       down), None
+    if kind == "link-flap":
+        lead = "broker%d" % partition_leader(net, rng)
+        on, off = rng.uniform(0.5, 3), rng.uniform(0.5, 3)
+        ns.flap(osn, lead, on, off, 20.0)
+        return "link OSN %d <-> leader %s flapping (up %.1fs, down %.1fs) for 20s" % (i, lead, on, off), None
+    if kind == "clock-step":
+        o = net.osns[i]
+        fwd, back = rng.randint(1, 20) * 60, -rng.randint(1, 20) * 60
+        t1, t2 = rng.uniform(5, 12), rng.uniform(5, 12)
+        try:
+            set_clock(o, fwd)
+            time.sleep(t1)
+            set_clock(o, back)
+            time.sleep(t2)
+        finally:
+            set_clock(o, 0)
+        return "OSN %d wall clock stepped %+d min for %.1fs, then %+d min for %.1fs, then back" % (
+            i, fwd // 60, t1, back // 60, t2), None
+    raise ValueError(kind)
+
+
+def catch_up_seconds(net, within):
+    """After a fault healed: seconds until every OSN's height reaches the highest height any OSN
+    had at the heal (None: not within `within`)."""
+    t0 = time.time()
+    target = max([h for h in net.heights() if h is not None] or [0])
+    while time.time() - t0 < within:
+        hs = net.heights()
+        if None not in hs and min(hs) >= target:
+            return time.time() - t0
+        time.sleep(0.5)
+    return None
+
+
 def inject(kind, net, rng, args):
     """Runs one fault to its end (fault + recovery); returns (description, killed OSN or None)."""
+    if kind in NET_KINDS:
+        return inject_net(kind, net, rng, args)
     if kind == "broker-kill":
         b = rng.randint(1, 4)
         down = rng.uniform(3, 10)
@@ -417,13 +579,28 @@ def main():
     ap.add_argument("--max-message-count", type=int, default=50)
     ap.add_argument("--log-spec", default="info")
     ap.add_argument("--converge-timeout", type=float, default=180.0)
+    ap.add_argument("--schedule", choices=["random", "cycle"], default="random",
+                    help="random: each round draws a kind; cycle: every len(kinds) rounds run each kind once, "
+                         "in a seeded order")
+    ap.add_argument("--netns", metavar="PREFIX", default=None,
+                    help="every ZooKeeper node, broker, OSN and client in its own network namespace "
+                         "(scripts/netfault; needs root and nftables); allows the kinds %s" % ",".join(NET_KINDS))
+    ap.add_argument("--netns-net", default="10.213.0", help="the namespaces' /24 (first three octets)")
     a = ap.parse_args()
     a.short_total_s = float(a.short_total.rstrip("s"))
     a.bin_dir = os.path.abspath(a.bin_dir)
     kinds = [k for k in a.kinds.split(",") if k]
     for k in kinds:
-        if k not in KINDS:
-            ap.error("unknown fault kind %r (known: %s)" % (k, ", ".join(KINDS)))
+        if k not in KINDS + NET_KINDS:
+            ap.error("unknown fault kind %r (known: %s)" % (k, ", ".join(KINDS + NET_KINDS)))
+        if k in NET_KINDS and not a.netns:
+            ap.error("fault kind %r needs --netns" % k)
+    a.kind_list = kinds
+    if a.netns:  # kafka.sh puts its nodes in the same namespaces; its own run dir by default
+        os.environ["KAFKA_NETNS"] = a.netns
+        os.environ["KAFKA_NETNS_NET"] = a.netns_net
+        # never the cluster of the environment (its nodes are not in namespaces)
+        os.environ["KAFKA_RUN_DIR"] = os.environ.get("FAULTS_NETNS_KAFKA_RUN_DIR", "/tmp/fabric-kafka-%s" % a.netns)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)
     log("seed %d (rerun with --seed %d), rounds %d, kinds %s" % (seed, seed, a.rounds, ",".join(kinds)))
@@ -431,7 +608,7 @@ def main():
     kafka("fetch")
     started_kafka = False
     if kafka("wait", "--timeout", "10", check=False).returncode != 0:
-        if os.environ.get("KAFKA_BROKERS"):
+        if os.environ.get("KAFKA_BROKERS") and not a.netns:
             raise SystemExit("KAFKA_BROKERS is set but kafka.sh finds no running cluster: "
                              "set the KAFKA_RUN_DIR/KAFKA_*_PORT_BASE of that cluster")
         log("no running Kafka cluster: starting one")
@@ -446,36 +623,52 @@ def main():
     os.makedirs(os.path.join(work, "resent"), exist_ok=True)
     log("work folder %s; brokers %s" % (work, ",".join(brokers)))
     net = Net(a, work)
+    net.brokers = brokers
+    stalls = {}  # kind -> longest time in which no client got an acknowledgement
+    catch_up = {}  # kind -> worst seconds until every OSN had what any OSN had at the heal
     totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "duplicated": 0, "divergent": 0,
               "osn_deaths": 0, "check_failures": 0, "given_up": 0, "resent": 0, "resent_copies": 0}
     failed = False
     try:
         net.setup(brokers)
         log("channel %s on %d OSNs (ports %s)" % (net.channel, len(net.osns),
-                                                  ",".join(str(o["port"]) for o in net.osns)))
+                                                  ",".join(net.osn_address(o) for o in net.osns)))
         for r in range(1, a.rounds + 1):
-            kind = rng.choice(kinds)
+            if a.schedule == "cycle":
+                if (r - 1) % len(kinds) == 0:
+                    cycle = kinds[:]
+                    rng.shuffle(cycle)
+                kind = cycle[(r - 1) % len(kinds)]
+            else:
+                kind = rng.choice(kinds)
             t0 = time.time()
             # Duration of new load: the fault's longest possible length plus margins.
             longest = {"broker-kill": 10, "broker-pause": a.pause_max, "zk-kill": 10, "osn-kill": 5,
-                       "kafka-down": a.short_total_s + 10 + 30, "osn-past-retention": 15}[kind]
+                       "kafka-down": a.short_total_s + 10 + 30, "osn-past-retention": 15, "leader-isolated": 25,
+                       "osn-leader-cut": 20, "osn-brokers-cut": a.short_total_s + 10, "brokers-split": 25,
+                       "link-flap": 20, "clock-step": 24}[kind]
             duration = a.pre + longest + a.post
             loads = []
             for i, o in enumerate(net.osns):
-                others = ",".join("127.0.0.1:%d" % x["port"] for x in net.osns if x is not o)
+                others = ",".join(net.osn_address(x) for x in net.osns if x is not o)
                 ack = os.path.join(work, "acks", "r%03d-c%d.log" % (r, i))
                 resends = os.path.join(work, "resent", "r%03d-c%d.log" % (r, i))
                 out = open(os.path.join(work, "acks", "r%03d-c%d.out" % (r, i)), "w")
-                cmd = net.client_base(o["port"]) + [
+                cmd = net.client_base(o) + [
                     "broadcast", "--ack-log", ack, "--resend-log", resends,
                     "--servers", others, "--duration", str(duration),
                     "--streams", str(a.streams), "--window", str(a.batch), "--size", str(a.size),
                     "--rate", str(a.rate), "--response-timeout", "8", "--resend-for", "90", "--json"]
                 loads.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out))
+            watch = AckWatch([os.path.join(work, "acks", "r%03d-c%d.log" % (r, i)) for i in range(len(net.osns))])
             time.sleep(a.pre)
             desc, killed = inject(kind, net, rng, a)
+            caught = catch_up_seconds(net, a.converge_timeout)  # from the heal (or restart) on
             # Everything back: Kafka nodes (start starts only missing ones), OSNs.
             kafka("start", "--wait", timeout=600)
+            catch_up[kind] = max(catch_up.get(kind, 0.0), float("inf") if caught is None else caught)
+            desc += "; every OSN caught up %s" % ("in %.1fs" % caught if caught is not None else "NOT within %.0fs" %
+                                                  a.converge_timeout)
             deaths = []
             for o in net.osns:
                 if o["i"] != killed and o["proc"].poll() is not None:
@@ -490,6 +683,9 @@ def main():
                     p.kill()
                     p.wait()
                 out.close()
+            stall = watch.finish()
+            desc += "; longest a client went without an acknowledgement %.1fs" % stall
+            stalls[kind] = max(stalls.get(kind, 0.0), stall)
             load = {"acknowledged": 0, "resent": 0, "given_up": 0, "refused": {}}
             for i in range(len(net.osns)):
                 path = os.path.join(work, "acks", "r%03d-c%d.out" % (r, i))
@@ -568,8 +764,14 @@ def main():
         failed = True
     finally:
         net.stop_all()
+        if net.ns:
+            net.ns.heal()
+            net.ns.remove(*["osn%d" % o["i"] for o in net.osns])
         if started_kafka:
             kafka("down", check=False)
+    for kind, worst in sorted(catch_up.items()):
+        log("%-16s worst catch-up after the heal %s, longest stall of acknowledgements %.1fs" % (
+            kind, "%.1fs" % worst if worst != float("inf") else "never", stalls.get(kind, 0.0)))
     # Before the summary, which stays the last line (e2e_fault_rounds reads it).
     for o in net.osns:
         series = o.get("rss") or []

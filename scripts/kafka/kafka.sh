@@ -35,7 +35,7 @@ SHAPE_VARS=(KAFKA_MODE KAFKA_HOST KAFKA_NUM_BROKERS KAFKA_NUM_ZK KAFKA_NUM_CONTR
   KAFKA_REPLICATION_FACTOR KAFKA_MIN_ISR KAFKA_ZK_SESSION_TIMEOUT_MS
   KAFKA_BROKER_HEAP KAFKA_ZK_HEAP KAFKA_VERSION
   KAFKA_TLS KAFKA_SSL_PORT_BASE KAFKA_SASL_SSL_PORT_BASE KAFKA_SASL_USER KAFKA_SASL_PASSWORD
-  KAFKA_UNCLEAN_LEADER_ELECTION)
+  KAFKA_UNCLEAN_LEADER_ELECTION KAFKA_NETNS KAFKA_NETNS_NET)
 
 set_shape_defaults() {
   KAFKA_MODE="${KAFKA_MODE:-zk}"
@@ -65,6 +65,11 @@ set_shape_defaults() {
   KAFKA_SASL_PASSWORD="${KAFKA_SASL_PASSWORD:-orderer-secret}"
   # the Fabric guide says false; true only to show that `orderer check-kafka` catches it
   KAFKA_UNCLEAN_LEADER_ELECTION="${KAFKA_UNCLEAN_LEADER_ELECTION:-false}"
+  # Network-partition tests (scripts/netfault): every node in its own network namespace
+  # <KAFKA_NETNS>-zkN / -brokerN on KAFKA_NETNS_NET.(20+N) / .(10+N); the scripts' own client
+  # tools run in <KAFKA_NETNS>-ctl (.2). Empty: every node on KAFKA_HOST, no namespaces.
+  KAFKA_NETNS="${KAFKA_NETNS:-}"
+  KAFKA_NETNS_NET="${KAFKA_NETNS_NET:-10.213.0}"
 }
 
 load_cluster_env() {
@@ -160,11 +165,32 @@ classpath() { echo "$LIBS_DIR/*"; }
 run_tool() { # run_tool <main class> args...   (short-lived client JVM)
   ensure_fetched
   # shellcheck disable=SC2086
-  "$JAVA" "${TOOL_JVM_OPTS[@]}" ${KAFKA_TOOL_JVM_OPTS:-} -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
+  $(ns_argv ctl) "$JAVA" "${TOOL_JVM_OPTS[@]}" ${KAFKA_TOOL_JVM_OPTS:-} -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
     -cp "$(classpath)" "$@"
 }
 
 # ----------------------------------------------------------------------------- topology -----
+netns_on() { [[ -n "$KAFKA_NETNS" ]]; }
+host_of() { # host_of zkN|brokerN|ctl: the address the node listens on
+  if ! netns_on; then echo "$KAFKA_HOST"; return; fi
+  case "$1" in
+    zk*) echo "$KAFKA_NETNS_NET.$((20 + ${1#zk}))" ;;
+    broker*) echo "$KAFKA_NETNS_NET.$((10 + ${1#broker}))" ;;
+    ctl) echo "$KAFKA_NETNS_NET.2" ;;
+    *) die "host_of: unknown node '$1'" ;;
+  esac
+}
+ns_argv() { # ns_argv <node>: the command prefix that runs in the node's namespace (none without)
+  if netns_on; then echo "ip netns exec $KAFKA_NETNS-$1"; fi
+}
+netfault() { python3 "$SCRIPT_DIR/../netfault/netfault.py" --prefix "$KAFKA_NETNS" "$@"; }
+netns_up() { # create the namespaces of every node (idempotent)
+  netns_on || return 0
+  local n args=("ctl=$(host_of ctl)")
+  for n in $(zk_ids); do args+=("zk$n=$(host_of "zk$n")"); done
+  for n in $(broker_ids); do args+=("broker$n=$(host_of "broker$n")"); done
+  netfault up "${args[@]}" || die "could not create the network namespaces (scripts/netfault)"
+}
 broker_port() { echo $((KAFKA_BROKER_PORT_BASE + $1 - 1)); }
 controller_port() { echo $((KAFKA_CONTROLLER_PORT_BASE + $1 - 1)); }
 zk_port() { echo $((KAFKA_ZK_PORT_BASE + $1 - 1)); }
@@ -174,7 +200,8 @@ tls_on() { [[ "$KAFKA_TLS" == 1 ]]; }
 tls_dir() { echo "$RUN_DIR/tls"; }
 # the SSL and SASL_SSL listeners of broker N (empty without TLS), each with a leading comma
 extra_listeners() {
-  if tls_on; then echo ",SSL://$KAFKA_HOST:$(ssl_port "$1"),SASL_SSL://$KAFKA_HOST:$(sasl_ssl_port "$1")"; fi
+  local h; h=$(host_of "broker$1")
+  if tls_on; then echo ",SSL://$h:$(ssl_port "$1"),SASL_SSL://$h:$(sasl_ssl_port "$1")"; fi
 }
 broker_ids() { seq 1 "$KAFKA_NUM_BROKERS"; }
 zk_ids() { if [[ "$KAFKA_MODE" == zk ]]; then seq 1 "$KAFKA_NUM_ZK"; fi; }
@@ -186,17 +213,17 @@ bootstrap_list() { # bootstrap_list [--ssl|--sasl-ssl]
     --sasl-ssl) tls_on || die "this cluster has no TLS listeners (KAFKA_TLS=0)"; port=sasl_ssl_port ;;
     *) die "brokers: unknown option '$1'" ;;
   esac
-  for i in $(broker_ids); do out+=("$KAFKA_HOST:$($port "$i")"); done
+  for i in $(broker_ids); do out+=("$(host_of "broker$i"):$($port "$i")"); done
   (IFS=,; echo "${out[*]}")
 }
 zk_connect() {
   local i out=()
-  for i in $(seq 1 "$KAFKA_NUM_ZK"); do out+=("$KAFKA_HOST:$(zk_port "$i")"); done
+  for i in $(seq 1 "$KAFKA_NUM_ZK"); do out+=("$(host_of "zk$i"):$(zk_port "$i")"); done
   (IFS=,; echo "${out[*]}")
 }
 controller_voters() {
   local i out=()
-  for i in $(seq 1 "$KAFKA_NUM_CONTROLLERS"); do out+=("$i@$KAFKA_HOST:$(controller_port "$i")"); done
+  for i in $(seq 1 "$KAFKA_NUM_CONTROLLERS"); do out+=("$i@$(host_of "broker$i"):$(controller_port "$i")"); done
   (IFS=,; echo "${out[*]}")
 }
 
@@ -212,7 +239,10 @@ running() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-Dfabric.kafka.node=$1 -Dfabric.kafka.run=$RUN_DIR "
 }
 
-port_in_use() { timeout 2 bash -c "exec 3<>/dev/tcp/$KAFKA_HOST/$1" 2>/dev/null; }
+port_in_use() { # port_in_use <node> <port>
+  # shellcheck disable=SC2046
+  $(ns_argv ctl) timeout 2 bash -c "exec 3<>/dev/tcp/$(host_of "$1")/$2" 2>/dev/null
+}
 
 launch() { # launch <node> <heap> <extra-jvm-opts-string> <main> args...
   local node="$1" heap="$2" extra="$3"; shift 3
@@ -224,7 +254,7 @@ launch() { # launch <node> <heap> <extra-jvm-opts-string> <main> args...
   # the child closes every fd above 2 first: it must not inherit (and hold) kafka.sh's flock fds
   setsid bash -c 'echo $$ >"$0"
     for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-    exec "$@"' "$pf" \
+    exec "$@"' "$pf" $(ns_argv "$node") \
     "$JAVA" -Dfabric.kafka.node="$node" -Dfabric.kafka.run="$RUN_DIR" \
     -Xms64m -Xmx"$heap" "${COMMON_JVM_OPTS[@]}" $extra \
     -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" -Dkafka.logs.dir="$RUN_DIR/logs" \
@@ -271,8 +301,9 @@ signal_node() { # signal_node <node> <STOP|CONT>: freeze or thaw a node (fault i
 
 # ---------------------------------------------------------------------------- ZooKeeper -----
 zk_cmd() { # zk_cmd <id> <4lw>   (Java-free: bash /dev/tcp)
-  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "%s" "$2" >&3 && cat <&3' \
-    "$KAFKA_HOST" "$(zk_port "$1")" "$2" 2>/dev/null || true
+  # shellcheck disable=SC2046
+  $(ns_argv ctl) timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "%s" "$2" >&3 && cat <&3' \
+    "$(host_of "zk$1")" "$(zk_port "$1")" "$2" 2>/dev/null || true
 }
 zk_mode() { zk_cmd "$1" srvr | sed -n 's/^Mode: //p'; }
 
@@ -320,7 +351,7 @@ write_zk_conf() {
     echo "syncLimit=5"
     echo "dataDir=$RUN_DIR/data/zk$n"
     echo "clientPort=$(zk_port "$n")"
-    echo "clientPortAddress=$KAFKA_HOST"
+    echo "clientPortAddress=$(host_of "zk$n")"
     echo "admin.enableServer=false"
     echo "4lw.commands.whitelist=ruok,srvr,stat,mntr,dump"
     echo "maxClientCnxns=0"
@@ -328,7 +359,7 @@ write_zk_conf() {
     echo "maxSessionTimeout=60000"
     echo "autopurge.purgeInterval=0"
     for i in $(seq 1 "$KAFKA_NUM_ZK"); do
-      echo "server.$i=$KAFKA_HOST:$((KAFKA_ZK_PEER_PORT_BASE + i - 1)):$((KAFKA_ZK_ELECTION_PORT_BASE + i - 1))"
+      echo "server.$i=$(host_of "zk$i"):$((KAFKA_ZK_PEER_PORT_BASE + i - 1)):$((KAFKA_ZK_ELECTION_PORT_BASE + i - 1))"
     done
   } >"$RUN_DIR/conf/zk$n.cfg"
 }
@@ -336,7 +367,7 @@ write_zk_conf() {
 start_zk_node() {
   local n="$1"
   running "zk$n" && { log "zk$n already running (pid $(node_pid "zk$n"))"; return 0; }
-  port_in_use "$(zk_port "$n")" && die "port $(zk_port "$n") (zk$n) is in use by another process"
+  port_in_use "zk$n" "$(zk_port "$n")" && die "port $(zk_port "$n") (zk$n) is in use by another process"
   [[ -f "$RUN_DIR/conf/zk$n.cfg" ]] || write_zk_conf "$n"
   date +%s.%N >"$RUN_DIR/started.at"
   launch "zk$n" "$KAFKA_ZK_HEAP" "${KAFKA_ZK_JVM_OPTS:-} ${KAFKA_JVM_OPTS:-} -Dzookeeper.jmx.log4j.disable=true" \
@@ -351,7 +382,7 @@ write_broker_conf() {
     echo "# generated by kafka.sh ($KAFKA_MODE mode)"
     if [[ "$KAFKA_MODE" == zk ]]; then
       echo "broker.id=$n"
-      echo "listeners=PLAINTEXT://$KAFKA_HOST:$(broker_port "$n")$(extra_listeners "$n")"
+      echo "listeners=PLAINTEXT://$(host_of "broker$n"):$(broker_port "$n")$(extra_listeners "$n")"
       echo "zookeeper.connect=$(zk_connect)"
       echo "zookeeper.session.timeout.ms=$KAFKA_ZK_SESSION_TIMEOUT_MS"
       echo "zookeeper.connection.timeout.ms=30000"
@@ -359,10 +390,10 @@ write_broker_conf() {
       echo "node.id=$n"
       if ((n <= KAFKA_NUM_CONTROLLERS)); then
         echo "process.roles=broker,controller"
-        echo "listeners=PLAINTEXT://$KAFKA_HOST:$(broker_port "$n")$(extra_listeners "$n"),CONTROLLER://$KAFKA_HOST:$(controller_port "$n")"
+        echo "listeners=PLAINTEXT://$(host_of "broker$n"):$(broker_port "$n")$(extra_listeners "$n"),CONTROLLER://$(host_of "broker$n"):$(controller_port "$n")"
       else
         echo "process.roles=broker"
-        echo "listeners=PLAINTEXT://$KAFKA_HOST:$(broker_port "$n")$(extra_listeners "$n")"
+        echo "listeners=PLAINTEXT://$(host_of "broker$n"):$(broker_port "$n")$(extra_listeners "$n")"
       fi
       echo "controller.quorum.voters=$(controller_voters)"
       echo "controller.listener.names=CONTROLLER"
@@ -371,7 +402,7 @@ write_broker_conf() {
       echo "broker.session.timeout.ms=$KAFKA_ZK_SESSION_TIMEOUT_MS"
       echo "broker.heartbeat.interval.ms=1000"
     fi
-    echo "advertised.listeners=PLAINTEXT://$KAFKA_HOST:$(broker_port "$n")$(extra_listeners "$n")"
+    echo "advertised.listeners=PLAINTEXT://$(host_of "broker$n"):$(broker_port "$n")$(extra_listeners "$n")"
     echo "log.dirs=$RUN_DIR/data/broker$n"
     if tls_on; then write_broker_tls_conf; fi
     cat <<EOF
@@ -443,7 +474,9 @@ make_tls() {
     }
     ca ca kafka-test-ca
     ca other-ca untrusted-test-ca
-    leaf broker "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:$KAFKA_HOST
+    san="IP:127.0.0.1,DNS:localhost,IP:$KAFKA_HOST"
+    if netns_on; then for n in $(broker_ids); do san+=",IP:$(host_of "broker$n")"; done; fi
+    leaf broker "subjectAltName=$san
 extendedKeyUsage=serverAuth,clientAuth"
     leaf client "extendedKeyUsage=clientAuth"
     openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
@@ -504,9 +537,9 @@ kraft_format() { # format every broker's log dir that is not formatted yet (para
 start_broker_node() {
   local n="$1"
   running "broker$n" && { log "broker$n already running (pid $(node_pid "broker$n"))"; return 0; }
-  port_in_use "$(broker_port "$n")" && die "port $(broker_port "$n") (broker$n) is in use by another process"
+  port_in_use "broker$n" "$(broker_port "$n")" && die "port $(broker_port "$n") (broker$n) is in use by another process"
   if [[ "$KAFKA_MODE" == kraft ]] && ((n <= KAFKA_NUM_CONTROLLERS)); then
-    port_in_use "$(controller_port "$n")" && die "port $(controller_port "$n") (controller $n) is in use"
+    port_in_use "broker$n" "$(controller_port "$n")" && die "port $(controller_port "$n") (controller $n) is in use"
   fi
   [[ -f "$RUN_DIR/conf/broker$n.properties" ]] || write_broker_conf "$n"
   if [[ "$KAFKA_MODE" == kraft ]]; then
@@ -566,20 +599,21 @@ cmd_start() {
     fi
   fi
   ensure_fetched
+  netns_up
   local t0; t0=$(now)
   local n busy=()
   # check every port before launching anything, so a clash leaves no half-started cluster
   for n in $(zk_ids); do
-    running "zk$n" || ! port_in_use "$(zk_port "$n")" || busy+=("$(zk_port "$n") (zk$n)")
+    running "zk$n" || ! port_in_use "zk$n" "$(zk_port "$n")" || busy+=("$(zk_port "$n") (zk$n)")
   done
   for n in $(broker_ids); do
     running "broker$n" && continue
-    port_in_use "$(broker_port "$n")" && busy+=("$(broker_port "$n") (broker$n)")
+    port_in_use "broker$n" "$(broker_port "$n")" && busy+=("$(broker_port "$n") (broker$n)")
     if tls_on; then
-      port_in_use "$(ssl_port "$n")" && busy+=("$(ssl_port "$n") (broker$n SSL)")
-      port_in_use "$(sasl_ssl_port "$n")" && busy+=("$(sasl_ssl_port "$n") (broker$n SASL_SSL)")
+      port_in_use "broker$n" "$(ssl_port "$n")" && busy+=("$(ssl_port "$n") (broker$n SSL)")
+      port_in_use "broker$n" "$(sasl_ssl_port "$n")" && busy+=("$(sasl_ssl_port "$n") (broker$n SASL_SSL)")
     fi
-    if [[ "$KAFKA_MODE" == kraft ]] && ((n <= KAFKA_NUM_CONTROLLERS)) && port_in_use "$(controller_port "$n")"; then
+    if [[ "$KAFKA_MODE" == kraft ]] && ((n <= KAFKA_NUM_CONTROLLERS)) && port_in_use "broker$n" "$(controller_port "$n")"; then
       busy+=("$(controller_port "$n") (controller $n)")
     fi
   done
@@ -618,7 +652,7 @@ cmd_wait() {
   local n ids=() addrs=() procs=() stopped=()
   for n in $(broker_ids); do
     if running "broker$n"; then
-      ids+=("$n"); addrs+=("$KAFKA_HOST:$(broker_port "$n")"); procs+=("broker$n=$(node_pid "broker$n")")
+      ids+=("$n"); addrs+=("$(host_of "broker$n"):$(broker_port "$n")"); procs+=("broker$n=$(node_pid "broker$n")")
     else
       stopped+=("$n")
     fi
@@ -627,7 +661,8 @@ cmd_wait() {
   ((${#stopped[@]} == 0)) || log "note: broker(s) ${stopped[*]} not running; waiting for brokers ${ids[*]} only"
   local t0; t0=$(now) rc=0
   if [[ -f "$HELPER_DIR/ReadyCheck.class" && "${KAFKA_WAIT_METHOD:-}" != apiversions ]]; then
-    timeout "$((timeout + 30))" "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
+    # shellcheck disable=SC2046
+    $(ns_argv ctl) timeout "$((timeout + 30))" "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
       -cp "$HELPER_DIR:$(classpath)" ReadyCheck "$timeout" "$(IFS=,; echo "${addrs[*]}")" \
       "$(IFS=,; echo "${ids[*]}")" "${procs[@]}" || rc=$?
   else
@@ -648,7 +683,8 @@ wait_fallback() { # without javac: BrokerApiVersionsCommand lists every broker i
   local fb_timeout="$1" fb_ids="$2" fb_addrs="$3" deadline out missing i
   deadline=$((SECONDS + fb_timeout))
   while :; do
-    out=$(timeout 30 "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
+    # shellcheck disable=SC2046
+    out=$($(ns_argv ctl) timeout 30 "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j.configuration="file:$SCRIPT_DIR/tools-log4j.properties" \
       -cp "$(classpath)" kafka.admin.BrokerApiVersionsCommand --bootstrap-server "$fb_addrs" 2>/dev/null || true)
     missing=""
     for i in $fb_ids; do grep -q "(id: $i rack:" <<<"$out" || missing+=" $i"; done
@@ -672,16 +708,16 @@ cmd_status() {
       pid=$(node_pid "zk$n"); rss=$(rss_kb "$pid"); total=$((total + rss))
       state="up"; extra=$(zk_mode "$n"); [[ -n "$extra" ]] && state="$extra"
     else pid="-"; rss=0; state="down"; fi
-    printf '%-9s %-8s %-8s %-22s %s\n' "zk$n" "$state" "$pid" "$KAFKA_HOST:$(zk_port "$n")" $((rss / 1024))
+    printf '%-9s %-8s %-8s %-22s %s\n' "zk$n" "$state" "$pid" "$(host_of "zk$n"):$(zk_port "$n")" $((rss / 1024))
   done
   for n in $(broker_ids); do
     if running "broker$n"; then
       pid=$(node_pid "broker$n"); rss=$(rss_kb "$pid"); total=$((total + rss)); state=up
-      port_in_use "$(broker_port "$n")" || state=starting
+      port_in_use "broker$n" "$(broker_port "$n")" || state=starting
     else pid="-"; rss=0; state=down; fi
     extra=""
     [[ "$KAFKA_MODE" == kraft ]] && ((n <= KAFKA_NUM_CONTROLLERS)) && extra=" (+controller :$(controller_port "$n"))"
-    printf '%-9s %-8s %-8s %-22s %s%s\n' "broker$n" "$state" "$pid" "$KAFKA_HOST:$(broker_port "$n")" $((rss / 1024)) "$extra"
+    printf '%-9s %-8s %-8s %-22s %s%s\n' "broker$n" "$state" "$pid" "$(host_of "broker$n"):$(broker_port "$n")" $((rss / 1024)) "$extra"
   done
   echo "total RSS: $((total / 1024)) MB"
   echo "bootstrap: $(bootstrap_list)"
@@ -711,6 +747,9 @@ cmd_down() {
       node=$(basename "$f" .pid)
       stop_node "$node" KILL >/dev/null 2>&1 || true
     done
+  fi
+  if netns_on; then # the namespaces go too, unless other processes (e.g. OSNs) still run in them
+    netfault down || log "kept the network namespaces of '$KAFKA_NETNS' (scripts/netfault/netfault.py --prefix $KAFKA_NETNS down)"
   fi
   if [[ -d "$RUN_DIR" ]]; then rm -rf -- "$RUN_DIR"; log "cluster down, removed $RUN_DIR"; else log "nothing in $RUN_DIR"; fi
 }

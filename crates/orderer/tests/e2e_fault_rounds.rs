@@ -18,14 +18,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use support::bin;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::faults::{repo, FaultRun};
 
 /// Resumes paused brokers and restarts stopped nodes when the test ends,
 /// also by panic.
@@ -43,44 +38,9 @@ impl Drop for RestoreOnDrop {
     }
 }
 
-/// Runs `faults.py ROUNDS` with `extra` options; returns its summary line.
-fn fault_rounds(rounds: u32, kinds: &str, extra: &[&str]) -> String {
-    let bin_dir = bin("orderer").parent().unwrap().to_path_buf();
-    let out = Command::new("python3")
-        .arg(repo().join("scripts/faults/faults.py"))
-        .arg(rounds.to_string())
-        .args(["--seed", "7"])
-        .args(["--kinds", kinds])
-        .args(["--pause-min", "8", "--pause-max", "10"])
-        .args(["--pre", "2", "--post", "3", "--rate", "100"])
-        .arg("--bin-dir")
-        .arg(&bin_dir)
-        .args(extra)
-        .output()
-        .expect("running python3 scripts/faults/faults.py (python3 is required)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "fault rounds failed:\n{stdout}");
-    let last = stdout.lines().last().unwrap_or_default().to_string();
-    assert!(
-        last.contains(&format!("rounds {rounds},"))
-            && last.contains("lost 0,")
-            && last.contains("duplicated 0,")
-            && last.contains("divergent blocks 0,"),
-        "{last}"
-    );
-    // Load actually flowed: the summary names a non-zero acknowledged count.
-    let acked: u64 = last
-        .split("acknowledged ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        acked > 100 * u64::from(rounds),
-        "too little load acknowledged: {last}"
-    );
-    last
+/// The summary (last) line of a run.
+fn summary(out: &str) -> &str {
+    out.lines().last().unwrap_or_default()
 }
 
 #[test]
@@ -99,16 +59,29 @@ fn three_fault_rounds_lose_and_duplicate_nothing() {
         String::from_utf8_lossy(&t.stderr)
     );
     let _restore = RestoreOnDrop;
-    bin("orderer-client");
-    bin("configtxgen");
     // The channel with the exactly-once window on: no tx ID twice.
-    let on = fault_rounds(3, "broker-kill,broker-pause,osn-kill", &[]);
-    assert!(on.contains("exactly-once on,"), "{on}");
+    let on = FaultRun {
+        rounds: 3,
+        kinds: "broker-kill,broker-pause,osn-kill",
+        extra: &[],
+    }
+    .run();
+    assert!(summary(&on).contains("exactly-once on,"), "{on}");
     // As Fabric's (window off): a tx ID twice only where a client re-sent it.
-    let off = fault_rounds(2, "osn-kill,broker-kill", &["--no-exactly-once"]);
-    assert!(off.contains("exactly-once off,"), "{off}");
+    let off = FaultRun {
+        rounds: 2,
+        kinds: "osn-kill,broker-kill",
+        extra: &["--no-exactly-once"],
+    }
+    .run();
+    assert!(summary(&off).contains("exactly-once off,"), "{off}");
     // An OSN stopped while the partition is pruned past its position
     // (issue #15): it catches up from another OSN.
-    let pruned = fault_rounds(1, "osn-past-retention", &[]);
-    assert!(pruned.contains("rounds 1,"), "{pruned}");
+    let pruned = FaultRun {
+        rounds: 1,
+        kinds: "osn-past-retention",
+        extra: &[],
+    }
+    .run();
+    assert!(summary(&pruned).contains("rounds 1,"), "{pruned}");
 }
