@@ -6,15 +6,32 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use fabric_protos::common::Status;
+
 use support::kafka::unreachable_kafka_net;
 use support::*;
 
 /// Starts a solo node with `env`, waits for its gRPC port, stops it, and
 /// returns its log.
+/// Block 0 is delivered first: the Deliver handler logs each request at
+/// DEBUG, so that level has a line whenever it is on.
 fn log_of_solo(env: &[(&str, &str)]) -> String {
     let net = net(200, 10, 1 << 20);
     let ledger = net.dir.path().join("ledger");
     let mut node = Node::start_env(&net, &ledger, free_port(), "SampleOrg", true, env, true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = node.client().await;
+        let (blocks, status) = deliver(
+            &mut c,
+            &net.client,
+            CHANNEL,
+            support::attack::seek(0, Some(0)),
+        )
+        .await;
+        assert_eq!(status, Some(Status::Success));
+        assert_eq!(blocks.len(), 1);
+    });
     node.kill9();
     std::fs::read_to_string(&node.log).unwrap()
 }
