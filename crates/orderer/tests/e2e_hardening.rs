@@ -32,6 +32,51 @@ fn log_of(node: &Node) -> String {
     std::fs::read_to_string(&node.log).unwrap_or_default()
 }
 
+/// An idle Broadcast stream: its sender (nothing is ever sent) and responses.
+type IdleStream = (
+    tokio::sync::mpsc::Sender<fabric_protos::common::Envelope>,
+    tonic::Streaming<fabric_protos::orderer::BroadcastResponse>,
+);
+
+/// Opens `count` Broadcast streams round-robin over `clients` and sends
+/// nothing on them. Returns the streams still open and how many were refused
+/// with RESOURCE_EXHAUSTED, at the call or as the stream's first message
+/// (awaited for `first_message`); any other answer fails the test.
+async fn idle_broadcast_streams(
+    clients: &mut [fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient<
+        tonic::transport::Channel,
+    >],
+    count: usize,
+    first_message: Duration,
+) -> (Vec<IdleStream>, usize) {
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..count {
+        let n = clients.len();
+        let c = &mut clients[i % n];
+        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
+        match c
+            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(resp) => open.push((tx, resp.into_inner())),
+            Err(st) => {
+                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                refused += 1;
+            }
+        }
+    }
+    let mut still_open = Vec::new();
+    for (tx, mut s) in open {
+        match tokio::time::timeout(first_message, s.message()).await {
+            Err(_) => still_open.push((tx, s)),
+            Ok(Err(st)) if st.code() == tonic::Code::ResourceExhausted => refused += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    (still_open, refused)
+}
+
 /// Block 0 over a fresh connection: how long it took.
 async fn deliver_block0(node: &Node, net: &Net) -> Duration {
     let t = Instant::now();
@@ -1026,31 +1071,8 @@ async fn idle_broadcast_streams_are_bounded_by_max_streams() {
     for _ in 0..4 {
         clients.push(node.client().await);
     }
-    let mut open = Vec::new();
-    let mut refused = 0;
-    for i in 0..1200 {
-        let c = &mut clients[i % 4];
-        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
-        match c
-            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-        {
-            Ok(resp) => open.push((tx, resp.into_inner())),
-            Err(st) => {
-                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
-                refused += 1;
-            }
-        }
-    }
-    // A refusal may also arrive as the stream's first message.
-    let mut still_open = Vec::new();
-    for (tx, mut s) in open {
-        match tokio::time::timeout(Duration::from_millis(5), s.message()).await {
-            Err(_) => still_open.push((tx, s)),
-            Ok(Err(st)) if st.code() == tonic::Code::ResourceExhausted => refused += 1,
-            Ok(other) => panic!("unexpected {other:?}"),
-        }
-    }
+    let (mut still_open, refused) =
+        idle_broadcast_streams(&mut clients, 1200, Duration::from_millis(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let grown = rss_mib(pid) - base;
     eprintln!(
@@ -1472,30 +1494,8 @@ async fn full_scale_20000_idle_broadcast_streams() {
     for _ in 0..CONNS {
         clients.push(n.node.client().await);
     }
-    let mut open = Vec::new();
-    let mut refused = 0;
-    for i in 0..STREAMS {
-        let c = &mut clients[i % CONNS];
-        let (tx, rx) = tokio::sync::mpsc::channel::<fabric_protos::common::Envelope>(1);
-        match c
-            .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-        {
-            Ok(resp) => open.push((tx, resp.into_inner())),
-            Err(st) => {
-                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
-                refused += 1;
-            }
-        }
-    }
-    let mut still_open = Vec::new();
-    for (tx, mut s) in open {
-        match tokio::time::timeout(Duration::from_millis(2), s.message()).await {
-            Err(_) => still_open.push((tx, s)),
-            Ok(Err(st)) if st.code() == tonic::Code::ResourceExhausted => refused += 1,
-            Ok(other) => panic!("unexpected {other:?}"),
-        }
-    }
+    let (still_open, refused) =
+        idle_broadcast_streams(&mut clients, STREAMS, Duration::from_millis(2)).await;
     let peak = peak_rss(n.pid(), base).await;
     println!(
         "full scale: {STREAMS} idle Broadcast streams over {CONNS} connections: {} open, {refused} refused; RSS {base:.1} -> {peak:.1} MiB (+{:.1}, {:.1} KB per open stream)",

@@ -864,6 +864,39 @@ async fn chain_when(node: &Node, net: &Net, channel: &str, height: u64) -> Vec<B
     }
 }
 
+/// Every node's chain once it holds the envelopes `want` (waiting up to
+/// 30 s): each verified against the orderer CA, holding `want` once, in
+/// order, and all byte-identical in header and data to the first node's.
+async fn identical_chains_holding(nodes: &[&Node], net: &Net, channel: &str, want: &[Vec<u8>]) {
+    let mut chains = Vec::new();
+    for n in nodes {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let chain = loop {
+            let chain = chain_when(n, net, channel, 1).await;
+            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
+                break chain;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verify_chain(&chain, net.org.ca_cert_pem());
+        assert_eq!(
+            payloads_of(&chain),
+            want,
+            "port {}: every acknowledged envelope once, in order",
+            n.port
+        );
+        chains.push(chain);
+    }
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        assert_eq!(chain.len(), chains[0].len(), "OSN {i}: height");
+        for (x, y) in chains[0].iter().zip(chain) {
+            let n = x.header.as_ref().unwrap().number;
+            assert_eq!(x.header, y.header, "OSN {i}: header of block {n}");
+            assert_eq!(x.data, y.data, "OSN {i}: data of block {n}");
+        }
+    }
+}
+
 /// Every envelope's payload data once, in order, over blocks 1.. .
 fn payloads_of(chain: &[Block]) -> Vec<Vec<u8>> {
     chain.iter().skip(1).flat_map(block_payloads).collect()
@@ -949,33 +982,7 @@ async fn osns_behind_a_pruned_partition_catch_up_from_another_osn_and_follow_kaf
         named("via-c", 20),
     ]
     .concat();
-    let mut chains = Vec::new();
-    for n in [&a, &b, &c] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let chain = loop {
-            let chain = chain_when(n, &net, &channel, 8).await;
-            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
-                break chain;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        verify_chain(&chain, net.org.ca_cert_pem());
-        assert_eq!(
-            payloads_of(&chain),
-            want,
-            "port {}: every acknowledged envelope once, in order",
-            n.port
-        );
-        chains.push(chain);
-    }
-    for (i, chain) in chains.iter().enumerate().skip(1) {
-        assert_eq!(chain.len(), chains[0].len());
-        for (x, y) in chains[0].iter().zip(chain) {
-            let n = x.header.as_ref().unwrap().number;
-            assert_eq!(x.header, y.header, "OSN {i}: header of block {n}");
-            assert_eq!(x.data, y.data, "OSN {i}: data of block {n}");
-        }
-    }
+    identical_chains_holding(&[&a, &b, &c], &net, &channel, &want).await;
 }
 
 /// A catch-up source that serves a fixed list of blocks from the requested
@@ -1197,23 +1204,7 @@ async fn a_running_osn_whose_position_is_pruned_under_it_catches_up_and_goes_on(
         named("via-b", 10),
     ]
     .concat();
-    let mut chains = Vec::new();
-    for n in [&a, &b] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let chain = loop {
-            let chain = chain_when(n, &net, &channel, 1).await;
-            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
-                break chain;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        assert_eq!(payloads_of(&chain), want, "port {}", n.port);
-        chains.push(chain);
-    }
-    assert_eq!(chains[0].len(), chains[1].len());
-    for (x, y) in chains[0].iter().zip(&chains[1]) {
-        assert_eq!((&x.header, &x.data), (&y.header, &y.data));
-    }
+    identical_chains_holding(&[&a, &b], &net, &channel, &want).await;
 }
 
 /// A TLS CA for the catch-up TLS test, and PEM files of certificates it
@@ -1491,26 +1482,7 @@ async fn a_new_osn_far_behind_an_unpruned_partition_pulls_first_then_follows_kaf
     order(&c, &net, &channel, "via-c", 20).await;
     order(&d, &net, &channel, "via-d", 20).await;
     let want = [named("early", 60), named("via-c", 20), named("via-d", 20)].concat();
-    let mut chains = Vec::new();
-    for n in [&a, &c, &d, &e] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let chain = loop {
-            let chain = chain_when(n, &net, &channel, 1).await;
-            if payloads_of(&chain).len() >= want.len() || std::time::Instant::now() > deadline {
-                break chain;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        verify_chain(&chain, net.org.ca_cert_pem());
-        assert_eq!(payloads_of(&chain), want, "port {}", n.port);
-        chains.push(chain);
-    }
-    for chain in &chains[1..] {
-        assert_eq!(chain.len(), chains[0].len());
-        for (x, y) in chains[0].iter().zip(chain) {
-            assert_eq!((&x.header, &x.data), (&y.header, &y.data));
-        }
-    }
+    identical_chains_holding(&[&a, &c, &d, &e], &net, &channel, &want).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
