@@ -263,6 +263,8 @@ async fn heap_profile_after_ordering_reads_with_go_tool_pprof() {
     let (code, body) = http_get(pport, "/debug/pprof/heap?seconds=5");
     assert_eq!(code, 400, "{body}");
 
+    let rss_before = attack::rss_mib(node.child.id());
+    let t = std::time::Instant::now();
     let (code, body) = tokio::task::spawn_blocking(move || {
         http_get_bytes(pport, "/debug/pprof/heap?gc=1", Duration::from_secs(60))
     })
@@ -271,7 +273,12 @@ async fn heap_profile_after_ordering_reads_with_go_tool_pprof() {
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     // Gzipped protobuf, as Go serves it.
     assert_eq!(body.get(..2), Some(&[0x1f, 0x8b][..]), "not gzip");
-    eprintln!("heap profile: {} bytes", body.len());
+    eprintln!(
+        "heap profile: {} bytes in {:?}; node RSS {rss_before:.1} -> {:.1} MiB",
+        body.len(),
+        t.elapsed(),
+        attack::rss_mib(node.child.id())
+    );
 
     let file = net.dir.path().join("heap.pb.gz");
     std::fs::write(&file, &body).unwrap();

@@ -41,8 +41,12 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// `malloc_conf` symbol): profiling compiled in and enabled, so that
 /// allocation sites can be recorded, but sampling inactive. The node turns
 /// `prof.active` on at start-up only when `General.Profile.Enabled`
-/// ([`orderer::operations::pprof::activate_heap_profiling`]); inactive, an
-/// allocation costs what it costs without profiling. When active, one
+/// ([`orderer::operations::pprof::activate_heap_profiling`]). Inactive,
+/// allocations take the same fast path as without profiling (one slow-path
+/// call per 512 KiB allocated checks whether to sample), and so do frees,
+/// except that of a small object starting on a page boundary, which a
+/// profiling build sends down the slower path (such objects could be
+/// samples). When active, one
 /// allocation per 2^19 bytes (512 KiB) allocated is sampled, Go's
 /// `runtime.MemProfileRate` default.
 #[export_name = "_rjem_malloc_conf"]

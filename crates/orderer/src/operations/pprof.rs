@@ -18,7 +18,11 @@
 //! (sampling starts there) and only Rust allocations (librdkafka and other C
 //! libraries allocate through glibc's malloc). Of Go's heap profile there
 //! is only `inuse_space`: no `inuse_objects`, `alloc_space` or
-//! `alloc_objects` (and no `/debug/pprof/allocs`). Query parameters
+//! `alloc_objects` (and no `/debug/pprof/allocs`). Function names are
+//! resolved in the process (`jemalloc_pprof`'s `symbolize`, backtrace-rs),
+//! so `go tool pprof` needs neither the binary nor `addr2line`; the first
+//! heap profile loads the binary's debug information for that and keeps it
+//! (+88 MiB RSS for the debug build in `e2e_pprof`). Query parameters
 //! ([`heap_query`]): `gc` is accepted and changes nothing (there is no
 //! garbage collector; the profile is always of the memory in use);
 //! `debug=0` is the protobuf form, any other `debug` (Go's text form) and
