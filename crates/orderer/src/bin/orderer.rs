@@ -27,11 +27,30 @@ use tracing::{error, info, warn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// mimalloc: the orderer allocates and frees many small buffers per
+/// jemalloc: the orderer allocates and frees many small buffers per
 /// envelope (gRPC frames, protobuf fields, Kafka records, block data) across
-/// threads; glibc malloc cost ≈7 % of the CPU under load, mimalloc less.
+/// threads, which glibc malloc served at ≈7 % of the CPU under load; jemalloc
+/// can also record where the memory in use was allocated, which
+/// `/debug/pprof/heap` serves ([`orderer::operations::pprof`]). C libraries
+/// (librdkafka, a PKCS#11 module) keep glibc's malloc: jemalloc's symbols
+/// are prefixed (`_rjem_`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read once when it initialises (the prefixed build's
+/// `malloc_conf` symbol): profiling compiled in and enabled, so that
+/// allocation sites can be recorded, but sampling inactive. The node turns
+/// `prof.active` on at start-up only when `General.Profile.Enabled`
+/// ([`orderer::operations::pprof::activate_heap_profiling`]). Inactive,
+/// allocations take the same fast path as without profiling (one slow-path
+/// call per 512 KiB allocated checks whether to sample), and so do frees,
+/// except that of a small object starting on a page boundary, which a
+/// profiling build sends down the slower path (such objects could be
+/// samples). When active, one
+/// allocation per 2^19 bytes (512 KiB) allocated is sampled, Go's
+/// `runtime.MemProfileRate` default.
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: &[u8; 46] = orderer::operations::pprof::JEMALLOC_CONF;
 
 /// After a shutdown signal, the process ends by this time whatever happens.
 const FORCE_EXIT_AFTER: Duration = Duration::from_secs(10);
